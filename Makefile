@@ -1,0 +1,57 @@
+# Beacon: `make run` runs everything on the embedded broker; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TOOLS := tests/tools
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export PYTHONPATH := $(CURDIR)/services
+
+.PHONY: run test test-fast system-deps tools bench schemas lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	touch $@
+
+## run: set up and run the whole service on the embedded broker, with demo events
+run: $(STAMP)
+	$(PY) -m beacon dev
+
+## system-deps: Debian packages the tests talk to (Prometheus + promtool, Chromium)
+system-deps:
+	@command -v promtool >/dev/null && command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null; }
+
+## tools: npm packages the tests talk to (Prism serving Twilio's OpenAPI spec)
+tools: $(TOOLS)/node_modules/.installed
+$(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+## test: set up and run the whole suite (slow tests included)
+test: $(STAMP) system-deps tools
+	$(PY) -m pytest
+
+## test-fast: unit tests only (no broker, no servers)
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+## bench: run every benchmark under bench/ and print the numbers
+bench: $(STAMP) tools
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## schemas: regenerate schemas/ from the event models
+schemas: $(STAMP)
+	$(PY) -m beacon schemas export
+
+## lock: re-pin every transitive dependency after changing pyproject.toml
+lock:
+	rm -rf /tmp/beacon-lock && $(PYTHON) -m venv /tmp/beacon-lock
+	/tmp/beacon-lock/bin/pip install -q '.[test]'
+	/tmp/beacon-lock/bin/pip freeze --exclude beacon > requirements.lock
+
+clean:
+	rm -rf $(VENV) var $(TOOLS)/node_modules

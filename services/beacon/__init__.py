@@ -1,0 +1,3 @@
+"""Beacon: event-driven missing-child alert service."""
+
+__version__ = "0.1.0"

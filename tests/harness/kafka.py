@@ -1,0 +1,51 @@
+"""Read and write topics of the real broker from tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from beacon.core.kafka import make_producer
+from beacon.core.settings import Settings
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    producer = make_producer(settings)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def produce_events(settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
+    produce(settings, topic, [(e["subject"].encode(), json.dumps(e).encode()) for e in events])
+
+
+def read_topic(
+    settings: Settings, topic: str, *, expect: int, timeout_s: float = 30.0, settle_s: float = 1.0
+) -> list[Any]:
+    """Every record of ``topic`` from the start, waiting until ``expect`` have arrived,
+    then ``settle_s`` longer so that an unexpected extra record is seen too."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        settle_until: float | None = None
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+            if len(records) >= expect:
+                settle_until = settle_until or time.monotonic() + settle_s
+                if time.monotonic() >= settle_until:
+                    break
+        return records
+    finally:
+        consumer.close()

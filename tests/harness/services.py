@@ -1,0 +1,88 @@
+"""Run Beacon services as real processes (``python -m beacon <name>``), as in production."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def service_env(**settings: object) -> dict[str, str]:
+    """Environment for a service process: this checkout's code plus BEACON_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEACON_")}
+    env["PYTHONPATH"] = str(REPO_ROOT / "services")
+    env["PYTHONUNBUFFERED"] = "1"
+    for name, value in settings.items():
+        env[f"BEACON_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+class ServiceProcess:
+    """Start a service, wait until its HTTP port answers ``ready_path``, stop it on exit."""
+
+    def __init__(self, name: str, env: dict[str, str], log_file: Path, port: int | None = None,
+                 ready_path: str = "/", ready_timeout_s: float = 60.0, args: tuple[str, ...] = ()):
+        self.name, self.env, self.log_file, self.port = name, env, log_file, port
+        self.ready_path, self.ready_timeout_s, self.args = ready_path, ready_timeout_s, args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "ServiceProcess":
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "beacon", self.name, *self.args],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        if self.port is not None:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        url = f"http://127.0.0.1:{self.port}{self.ready_path}"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready at {url}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        os.killpg(self.process.pid, sig)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a worker restart test simulates."""
+        self.stop(signal.SIGKILL)
+
+    def __enter__(self) -> "ServiceProcess":
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

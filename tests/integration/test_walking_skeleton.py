@@ -1,0 +1,34 @@
+"""One event end to end through real processes: Kafka -> correlator -> alerts -> notifier -> outbox."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from beacon.core.alerts import AlertRecord
+from beacon.core.schemas import example_event
+from beacon.core.topics import ALERTS, EVENTS
+from harness.kafka import produce_events, read_topic
+from harness.services import ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_high_risk_report_reaches_the_outbox(settings, env, tmp_path):
+    report = example_event("beacon.episode.reported.v1")  # risk: high
+    with ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port), \
+         ServiceProcess("notifier", env, tmp_path / "notifier.log", port=settings.notifier_port):
+        produce_events(settings, EVENTS, [report])
+        alerts = [AlertRecord.from_json(r.value) for r in read_topic(settings, ALERTS, expect=1, timeout_s=60)]
+        assert [a.episode_ref for a in alerts if a.status == "raised"] == [report["data"]["episode_ref"]]
+        assert alerts[0].trigger_event_ids[:1] == (report["id"],)
+
+        outbox = settings.outbox_dir / "notifications.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not outbox.exists():
+            time.sleep(0.2)
+        lines = [json.loads(line) for line in outbox.read_text().splitlines()]
+        assert any(line["alert_id"] == alerts[0].alert_id for line in lines)
+        assert all(report["subject"] not in line["body"] for line in lines)
