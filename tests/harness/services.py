@@ -29,7 +29,7 @@ class ServiceProcess:
     """Start a service, wait until its HTTP port answers ``ready_path``, stop it on exit."""
 
     def __init__(self, name: str, env: dict[str, str], log_file: Path, port: int | None = None,
-                 ready_path: str = "/", ready_timeout_s: float = 60.0, args: tuple[str, ...] = ()):
+                 ready_path: str = "/readyz", ready_timeout_s: float = 60.0, args: tuple[str, ...] = ()):
         self.name, self.env, self.log_file, self.port = name, env, log_file, port
         self.ready_path, self.ready_timeout_s, self.args = ready_path, ready_timeout_s, args
         self.process: subprocess.Popen[bytes] | None = None

@@ -4,6 +4,7 @@ group timeouts, durability and broker workarounds."""
 from __future__ import annotations
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from beacon.core.settings import Settings
 
@@ -34,4 +35,25 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
         # recovery reads the whole changelog (see shared/broker.md, defect 1).
         config["producer_max_batch_size"] = 1
     config.update(overrides)
-    return faust.App(f"beacon-{name}", **config)
+    app = faust.App(f"beacon-{name}", **config)
+    _add_ops_pages(app)
+    return app
+
+
+def _add_ops_pages(app: faust.App) -> None:
+    """/healthz (alive), /readyz (tables recovered, partitions assigned), /metrics."""
+
+    @app.page("/healthz")
+    async def healthz(web, request):  # type: ignore[no-untyped-def]
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web, request):  # type: ignore[no-untyped-def]
+        recovered = app.tables.recovery.completed.is_set() if app.tables else True
+        ready = recovered and not app.rebalancing and bool(app.consumer.assignment())
+        body = {"ready": ready, "tables_recovered": recovered, "rebalancing": app.rebalancing}
+        return web.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(web, request):  # type: ignore[no-untyped-def]
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -7,10 +7,9 @@ environment variable and the reason (see ``load_settings``).
 from __future__ import annotations
 
 import os
-import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -115,12 +114,17 @@ def describe_validation_error(exc: ValidationError, prefix: str = ENV_PREFIX) ->
     return "invalid settings:\n" + "\n".join(lines)
 
 
-def load_settings(**overrides: object) -> Settings:
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(settings_cls: type[S] = Settings, **overrides: object) -> S:  # type: ignore[assignment]
+    """Load and validate settings. A service with settings of its own subclasses
+    Settings in its folder and passes the subclass here."""
     config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
     if config_file and not Path(config_file).is_file():
         raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: no such file {config_file!r}")
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
 
@@ -128,8 +132,3 @@ def load_settings(**overrides: object) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
-
-
-def exit_on_settings_error(exc: SettingsError) -> None:
-    print(str(exc), file=sys.stderr)
-    raise SystemExit(2)
