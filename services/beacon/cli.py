@@ -103,3 +103,62 @@ def main() -> None:
     except SettingsError as exc:
         typer.echo(str(exc), err=True)
         raise SystemExit(2) from None
+
+
+# ---------------------------------------------------------------- web console
+
+console_user_cli = typer.Typer(no_args_is_help=True, help="Staff accounts of the web console.")
+cli.add_typer(console_user_cli, name="console-user")
+
+
+@cli.command()
+def console() -> None:
+    """Run the on-call web console (who is missing, open alerts, timelines, acknowledge)."""
+    from beacon.console.server import run
+
+    run()
+
+
+def _console_users():  # type: ignore[no-untyped-def]
+    from beacon.console.settings import ConsoleSettings
+    from beacon.console.users import UserStore
+
+    return UserStore(load_settings(ConsoleSettings).console_users_file)
+
+
+@console_user_cli.command("add")
+def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full name).")) -> None:
+    """Add a user, or set a new password. Prompts for it, or reads one line from stdin when piped."""
+    import sys
+
+    from beacon.console.users import UserError
+
+    store = _console_users()
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        existed = store.exists(name)
+        store.set_password(name, password)
+    except UserError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{'password changed for' if existed else 'added'} {name} in {store.path}")
+
+
+@console_user_cli.command("remove")
+def console_user_remove(name: str) -> None:
+    """Remove a user; their open sessions stop working at once."""
+    store = _console_users()
+    if not store.remove(name):
+        typer.echo(f"no user {name} in {store.path}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed {name}")
+
+
+@console_user_cli.command("list")
+def console_user_list() -> None:
+    """List the user names (never the hashes)."""
+    for name in sorted(_console_users().users()):
+        typer.echo(name)

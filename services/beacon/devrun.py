@@ -34,6 +34,7 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("correlator", "correlator_port", "correlator worker (health, metrics)"),
     Service("notifier", "notifier_port", "notifier (acknowledgement links, webhooks, metrics)"),
+    Service("console", "console_port", "web console for on-call staff (python -m beacon console-user add NAME)"),
 )
 
 

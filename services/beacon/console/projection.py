@@ -1,0 +1,426 @@
+"""The console's read model: a fold of the events, alerts, acknowledgements and audit topics.
+
+``apply(view_state, record) -> view_state`` is deterministic and does no I/O and reads
+no clock, so it is unit-tested without Kafka. For speed when a console replays years of
+history it updates ``view_state`` in place and returns it: the state belongs to the
+projection alone and is only read between two ``apply`` calls.
+
+Kafka is at-least-once and sources resend, so every record is deduplicated by its
+natural key (event (source, id), alert (alert_id, status), audit_id, ack command_id),
+and nothing depends on arrival order: a child found before being reported, a risk
+re-grade before the report, or an alert resolved before it was raised all end in the
+state their event times say.
+
+Data minimisation: the projection keeps pseudonymous references, risk, categories,
+organisations and timestamps. It never stores free text from events (the only free
+text field, a return interview's reason, is dropped here).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+from beacon.core.acks import AckCommand
+from beacon.core.alerts import AlertRecord, Severity
+from beacon.core.audit import AuditRecord
+from beacon.core.events import (
+    AllocationChanged,
+    ChildFound,
+    ChildRescueAlertActivated,
+    CloudEvent,
+    CseScreened,
+    EpisodeCorrected,
+    EpisodeReported,
+    PlacementChanged,
+    ReturnInterviewRecorded,
+    RiskRegraded,
+    SafeAndWellChecked,
+    SightingReported,
+    StrategyDiscussionRecorded,
+)
+
+Record = CloudEvent | AlertRecord | AuditRecord | AckCommand
+EntryKind = Literal["event", "alert", "audit", "ack"]
+AlertStatus = Literal["raised", "acknowledged", "resolved", "closed"]
+
+RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
+RISK_LABEL = {"no_apparent_risk": "no apparent risk", "low": "low", "medium": "medium", "high": "high"}
+CATEGORY_LABEL = {"missing": "missing", "absent": "absent",
+                  "away_without_authorisation": "away without authorisation"}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a child's timeline. ``text`` is built from enumerated fields only."""
+
+    at: datetime
+    kind: EntryKind
+    key: str  # the dedup key of the record that made it; also a stable tie-breaker
+    text: str
+    episode_ref: str | None = None
+    alert_id: str | None = None
+    severity: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[datetime, str]:
+        return (self.at, self.key)
+
+
+@dataclass
+class Correction:
+    at: datetime
+    value: datetime
+
+
+@dataclass
+class Episode:
+    episode_ref: str
+    category: str | None = None
+    reported_started_at: datetime | None = None
+    found_ended_at: datetime | None = None
+    outcome: str | None = None
+    start_correction: Correction | None = None
+    end_correction: Correction | None = None
+    risk_history: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, key, grade)
+    category_history: list[tuple[datetime, str, str]] = field(default_factory=list)
+    reporting_org: str | None = None
+    placing_council: str | None = None
+    rescue_alert_at: datetime | None = None
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.start_correction.value if self.start_correction else self.reported_started_at
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return self.end_correction.value if self.end_correction else self.found_ended_at
+
+    @property
+    def is_open(self) -> bool:
+        """Missing now: the report has arrived and no end is known."""
+        return self.started_at is not None and self.ended_at is None
+
+    @property
+    def risk(self) -> str | None:
+        return self.risk_history[-1][2] if self.risk_history else None
+
+    @property
+    def current_category(self) -> str | None:
+        return self.category_history[-1][2] if self.category_history else self.category
+
+
+@dataclass
+class AlertView:
+    alert_id: str
+    child_ref: str | None = None
+    episode_ref: str | None = None
+    rule: str | None = None
+    step: str | None = None
+    severity: Severity | None = None
+    reason: str | None = None  # written by the correlator for a locked screen: no personal data
+    council: str | None = None
+    raised_at: datetime | None = None
+    resolved_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    acknowledged_via: str | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    ack_requests: list[AckCommand] = field(default_factory=list)  # seen on ACKS, not yet confirmed
+    paged: list[AuditRecord] = field(default_factory=list)  # notification and delivery audit records
+
+    @property
+    def status(self) -> AlertStatus:
+        if self.resolved_at is not None:
+            return "resolved"
+        if self.closed_at is not None:
+            return "closed"
+        if self.acknowledged_at is not None:
+            return "acknowledged"
+        return "raised"
+
+    @property
+    def is_open(self) -> bool:
+        return self.raised_at is not None and self.status in ("raised", "acknowledged")
+
+    @property
+    def ack_pending(self) -> bool:
+        """Someone asked to acknowledge; the notifier has not confirmed it yet."""
+        return self.status == "raised" and any(a.action == "acknowledge" for a in self.ack_requests)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status == "raised" and not self.ack_pending
+
+    @property
+    def severity_rank(self) -> int:
+        return self.severity.rank if self.severity else -1
+
+
+@dataclass
+class ChildView:
+    child_ref: str
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    entries: list[TimelineEntry] = field(default_factory=list)  # sorted by (at, key)
+    alert_ids: set[str] = field(default_factory=set)
+    cse_level: str | None = None
+    cse_at: datetime | None = None
+
+    def episode(self, episode_ref: str) -> Episode:
+        if episode_ref not in self.episodes:
+            self.episodes[episode_ref] = Episode(episode_ref)
+        return self.episodes[episode_ref]
+
+    def add_entry(self, entry: TimelineEntry) -> None:
+        bisect.insort(self.entries, entry, key=lambda e: e.sort_key)
+
+
+@dataclass
+class ViewState:
+    children: dict[str, ChildView] = field(default_factory=dict)
+    alerts: dict[str, AlertView] = field(default_factory=dict)
+    seen: set[tuple[str, ...]] = field(default_factory=set)
+    version: int = 0  # bumped on every record that changed the view: drives the live page updates
+    duplicates: int = 0
+
+    def child(self, child_ref: str) -> ChildView:
+        if child_ref not in self.children:
+            self.children[child_ref] = ChildView(child_ref)
+        return self.children[child_ref]
+
+    def alert(self, alert_id: str) -> AlertView:
+        if alert_id not in self.alerts:
+            self.alerts[alert_id] = AlertView(alert_id)
+        return self.alerts[alert_id]
+
+
+# ------------------------------------------------------------------ the fold
+
+
+def dedup_key(record: Record) -> tuple[str, ...]:
+    if isinstance(record, CloudEvent):
+        return ("event", record.source, record.id)
+    if isinstance(record, AlertRecord):
+        return ("alert", record.alert_id, record.status)
+    if isinstance(record, AuditRecord):
+        return ("audit", record.audit_id)
+    return ("ack", record.command_id)
+
+
+def apply(view_state: ViewState, record: Record) -> ViewState:
+    """Fold one record into the view. A record already seen changes nothing."""
+    key = dedup_key(record)
+    if key in view_state.seen:
+        view_state.duplicates += 1
+        return view_state
+    view_state.seen.add(key)
+    if isinstance(record, CloudEvent):
+        _apply_event(view_state, record, "|".join(key))
+    elif isinstance(record, AlertRecord):
+        _apply_alert(view_state, record, "|".join(key))
+    elif isinstance(record, AuditRecord):
+        _apply_audit(view_state, record, "|".join(key))
+    else:
+        _apply_ack(view_state, record)
+    view_state.version += 1
+    return view_state
+
+
+def _latest(history: list[tuple[datetime, str, str]], at: datetime, key: str, value: str) -> None:
+    bisect.insort(history, (at, key, value))
+
+
+def _apply_event(state: ViewState, event: CloudEvent, key: str) -> None:
+    child = state.child(event.subject)
+    data = event.data
+    episode_ref = getattr(data, "episode_ref", None)
+    text: str
+    if isinstance(data, EpisodeReported):
+        ep = child.episode(data.episode_ref)
+        ep.category = data.category.value
+        ep.reported_started_at = data.started_at
+        ep.reporting_org = data.reporting_org
+        ep.placing_council = data.placing_council
+        _latest(ep.risk_history, event.time, key, data.risk.value)
+        text = (f"Reported {CATEGORY_LABEL[data.category.value]} by {data.reporting_org}, "
+                f"police risk {RISK_LABEL[data.risk.value]}")
+    elif isinstance(data, RiskRegraded):
+        ep = child.episode(data.episode_ref)
+        _latest(ep.risk_history, data.regraded_at, key, data.risk.value)
+        text = f"Risk re-graded to {RISK_LABEL[data.risk.value]}"
+        if data.category is not None:
+            _latest(ep.category_history, data.regraded_at, key, data.category.value)
+            text += f", now {CATEGORY_LABEL[data.category.value]}"
+    elif isinstance(data, SightingReported):
+        child.episode(data.episode_ref)
+        text = "Sighting reported" if data.kind == "sighting" else "New information received"
+    elif isinstance(data, ChildFound):
+        ep = child.episode(data.episode_ref)
+        ep.found_ended_at, ep.outcome = data.ended_at, data.outcome
+        text = f"{data.outcome.capitalize()}: episode closed"
+    elif isinstance(data, SafeAndWellChecked):
+        child.episode(data.episode_ref)
+        text = "Safe-and-well check done"
+    elif isinstance(data, ReturnInterviewRecorded):
+        child.episode(data.episode_ref)
+        text = f"Return home interview {data.status.replace('_', ' ')}"  # the reason is never kept
+    elif isinstance(data, StrategyDiscussionRecorded):
+        text = f"Strategy discussion {data.status}"
+    elif isinstance(data, CseScreened):
+        if child.cse_at is None or data.screened_at >= child.cse_at:
+            child.cse_level, child.cse_at = data.level.value, data.screened_at
+        text = f"CSE screening recorded: level {data.level.value}"
+    elif isinstance(data, PlacementChanged):
+        text = f"Placement {data.change.replace('_', ' ')}: placed by {data.placing_council}, host {data.host_council}"
+    elif isinstance(data, AllocationChanged):
+        text = "Case allocated" if data.status == "allocated" else "Case unallocated: no named social worker"
+    elif isinstance(data, EpisodeCorrected):
+        ep = child.episode(data.episode_ref)
+        if data.started_at and (ep.start_correction is None or data.corrected_at >= ep.start_correction.at):
+            ep.start_correction = Correction(data.corrected_at, data.started_at)
+        if data.ended_at and (ep.end_correction is None or data.corrected_at >= ep.end_correction.at):
+            ep.end_correction = Correction(data.corrected_at, data.ended_at)
+        text = "Episode dates corrected"
+    elif isinstance(data, ChildRescueAlertActivated):
+        ep = child.episode(data.episode_ref)
+        ep.rescue_alert_at = data.activated_at
+        text = "Child Rescue Alert activated"
+    else:  # a type added to the contract later: still on the timeline, by its name
+        text = event.type
+    child.add_entry(TimelineEntry(event.time, "event", key, text, episode_ref=episode_ref))
+
+
+def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
+    alert = state.alert(record.alert_id)
+    alert.child_ref, alert.episode_ref = record.child_ref, record.episode_ref
+    alert.rule, alert.step, alert.severity = record.rule, record.step, record.severity
+    alert.reason, alert.council = record.reason, record.council
+    if record.status == "raised":
+        alert.raised_at = record.occurred_at
+        text = f"Alert raised ({record.severity.value}): {record.reason}"
+    else:
+        alert.resolved_at = record.occurred_at
+        text = "Alert resolved"
+    child = state.child(record.child_ref)
+    child.alert_ids.add(record.alert_id)
+    child.add_entry(TimelineEntry(record.occurred_at, "alert", key, text, episode_ref=record.episode_ref,
+                                  alert_id=record.alert_id, severity=record.severity.value))
+
+
+_AUDIT_TEXT = {
+    "alert_raised": "Notifier took the alert",
+    "alert_resolved": "Notifier closed the escalation",
+    "escalation_step": "Escalation step {step}",
+    "notification_sent": "Paged {person} by {channel}",
+    "notification_failed": "Page to {person} by {channel} failed",
+    "delivery_status": "Delivery to {person} by {channel}: {detail}",
+    "fallback": "Fell back for {person} to {channel}",
+    "acknowledged": "Acknowledged by {person}",
+    "closed": "Closed by {person}",
+    "resolution_sent": "Told {person} by {channel} that the alert is resolved",
+}
+
+
+def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
+    alert = state.alert(record.alert_id)
+    if alert.child_ref is None:
+        alert.child_ref = record.child_ref
+    if record.kind == "acknowledged":
+        if alert.acknowledged_at is None or record.at < alert.acknowledged_at:  # the first one counts
+            alert.acknowledged_at, alert.acknowledged_by = record.at, record.person
+            alert.acknowledged_via = record.detail or record.channel
+    elif record.kind == "closed":
+        if alert.closed_at is None or record.at < alert.closed_at:
+            alert.closed_at, alert.closed_by = record.at, record.person
+    elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback",
+                         "resolution_sent"):
+        bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
+    text = _AUDIT_TEXT[record.kind].format(
+        person=record.person or "someone", channel=record.channel or "-", step=record.step or "",
+        detail=record.detail or "-")
+    if record.kind in ("acknowledged", "closed") and record.detail:
+        text += f" via {record.detail}"
+    child = state.child(record.child_ref)
+    child.alert_ids.add(record.alert_id)
+    child.add_entry(TimelineEntry(record.at, "audit", key, text, alert_id=record.alert_id))
+
+
+def _apply_ack(state: ViewState, command: AckCommand) -> None:
+    """An acknowledgement asked for (from any channel); the notifier's audit record confirms it."""
+    alert = state.alert(command.alert_id)
+    alert.ack_requests.append(command)
+    alert.ack_requests.sort(key=lambda c: (c.at, c.command_id))
+
+
+# ------------------------------------------------------------------ queries
+
+
+@dataclass(frozen=True)
+class MissingRow:
+    child_ref: str
+    episode: Episode
+    open_alerts: tuple[AlertView, ...]
+
+    @property
+    def unacknowledged(self) -> int:
+        return sum(1 for a in self.open_alerts if a.needs_attention)
+
+    @property
+    def top_severity(self) -> Severity | None:
+        ranked = [a.severity for a in self.open_alerts if a.severity is not None]
+        return max(ranked, key=lambda s: s.rank) if ranked else None
+
+
+def open_alerts_of(state: ViewState, child_ref: str) -> list[AlertView]:
+    child = state.children.get(child_ref)
+    if child is None:
+        return []
+    return sorted((state.alerts[a] for a in child.alert_ids if a in state.alerts and state.alerts[a].is_open),
+                  key=alert_order)
+
+
+_NEVER = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def alert_order(alert: AlertView) -> tuple[int, int, datetime, str]:
+    """Unacknowledged first, then the most severe, then the oldest."""
+    return (0 if alert.needs_attention else 1, -alert.severity_rank,
+            alert.raised_at or _NEVER, alert.alert_id)
+
+
+def missing_now(state: ViewState) -> list[MissingRow]:
+    """Every open episode, in the order an on-call person should look at them."""
+    rows = [
+        MissingRow(child.child_ref, ep, tuple(open_alerts_of(state, child.child_ref)))
+        for child in state.children.values()
+        for ep in child.episodes.values()
+        if ep.is_open
+    ]
+
+    def order(row: MissingRow) -> tuple[int, int, int, datetime, str]:
+        top = row.top_severity
+        return (0 if row.unacknowledged else 1, -(top.rank if top else -1),
+                -RISK_RANK.get(row.episode.risk or "", -1), row.episode.started_at, row.child_ref)  # type: ignore[return-value]
+
+    return sorted(rows, key=order)
+
+
+def open_alerts(state: ViewState) -> list[AlertView]:
+    return sorted((a for a in state.alerts.values() if a.is_open), key=alert_order)
+
+
+def timeline(state: ViewState, child_ref: str) -> list[TimelineEntry]:
+    """The child's timeline with the acknowledgements asked for on its alerts merged in."""
+    child = state.children.get(child_ref)
+    if child is None:
+        return []
+    entries = list(child.entries)
+    for alert_id in child.alert_ids:
+        for command in state.alerts[alert_id].ack_requests if alert_id in state.alerts else ():
+            verb = {"acknowledge": "Acknowledgement", "escalate": "Escalation", "close": "Closure"}[command.action]
+            entries.append(TimelineEntry(command.at, "ack", f"ack|{command.command_id}",
+                                         f"{verb} requested by {command.by} via {command.via}", alert_id=alert_id))
+    return sorted(entries, key=lambda e: e.sort_key)
