@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import structlog
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,9 +30,9 @@ from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
 from beacon.console.users import UserStore
 from beacon.core.acks import AckCommand
-from beacon.core.logs import get_logger
 
-log = get_logger("console")
+
+log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
 HERE = Path(__file__).parent
 AckSink = Callable[[AckCommand], "asyncio.Future[None] | Any"]
 

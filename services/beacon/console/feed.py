@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
@@ -20,12 +21,11 @@ from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
 from beacon.core.events import EventValidationError, event_from_json
-from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
 
-log = get_logger("console")
+log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
 
 FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
+import structlog
 import uvicorn
 
 from beacon.console.app import create_app
@@ -11,17 +13,19 @@ from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
 from beacon.core.kafka import make_producer
-from beacon.core.logs import configure_logging, get_logger
+from beacon.core.logs import configure_logging
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ensure_topics
 
-log = get_logger("console")
+log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
 ACK_SEND_TIMEOUT_S = 10.0
 
 
 def run() -> None:
     settings = load_settings(ConsoleSettings)
     configure_logging(settings.log_level)
+    for chatty in ("kafka", "aiokafka"):  # client connection chatter drowns the console's own JSON lines
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     ensure_topics(settings)
     producer = make_producer(settings)
 

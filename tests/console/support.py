@@ -1,0 +1,64 @@
+"""Helpers shared by the console tests: records to produce, and a logged-in HTTP client."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+
+from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.audit import AuditRecord
+from beacon.core.events import build_event
+
+USER, PASSWORD = "duty-manager-1", "correct horse battery staple"
+
+
+def console_url(settings) -> str:
+    return f"http://127.0.0.1:{settings.console_port}"
+
+
+def csrf_of(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF token in the form"
+    return match.group(1)
+
+
+def logged_in_client(settings, user: str = USER, password: str = PASSWORD) -> httpx.Client:
+    client = httpx.Client(base_url=console_url(settings), timeout=10)
+    token = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"username": user, "password": password, "csrf": token, "next": "/"})
+    assert response.status_code == 303, response.text
+    return client
+
+
+# ------------------------------------------------------------------ records
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def reported_event(child: str, episode: str, *, risk: str = "high", hours_ago: float = 2) -> dict[str, Any]:
+    started = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+    return build_event("beacon.episode.reported.v1", child,
+                       {"episode_ref": episode, "category": "missing", "started_at": iso(started), "risk": risk,
+                        "age_years": 14, "looked_after": True, "reporting_org": "met-police",
+                        "placing_council": "southwark"},
+                       time=iso(started + timedelta(minutes=20)), source="urn:beacon:source:met-police",
+                       event_id=f"rep-{episode}")
+
+
+def raised_alert(child: str, episode: str, *, severity: Severity = Severity.high, rule: str = "triage",
+                 step: str = "high", reason: str = "Child reported missing, police risk high") -> AlertRecord:
+    now = datetime.now(timezone.utc)
+    return AlertRecord(alert_id=alert_id(child, episode, rule, step), status="raised", child_ref=child,
+                       episode_ref=episode, rule=rule, step=step, severity=severity, reason=reason,
+                       council="southwark", occurred_at=now - timedelta(minutes=1), emitted_at=now)
+
+
+def audit_record(alert: AlertRecord, kind: str, audit_id: str, *, person: str = "oncall-sam",
+                 channel: str | None = "sms", detail: str = "", step: int | None = 1) -> AuditRecord:
+    return AuditRecord(audit_id=audit_id, kind=kind, at=datetime.now(timezone.utc), alert_id=alert.alert_id,
+                       child_ref=alert.child_ref, person=person, channel=channel, step=step, detail=detail)
