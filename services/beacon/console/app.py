@@ -261,7 +261,7 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
                                 "recorded: try again, or acknowledge by SMS or phone.") from None
         log.info("console_ack_requested", alert_id=alert_id, child_ref=alert.child_ref, by=user,
                  command_id=command.command_id, via="console")
-        request.session["flash"] = f"Acknowledgement of alert {alert_id} sent; the notifier stops the escalation."
+        request.session["flash"] = f"Acknowledgement of alert {alert_id} sent. The notifier stops the escalation and confirms it here."
         return RedirectResponse(_local_path(next), status_code=303)
 
     @app.get("/live")
