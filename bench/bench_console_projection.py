@@ -1,0 +1,100 @@
+"""How fast a console rebuilds its view from Kafka history, and how fast the dashboard query is.
+
+Replays serialized records (as stored on the topics) through decode + projection.apply,
+with 10% duplicates, and times the dashboard queries on the resulting view. National
+volume is about 590 child missing incidents a day (shared/domain.md), so the default
+20,000 incidents is about a month; --incidents 215000 is a year.
+
+    PYTHONPATH=services .venv/bin/python bench/bench_console_projection.py [--incidents N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
+
+from beacon.console.feed import decode  # noqa: E402
+from beacon.console.projection import ViewState, apply, missing_now, open_alerts, timeline  # noqa: E402
+from beacon.core.alerts import AlertRecord, Severity, alert_id  # noqa: E402
+from beacon.core.audit import AuditRecord  # noqa: E402
+from beacon.core.events import build_event  # noqa: E402
+from beacon.core.topics import ALERTS, AUDIT, EVENTS  # noqa: E402
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def history(incidents: int, seed: int = 1) -> list[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    children = max(1, incidents // 6)  # children in care go missing about six times each
+    records: list[tuple[str, bytes]] = []
+    for n in range(incidents):
+        child, episode = f"CH-{rng.randrange(children):07d}", f"EP-{n:08d}"
+        start = t0 + timedelta(minutes=n * 2.4)
+        src = "urn:beacon:source:police"
+        records.append((EVENTS, json.dumps(build_event(
+            "beacon.episode.reported.v1", child,
+            {"episode_ref": episode, "category": "missing", "started_at": iso(start), "risk": rng.choice(
+                ["low", "medium", "high"]), "age_years": 14, "looked_after": True, "reporting_org": "met-police"},
+            time=iso(start), source=src, event_id=f"r{n}")).encode()))
+        aid = alert_id(child, episode, "triage", "0h")
+        alert = AlertRecord(alert_id=aid, status="raised", child_ref=child, episode_ref=episode, rule="triage",
+                            step="0h", severity=rng.choice(list(Severity)), reason="Child reported missing",
+                            occurred_at=start, emitted_at=start)
+        records.append((ALERTS, alert.to_json()))
+        records.append((AUDIT, AuditRecord(audit_id=f"s{n}", kind="notification_sent", at=start, alert_id=aid,
+                                           child_ref=child, person="oncall-1", channel="sms", step=1).to_json()))
+        if n < incidents - 300:  # all but the latest few hundred have been found
+            end = start + timedelta(hours=rng.uniform(1, 40))
+            records.append((EVENTS, json.dumps(build_event(
+                "beacon.episode.found.v1", child, {"episode_ref": episode, "outcome": "found", "ended_at": iso(end)},
+                time=iso(end), source=src, event_id=f"f{n}")).encode()))
+            records.append((ALERTS, alert.model_copy(update={"status": "resolved", "occurred_at": end}).to_json()))
+    records += rng.sample(records, len(records) // 10)  # at-least-once: 10% delivered twice
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--incidents", type=int, default=20_000)
+    args = parser.parse_args()
+
+    records = history(args.incidents)
+    state = ViewState()
+    started = time.perf_counter()
+    for topic, payload in records:
+        apply(state, decode(topic, payload))
+    replay_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        rows, alerts = missing_now(state), open_alerts(state)
+    query_ms = (time.perf_counter() - started) / rounds * 1000
+    busiest = max(state.children.values(), key=lambda c: len(c.entries)).child_ref
+    started = time.perf_counter()
+    entries = timeline(state, busiest)
+    timeline_ms = (time.perf_counter() - started) * 1000
+
+    print(f"incidents                 {args.incidents}")
+    print(f"records replayed          {len(records)} ({state.duplicates} duplicates dropped)")
+    print(f"replay (decode + apply)   {replay_s:.2f} s = {len(records) / replay_s:,.0f} records/s")
+    print(f"a year of national volume {215_000 * len(records) / args.incidents / (len(records) / replay_s):.0f} s "
+          f"to rebuild (extrapolated)")
+    print(f"dashboard query           {query_ms:.2f} ms ({len(rows)} missing now, {len(alerts)} open alerts)")
+    print(f"busiest timeline          {timeline_ms:.2f} ms ({len(entries)} entries)")
+    print(f"peak memory (RSS)         {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
