@@ -34,6 +34,7 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(console_url(settings) + "/")
             expect(page).to_have_url(console_url(settings) + "/login?next=/")
+            page.screenshot(path=str(tmp_path / "login.png"))
             page.get_by_label("User name").fill(USER)
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_role("button", name="Log in").click()
@@ -77,6 +78,14 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
             produce(settings, AUDIT, [(confirmed.key, confirmed.to_json())])
             expect(page.get_by_text(f"Acknowledged by {USER} via console").first).to_be_visible(timeout=30_000)
             page.screenshot(path=str(tmp_path / "acknowledged.png"), full_page=True)
+
+            page.get_by_role("link", name="cse missing").click()
+            expect(page.get_by_role("heading", name=f"Alert {alert.alert_id}")).to_be_visible()
+            paged = page.locator("table.grid").first
+            expect(paged).to_contain_text("oncall-sam")
+            expect(paged).to_contain_text("delivery status")
+            expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)  # nothing left to acknowledge
+            page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
             print(f"screenshots in {tmp_path}")
         finally:
             browser.close()

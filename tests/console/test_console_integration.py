@@ -70,9 +70,14 @@ def test_pages_need_a_login_and_health_pages_do_not(settings, start_console):
 def test_ready_only_once_the_history_at_start_is_in_the_view(settings, start_console):
     children = [f"CH-HIST-{n:03d}" for n in range(40)]
     produce_events(settings, EVENTS, [reported_event(c, f"EP-HIST-{n:03d}") for n, c in enumerate(children)])
+    # Records that break their contract are skipped and counted, never shown half-read nor fatal.
+    produce(settings, ALERTS, [(b"CH-HIST-000", b"not json"), (b"CH-HIST-000", b'{"alert_id": "A1"}')])
     start_console()  # returns once /readyz answers 200
     page = logged_in_client(settings).get("/").text
     assert all(child in page for child in children)
+    assert httpx.get(f"{console_url(settings)}/readyz").json()["ready"] is True
+    metrics = httpx.get(f"{console_url(settings)}/metrics").text
+    assert 'beacon_consumer_lag_records{group="console",partition="0",topic="beacon.events"} 0.0' in metrics
 
 
 def test_records_appear_on_the_pages_once_and_ack_goes_to_acks(settings, console_env, start_console):

@@ -271,8 +271,10 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         async def stream() -> AsyncIterator[str]:
             version = -1
             yield "retry: 3000\n\n"
-            while not await request.is_disconnected():
+            while not feed.closing and not await request.is_disconnected():
                 new_version = await feed.wait_for_change(version, SSE_KEEPALIVE_S)
+                if feed.closing:
+                    break  # the browser reconnects (to another instance, or to this one once restarted)
                 if new_version == version:
                     yield ": keep-alive\n\n"
                     continue

@@ -52,6 +52,7 @@ class Feed:
         self.state = state or ViewState()
         self.ready = False  # caught up with every partition's end as it was at start
         self.failed: str | None = None
+        self.closing = False  # set at shutdown: live streams end so the server can stop at once
         self.undecodable = 0
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,6 +69,10 @@ class Feed:
             except TimeoutError:
                 pass
         return self.state.version
+
+    def close_streams(self) -> None:
+        self.closing = True
+        self._notify()
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -112,9 +117,9 @@ class Feed:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end_at_start: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-            await self._check_caught_up(consumer, end_at_start)
             log.info("console_feed_started", partitions=len(partitions),
                      records_at_start=sum(end_at_start.values()))
+            await self._check_caught_up(consumer, end_at_start)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
                 before = self.state.version

@@ -38,10 +38,31 @@ def run() -> None:
 
     if not settings.console_users_file.exists():
         log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME")
-    app = create_app(settings, Feed(settings), send_ack)
+    feed = Feed(settings)
+    app = create_app(settings, feed, send_ack)
+    config = uvicorn.Config(app, host=settings.bind_host, port=settings.console_port, log_level="warning",
+                            access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
     log.info("console_listening", url=f"http://{settings.bind_host}:{settings.console_port}/")
     try:
-        uvicorn.run(app, host=settings.bind_host, port=settings.console_port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=3, proxy_headers=False)
+        ConsoleServer(config, feed).run()
     finally:
-        producer.close(timeout=5)
+        producer.close(timeout=5)  # every ack was awaited, so nothing is pending here
+
+
+class ConsoleServer(uvicorn.Server):
+    """Ends the live (Server-Sent Events) streams as soon as a stop is asked for; uvicorn
+    would otherwise wait for those never-ending responses until its graceful timeout."""
+
+    def __init__(self, config: uvicorn.Config, feed: Feed):
+        super().__init__(config)
+        self.feed = feed
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame) -> None:  # type: ignore[no-untyped-def]
+        if self._loop is not None:  # a signal handler: hand over to the event loop's thread
+            self._loop.call_soon_threadsafe(self.feed.close_streams)
+        super().handle_exit(sig, frame)
