@@ -104,6 +104,10 @@ def test_records_appear_on_the_pages_once_and_ack_goes_to_acks(settings, console
                         lambda body: "Delivery to oncall-sam by sms: delivered" in body)
     assert "Paged oncall-sam by sms" in timeline and "Reported missing by met-police" in timeline
     assert "Return home interview declined" in timeline and "Acacia" not in timeline
+    found = client.get("/children", params={"ref": f" {child} "})
+    assert (found.status_code, found.headers["location"]) == (303, f"/children/{child}")
+    assert client.get("/children", params={"ref": "CH-NOBODY-1"}).headers["location"] == "/"
+    assert "No record of that child reference." in client.get("/").text
     alert_page = client.get(f"/alerts/{alert.alert_id}").text
     assert "Who was paged" in alert_page and "oncall-sam" in alert_page and "delivered" in alert_page
 
@@ -139,6 +143,9 @@ def test_records_appear_on_the_pages_once_and_ack_goes_to_acks(settings, console
     confirmed = audit_record(alert, "acknowledged", "au-ack-1", person=USER, channel=None, detail="console")
     produce(settings, AUDIT, [(confirmed.key, confirmed.to_json())])
     wait_for(lambda: client.get("/").text, lambda body: f"Acknowledged by {USER} via console" in body)
+    late = client.post(f"/alerts/{alert.alert_id}/acknowledge", data={**form, "csrf": token}, follow_redirects=True)
+    assert f"Alert {alert.alert_id} is already acknowledged: nothing to do." in late.text
+    assert len(read_topic(settings, ACKS, expect=1)) == 2  # the two submits before; none after the confirmation
 
     log_lines = [json.loads(line) for line in _log(settings, console_env).splitlines() if line.startswith("{")]
     acks_logged = [line for line in log_lines if line.get("event") == "console_ack_requested"]

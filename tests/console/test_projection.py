@@ -264,5 +264,19 @@ def test_large_shuffled_replay_matches_ordered_replay():
             records.append(alert(child, episode, status="resolved", at=start + timedelta(hours=2)))
     shuffled = records + rng.sample(records, len(records) // 2)  # with duplicates
     rng.shuffle(shuffled)
-    assert snapshot(fold(shuffled)) == snapshot(fold(records))
-    assert len(missing_now(fold(records))) == 40
+    state = fold(shuffled)
+    assert snapshot(state) == snapshot(fold(records))
+    assert len(missing_now(state)) == 40
+    # The open-now indexes agree with a scan of the whole history.
+    assert state.open_episodes == {(c.child_ref, e.episode_ref) for c in state.children.values()
+                                   for e in c.episodes.values() if e.is_open}
+    assert state.open_alert_ids == {a.alert_id for a in state.alerts.values() if a.is_open}
+
+
+def test_a_strategy_discussion_about_an_unknown_episode_is_on_the_timeline_only():
+    discussion = event("beacon.strategy_discussion.recorded.v1", "CH-1",
+                       {"status": "requested", "recorded_at": iso(T0), "episode_ref": "EP-9"}, T0, "sd-1",
+                       source="urn:beacon:source:southwark")
+    state = fold([discussion])
+    assert [e.text for e in timeline(state, "CH-1")] == ["Strategy discussion requested"]
+    assert missing_now(state) == [] and state.children["CH-1"].episodes == {}

@@ -138,8 +138,10 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
 
     def render(request: Request, template: str, user: str | None, status_code: int = 200,
                **context: Any) -> HTMLResponse:
-        context.update(user=user, csrf=csrf_token(request), now=datetime.now(timezone.utc),
-                       ready=feed.ready, flash=request.session.pop("flash", None))
+        whole_page = not template.startswith("_")  # live fragments leave messages for the next page
+        context.update(user=user, csrf=csrf_token(request), now=datetime.now(timezone.utc), ready=feed.ready,
+                       flash=request.session.pop("flash", None) if whole_page else None,
+                       flash_error=request.session.pop("flash_error", None) if whole_page else None)
         return templates.TemplateResponse(request, template, context, status_code=status_code)
 
     def dashboard_context() -> dict[str, Any]:
@@ -218,6 +220,16 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         user = current_user(request)
         return render(request, "_dashboard.html", user, **dashboard_context())
 
+    @app.get("/children")
+    async def find_child(request: Request, ref: str = "") -> Response:
+        current_user(request)
+        ref = ref.strip()
+        if ref not in feed.state.children:
+            if ref:
+                request.session["flash_error"] = "No record of that child reference."
+            return RedirectResponse("/", status_code=303)
+        return RedirectResponse(f"/children/{quote(ref)}", status_code=303)
+
     @app.get("/children/{child_ref}", response_class=HTMLResponse)
     async def child_page(request: Request, child_ref: str) -> HTMLResponse:
         user = current_user(request)
@@ -248,7 +260,7 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         if alert is None or alert.raised_at is None:
             raise HTTPException(status_code=404, detail="No such alert.")
         if alert.status != "raised":
-            request.session["flash"] = f"Alert {alert_id} is already {alert.status}: nothing to do."
+            request.session["flash_error"] = f"Alert {alert_id} is already {alert.status}: nothing to do."
             return RedirectResponse(_local_path(next), status_code=303)
         # One command per (alert, person): a double click or a resubmitted form is the same command.
         command = AckCommand(command_id=f"console:{alert_id}:{user}", alert_id=alert_id, action="acknowledge",

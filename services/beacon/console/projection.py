@@ -183,6 +183,9 @@ class ViewState:
     children: dict[str, ChildView] = field(default_factory=dict)
     alerts: dict[str, AlertView] = field(default_factory=dict)
     seen: set[tuple[str, ...]] = field(default_factory=set)
+    # Indexes of what is open now, so the dashboard costs O(open), not O(years of history).
+    open_episodes: set[tuple[str, str]] = field(default_factory=set)  # (child_ref, episode_ref)
+    open_alert_ids: set[str] = field(default_factory=set)
     version: int = 0  # bumped on every record that changed the view: drives the live page updates
     duplicates: int = 0
 
@@ -219,14 +222,34 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
     view_state.seen.add(key)
     if isinstance(record, CloudEvent):
         _apply_event(view_state, record, "|".join(key))
+        episode_ref = getattr(record.data, "episode_ref", None)
+        if episode_ref is not None:
+            _index_episode(view_state, record.subject, episode_ref)
     elif isinstance(record, AlertRecord):
         _apply_alert(view_state, record, "|".join(key))
+        _index_alert(view_state, record.alert_id)
     elif isinstance(record, AuditRecord):
         _apply_audit(view_state, record, "|".join(key))
+        _index_alert(view_state, record.alert_id)
     else:
         _apply_ack(view_state, record)
     view_state.version += 1
     return view_state
+
+
+def _index_episode(state: ViewState, child_ref: str, episode_ref: str) -> None:
+    episode = state.children[child_ref].episodes.get(episode_ref)  # a strategy discussion names one, optionally
+    if episode is not None and episode.is_open:
+        state.open_episodes.add((child_ref, episode_ref))
+    else:
+        state.open_episodes.discard((child_ref, episode_ref))
+
+
+def _index_alert(state: ViewState, alert_id: str) -> None:
+    if state.alerts[alert_id].is_open:
+        state.open_alert_ids.add(alert_id)
+    else:
+        state.open_alert_ids.discard(alert_id)
 
 
 def _latest(history: list[tuple[datetime, str, str]], at: datetime, key: str, value: str) -> None:
@@ -394,10 +417,9 @@ def alert_order(alert: AlertView) -> tuple[int, int, datetime, str]:
 def missing_now(state: ViewState) -> list[MissingRow]:
     """Every open episode, in the order an on-call person should look at them."""
     rows = [
-        MissingRow(child.child_ref, ep, tuple(open_alerts_of(state, child.child_ref)))
-        for child in state.children.values()
-        for ep in child.episodes.values()
-        if ep.is_open
+        MissingRow(child_ref, state.children[child_ref].episodes[episode_ref],
+                   tuple(open_alerts_of(state, child_ref)))
+        for child_ref, episode_ref in state.open_episodes
     ]
 
     def order(row: MissingRow) -> tuple[int, int, int, datetime, str]:
@@ -409,7 +431,7 @@ def missing_now(state: ViewState) -> list[MissingRow]:
 
 
 def open_alerts(state: ViewState) -> list[AlertView]:
-    return sorted((a for a in state.alerts.values() if a.is_open), key=alert_order)
+    return sorted((state.alerts[a] for a in state.open_alert_ids), key=alert_order)
 
 
 def timeline(state: ViewState, child_ref: str) -> list[TimelineEntry]:
