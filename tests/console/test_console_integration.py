@@ -131,6 +131,11 @@ def test_records_appear_on_the_pages_once_and_ack_goes_to_acks(settings, console
     assert (accepted.status_code, accepted.headers["location"]) == (303, f"/children/{child}")
     again = client.post(f"/alerts/{alert.alert_id}/acknowledge", data={**form, "csrf": token})
     assert again.status_code == 303
+    html = {"Accept": "text/html"}
+    unknown = client.post("/alerts/A000000000000000/acknowledge", data={**form, "csrf": token}, headers=html)
+    assert unknown.status_code == 404 and "No such alert." in unknown.text and "<h1>Not found</h1>" in unknown.text
+    forged = client.post(f"/alerts/{alert.alert_id}/acknowledge", data={**form, "csrf": "x"}, headers=html)
+    assert forged.status_code == 403 and "<h1>Refused</h1>" in forged.text
 
     commands = [AckCommand.from_json(r.value) for r in read_topic(settings, ACKS, expect=1)]
     assert {(c.alert_id, c.action, c.by, c.via) for c in commands} == {(alert.alert_id, "acknowledge", USER, "console")}

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from beacon.console import projection
@@ -34,7 +35,6 @@ from beacon.core.acks import AckCommand
 
 log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
 HERE = Path(__file__).parent
-AckSink = Callable[[AckCommand], "asyncio.Future[None] | Any"]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -70,8 +70,7 @@ def _format_duration(seconds: float) -> str:
     return f"{mins} min"
 
 
-def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCommand], Any],
-               manage_feed: bool = True) -> FastAPI:
+def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCommand], Any]) -> FastAPI:
     """``send_ack`` is awaited with each AckCommand; it must raise if Kafka did not take it."""
     users = UserStore(settings.console_users_file)
     zone = ZoneInfo(settings.console_timezone)
@@ -88,11 +87,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if manage_feed:
-            feed.start()
+        feed.start()
         yield
-        if manage_feed:
-            await feed.stop()
+        await feed.stop()
 
     app = FastAPI(title="Beacon console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     secret = settings.console_session_secret.get_secret_value() or secrets.token_urlsafe(32)
@@ -113,6 +110,15 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         if request.url.path.startswith(("/fragments/", "/live")):
             return JSONResponse({"detail": "login required"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        if "text/html" not in request.headers.get("accept", "") or request.url.path.startswith("/fragments/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        user = request.session.get("user")
+        return templates.TemplateResponse(request, "error.html", {
+            "user": user, "csrf": csrf_token(request), "ready": feed.ready, "detail": exc.detail,
+            "status_code": exc.status_code}, status_code=exc.status_code)
 
     # ---------------------------------------------------------------- helpers
 
