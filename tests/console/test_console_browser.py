@@ -74,7 +74,7 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
                 alert.alert_id, "acknowledge", USER, "console")
 
             # The notifier confirms; the open page follows by itself.
-            confirmed = audit_record(alert, "acknowledged", "au-ack-1", person=USER, channel=None, detail="console")
+            confirmed = audit_record(alert, "acknowledged", "au-ack-1", person=USER, channel=None, detail="via=console")
             produce(settings, AUDIT, [(confirmed.key, confirmed.to_json())])
             expect(page.get_by_text(f"Acknowledged by {USER} via console").first).to_be_visible(timeout=30_000)
             page.screenshot(path=str(tmp_path / "acknowledged.png"), full_page=True)

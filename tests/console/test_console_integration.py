@@ -145,7 +145,7 @@ def test_records_appear_on_the_pages_once_and_ack_goes_to_acks(settings, console
     # The console reads ACKS back: pending until the notifier's audit record confirms.
     wait_for(lambda: client.get(f"/children/{child}").text,
              lambda body: f"Acknowledgement sent by {USER} via console" in body)
-    confirmed = audit_record(alert, "acknowledged", "au-ack-1", person=USER, channel=None, detail="console")
+    confirmed = audit_record(alert, "acknowledged", "au-ack-1", person=USER, channel=None, detail="via=console")
     produce(settings, AUDIT, [(confirmed.key, confirmed.to_json())])
     wait_for(lambda: client.get("/").text, lambda body: f"Acknowledged by {USER} via console" in body)
     late = client.post(f"/alerts/{alert.alert_id}/acknowledge", data={**form, "csrf": token}, follow_redirects=True)

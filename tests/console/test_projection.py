@@ -125,7 +125,7 @@ def test_every_arrival_order_gives_the_same_view():
         regraded("CH-1", "EP-1", T0 + timedelta(hours=1), "medium", "rg-1"),
         raised,
         audit(raised, "notification_sent", T0 + timedelta(minutes=2), "au-1"),
-        audit(raised, "acknowledged", T0 + timedelta(minutes=5), "au-2", detail="sms"),
+        audit(raised, "acknowledged", T0 + timedelta(minutes=5), "au-2", detail="via=sms"),
         reported("CH-2", "EP-2", T0 + timedelta(minutes=10), risk="medium"),
     ]
     expected = snapshot(fold(records))
@@ -162,7 +162,7 @@ def test_alert_lifecycle_raised_acknowledged_resolved():
     assert view.status == "raised" and view.needs_attention
     assert [a.alert_id for a in open_alerts_of(state, "CH-1")] == [raised.alert_id]
 
-    apply(state, audit(raised, "acknowledged", T0 + timedelta(minutes=4), "au-ack", person="oncall-2", detail="sms"))
+    apply(state, audit(raised, "acknowledged", T0 + timedelta(minutes=4), "au-ack", person="oncall-2", detail="via=sms"))
     assert (view.status, view.acknowledged_by, view.acknowledged_via) == ("acknowledged", "oncall-2", "sms")
     assert view.is_open and not view.needs_attention
 
@@ -184,7 +184,7 @@ def test_an_ack_command_marks_the_alert_pending_until_the_notifier_confirms():
     assert view.ack_pending and not view.needs_attention and view.status == "raised"
     assert timeline(state, "CH-1")[-1].text == "Acknowledgement requested by alice via console"
     apply(state, audit(raised, "acknowledged", T0 + timedelta(minutes=3, seconds=2), "au-ack", person="alice",
-                       channel=None, detail="console"))
+                       channel=None, detail="via=console"))
     assert view.status == "acknowledged" and not view.ack_pending
 
 
@@ -280,3 +280,25 @@ def test_a_strategy_discussion_about_an_unknown_episode_is_on_the_timeline_only(
     state = fold([discussion])
     assert [e.text for e in timeline(state, "CH-1")] == ["Strategy discussion requested"]
     assert missing_now(state) == [] and state.children["CH-1"].episodes == {}
+
+
+def test_audit_lines_read_well_for_what_the_notifier_writes():
+    raised = alert("CH-1", "EP-1")
+    records = [
+        audit(raised, "alert_raised", T0, "au-0", person=None, channel=None, step=None, detail="policy=duty"),
+        audit(raised, "escalation_step", T0 + timedelta(minutes=15), "au-1", person=None, channel=None, step=2,
+              detail="no_ack_in_time"),
+        audit(raised, "delivery_status", T0 + timedelta(minutes=16), "au-2", detail="undelivered:30003"),
+        audit(raised, "fallback", T0 + timedelta(minutes=17), "au-3", channel="email", detail="sms->email"),
+        audit(raised, "acknowledged", T0 + timedelta(minutes=18), "au-4", person="mgr-1", channel=None,
+              detail="via=link"),
+    ]
+    state = fold([raised, *records])
+    assert [e.text for e in timeline(state, "CH-1") if e.kind == "audit"] == [
+        "Escalation started (policy=duty)",
+        "Escalation step 2 (no ack in time)",
+        "Delivery to oncall-1 by sms: undelivered:30003",
+        "Fell back for oncall-1 to email (sms->email)",
+        "Acknowledged by mgr-1 via link",
+    ]
+    assert state.alerts[raised.alert_id].acknowledged_via == "link"

@@ -334,17 +334,38 @@ def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
 
 
 _AUDIT_TEXT = {
-    "alert_raised": "Notifier took the alert",
-    "alert_resolved": "Notifier closed the escalation",
+    "alert_raised": "Escalation started",
+    "alert_resolved": "Escalation ended: alert resolved",
     "escalation_step": "Escalation step {step}",
     "notification_sent": "Paged {person} by {channel}",
     "notification_failed": "Page to {person} by {channel} failed",
     "delivery_status": "Delivery to {person} by {channel}: {detail}",
-    "fallback": "Fell back for {person} to {channel}",
+    "fallback": "Fell back for {person} to {channel} ({detail})",
     "acknowledged": "Acknowledged by {person}",
     "closed": "Closed by {person}",
     "resolution_sent": "Told {person} by {channel} that the alert is resolved",
 }
+
+
+def _via(record: AuditRecord) -> str | None:
+    """How an acknowledgement came: the notifier writes ``via=<channel>`` in ``detail``."""
+    detail = record.detail.strip()
+    if detail.startswith("via="):
+        return detail.removeprefix("via=") or None
+    return detail or record.channel
+
+
+def _audit_text(record: AuditRecord) -> str:
+    person, channel = record.person or "someone", record.channel or "-"
+    detail = record.detail.replace("_", " ")
+    if record.kind == "escalation_step":
+        return f"Escalation step {record.step if record.step is not None else '?'}" + (f" ({detail})" if detail else "")
+    if record.kind in ("acknowledged", "closed"):
+        via = _via(record)
+        return (_AUDIT_TEXT[record.kind].format(person=person) + (f" via {via}" if via else ""))
+    if record.kind in ("alert_raised", "alert_resolved"):
+        return _AUDIT_TEXT[record.kind] + (f" ({detail})" if detail else "")
+    return _AUDIT_TEXT[record.kind].format(person=person, channel=channel, detail=detail or "-")
 
 
 def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
@@ -354,21 +375,16 @@ def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
     if record.kind == "acknowledged":
         if alert.acknowledged_at is None or record.at < alert.acknowledged_at:  # the first one counts
             alert.acknowledged_at, alert.acknowledged_by = record.at, record.person
-            alert.acknowledged_via = record.detail or record.channel
+            alert.acknowledged_via = _via(record)
     elif record.kind == "closed":
         if alert.closed_at is None or record.at < alert.closed_at:
             alert.closed_at, alert.closed_by = record.at, record.person
     elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback",
                          "resolution_sent"):
         bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
-    text = _AUDIT_TEXT[record.kind].format(
-        person=record.person or "someone", channel=record.channel or "-", step=record.step or "",
-        detail=record.detail or "-")
-    if record.kind in ("acknowledged", "closed") and record.detail:
-        text += f" via {record.detail}"
     child = state.child(record.child_ref)
     child.alert_ids.add(record.alert_id)
-    child.add_entry(TimelineEntry(record.at, "audit", key, text, alert_id=record.alert_id))
+    child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=record.alert_id))
 
 
 def _apply_ack(state: ViewState, command: AckCommand) -> None:
