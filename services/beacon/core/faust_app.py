@@ -73,16 +73,16 @@ def run_worker(app: faust.App, settings: Settings) -> None:
     ).execute_from_commandline()
 
 
-def guarded_timer(app: faust.App, interval_s: float, loop: str) -> Callable[[Callable[[], Awaitable[None]]], Any]:
-    """``@app.timer`` that never kills the worker and leaves a heartbeat.
+def guarded(loop: str) -> Callable[[Callable[[], Awaitable[None]]], Callable[[], Awaitable[None]]]:
+    """Wrap one run of a periodic loop so that it never raises and leaves a heartbeat.
 
     An exception inside a Faust timer stops the whole worker, so the body's exceptions are
-    logged (type only, never the arguments) and the next tick tries again. After every
-    successful run ``beacon_timer_last_run_timestamp_seconds{loop=<loop>}`` is set to now;
-    the alert rules page when it goes stale.
+    logged (type only: an exception's text may quote a payload) and the next tick tries
+    again. After every successful run ``beacon_timer_last_run_timestamp_seconds{loop=...}``
+    is set to now; the alert rules page when it goes stale.
     """
 
-    def decorate(body: Callable[[], Awaitable[None]]) -> Any:
+    def decorate(body: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         async def tick() -> None:
             try:
                 await body()
@@ -93,7 +93,17 @@ def guarded_timer(app: faust.App, interval_s: float, loop: str) -> Callable[[Cal
 
         tick.__name__ = tick.__qualname__ = f"beacon_loop_{loop}"
         tick.__module__ = body.__module__
-        return app.timer(interval_s, name=f"beacon.loop.{loop}")(tick)
+        return tick
+
+    return decorate
+
+
+def guarded_timer(app: faust.App, interval_s: float, loop: str) -> Callable[[Callable[[], Awaitable[None]]], Any]:
+    """``@app.timer`` for a ``guarded`` body: use it for every periodic loop of a worker
+    (e.g. ``@guarded_timer(app, 10, "escalation")``)."""
+
+    def decorate(body: Callable[[], Awaitable[None]]) -> Any:
+        return app.timer(interval_s, name=f"beacon.loop.{loop}")(guarded(loop)(body))
 
     return decorate
 
