@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from prometheus_client import REGISTRY
+
 from harness.services import REPO_ROOT
 from ops.promql import unknown_metrics
 
@@ -73,3 +75,11 @@ def test_every_alert_has_severity_annotations_and_a_runbook_in_the_readme():
 def test_rules_only_use_metrics_that_beacon_exports():
     for rule in alert_rules():
         assert unknown_metrics(rule["expr"]) == set(), rule["alert"]
+
+
+def test_readme_documents_every_metric():
+    readme = (REPO_ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(beacon_[a-z_]+)` \|", readme, flags=re.M))
+    exported = {family.name + ("_total" if family.type == "counter" else "")
+                for family in REGISTRY.collect() if family.name.startswith("beacon_")}
+    assert documented == exported
