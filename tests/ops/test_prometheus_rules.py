@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from prometheus_client import REGISTRY
 
 from harness.services import REPO_ROOT
