@@ -4,6 +4,9 @@ pseudonymous) and outcomes, never message bodies, names, or free text from event
 Both structlog loggers (``get_logger``) and the standard library's loggers (Faust, mode,
 aiokafka, kafka-python, uvicorn) go through one stdout handler whose formatter renders
 JSON, so a log shipper reads every line of every Beacon process the same way.
+
+HTTP services: call ``configure_logging(level)`` first and start uvicorn with
+``log_config=logging_config(level)`` (uvicorn otherwise installs its own text handlers).
 """
 
 from __future__ import annotations
