@@ -18,14 +18,15 @@ cli.add_typer(topics_cli, name="topics")
 
 
 def _run_faust_worker(module: str) -> None:
-    from faust.worker import Worker
-
+    from beacon.core.faust_app import run_worker
+    from beacon.core.logs import configure_logging
     from beacon.core.topics import ensure_topics
 
     settings = load_settings()
+    configure_logging(settings.log_level)  # JSON from the first line on
     ensure_topics(settings)
     app = importlib.import_module(module).app
-    Worker(app, loglevel=settings.log_level.lower()).execute_from_commandline()
+    run_worker(app, settings)
 
 
 @cli.command()

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     broker_rebalance_timeout_s: float = Field(default=10.0, gt=0)
+    consumer_progress_interval_s: float = Field(
+        default=5.0, gt=0, description="How often each worker exports its committed offsets and lag."
+    )
 
     # Files
     policy_file: Path = PROJECT_ROOT / "deploy" / "policies" / "default.yaml"

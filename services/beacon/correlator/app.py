@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.events import CloudEvent, EpisodeReported, event_from_json
 from beacon.core.faust_app import make_faust_app
+from beacon.core.metrics import ALERTS_RAISED
 from beacon.core.settings import get_settings
 from beacon.core.topics import ALERTS, EVENTS
 
@@ -48,3 +49,4 @@ async def correlate(stream):  # type: ignore[no-untyped-def]
         event = event_from_json(payload)
         for alert in skeleton_alerts(event, datetime.now(timezone.utc)):
             await alerts_topic.send(key=alert.key, value=alert.to_json())
+            ALERTS_RAISED.labels(rule=alert.rule, severity=alert.severity.value).inc()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.faust_app import make_faust_app
+from beacon.core.metrics import NOTIFICATIONS
 from beacon.core.settings import get_settings
 from beacon.core.topics import ALERTS
 
@@ -41,3 +42,4 @@ async def notify(stream):  # type: ignore[no-untyped-def]
         }
         with outbox_path().open("a") as out:
             out.write(json.dumps(line) + "\n")
+        NOTIFICATIONS.labels(channel="outbox", outcome="sent").inc()
