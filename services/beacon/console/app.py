@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import structlog
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from beacon.core.logs import get_logger
 from beacon.console import projection
 from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
@@ -33,7 +33,7 @@ from beacon.console.users import UserStore
 from beacon.core.acks import AckCommand
 
 
-log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
+log = get_logger("console")
 HERE = Path(__file__).parent
 
 SECURITY_HEADERS = {

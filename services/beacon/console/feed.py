@@ -12,10 +12,10 @@ import time
 import uuid
 from typing import Any
 
-import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from beacon.core.logs import get_logger
 from beacon.console.projection import Record, ViewState, apply
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
@@ -25,7 +25,7 @@ from beacon.core.metrics import CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
 
-log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
+log = get_logger("console")
 
 FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing

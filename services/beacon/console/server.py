@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import structlog
 import uvicorn
 
 from beacon.console.app import create_app
@@ -13,11 +12,11 @@ from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
 from beacon.core.kafka import make_producer
-from beacon.core.logs import configure_logging
+from beacon.core.logs import configure_logging, get_logger
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ensure_topics
 
-log = structlog.get_logger(service="console")  # lazy: takes the JSON config set at start-up
+log = get_logger("console")
 ACK_SEND_TIMEOUT_S = 10.0
 
 

@@ -105,4 +105,6 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def get_logger(service: str) -> Any:
-    return structlog.get_logger(f"beacon.{service}").bind(service=service)
+    # Initial values, not .bind(): bind() would resolve the lazy proxy now, at import
+    # time, before configure_logging() has installed the JSON pipeline.
+    return structlog.get_logger(f"beacon.{service}", service=service)
