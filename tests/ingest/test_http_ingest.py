@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +16,7 @@ from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
 from beacon.core.topics import EVENTS
 from harness.kafka import read_topic
-from harness.services import ServiceProcess
+from harness.services import REPO_ROOT, ServiceProcess
 
 from .conftest import run_cli
 
@@ -232,3 +234,12 @@ def test_openapi_and_docs_are_served(client):
     assert client.get("/docs").status_code == 200
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+
+
+def test_the_curl_example_works(settings, client, create_key):
+    token = create_key("met-police", "police")
+    result = subprocess.run([str(REPO_ROOT / "examples" / "post_event.sh"), str(REPO_ROOT / "examples" / "reported.json"),
+                             str(client.base_url).rstrip("/")], env={**os.environ, "BEACON_API_KEY": token},
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.startswith("HTTP/1.1 202")
+    assert '"accepted":["met-evt-000001"]' in result.stdout

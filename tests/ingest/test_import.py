@@ -11,6 +11,7 @@ from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
 from beacon.core.topics import EVENTS
 from harness.kafka import read_topic
+from harness.services import REPO_ROOT
 
 from .conftest import run_cli
 
@@ -83,3 +84,8 @@ def test_import_csv(settings, ingest_env, tmp_path):
     [record] = read_topic(settings, EVENTS, expect=1)
     event = event_from_json(record.value)
     assert event.id == "swk-1" and event.data.disclosure is True and record.key == b"CH-CSV-001"
+
+
+def test_the_csv_example_imports(settings, ingest_env):
+    result = run_cli(ingest_env, "import", str(REPO_ROOT / "examples" / "history.csv"), "--dry-run")
+    assert "accepted: 2" in result.stdout and "rejected: 0" in result.stdout

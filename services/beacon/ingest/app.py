@@ -7,6 +7,7 @@ Thin shell: decode/validate/authorise/rate-limit decisions live in
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,7 +46,6 @@ from beacon.ingest.decisions import (
 from beacon.ingest.producer import AckedProducer, KafkaUnavailable
 from beacon.ingest.settings import IngestSettings
 
-log = get_logger("ingest")
 UNAUTHENTICATED = "unauthenticated"  # metrics label when no valid key was given
 
 
@@ -106,6 +106,7 @@ def _event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
+    log = get_logger("ingest")  # after configure_logging: binding fixes the configuration
     store = ApiKeyStore(settings.ingest_api_keys_file)
     producer = AckedProducer(settings)
     buckets: dict[str, Bucket] = {}
@@ -280,6 +281,7 @@ def serve(settings: IngestSettings) -> None:
     from beacon.core.logs import configure_logging
 
     configure_logging(settings.log_level)
-    log.info("ingest_starting", port=settings.ingest_port, keys_file=str(settings.ingest_api_keys_file))
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter, not events
+    get_logger("ingest").info("ingest_starting", port=settings.ingest_port, keys_file=str(settings.ingest_api_keys_file))
     uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.ingest_port,
                 log_level=settings.log_level.lower(), access_log=False)
