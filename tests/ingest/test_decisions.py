@@ -40,6 +40,7 @@ def test_content_types_and_shapes():
     assert decode([event] * 4).status == 413
     assert decode(b"x" * 10_001).status == 413
     assert decode(b"{oops").status == 400
+    assert decode(b"[" * 5000).status == 400  # nesting deeper than the parser's recursion limit
 
 
 def test_binary_mode_takes_the_envelope_from_headers():

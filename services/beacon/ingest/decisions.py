@@ -88,6 +88,8 @@ def decode_body(
         decoded = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return Problem(400, "malformed-json", "Malformed JSON", f"the body is not valid JSON: {exc}")
+    except RecursionError:
+        return Problem(400, "malformed-json", "Malformed JSON", "the body nests JSON too deeply")
     binary = mtype in JSON_TYPES and "ce-specversion" in {k.lower() for k in headers}
     if binary:
         return [binary_mode_event(headers, decoded)], False

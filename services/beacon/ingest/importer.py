@@ -78,7 +78,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 yield number, json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 yield number, exc
 
 
@@ -140,7 +140,7 @@ def run_import(
                 continue
             summary.lines += 1
             if isinstance(raw, Exception):
-                errors = [{"field": "/", "reason": f"not valid JSON: {raw}"}]
+                errors = [{"field": "/", "reason": f"not valid JSON: {raw or 'nested too deeply'}"}]
                 event = None
             else:
                 event, field_errors = contract_errors(raw, now, future_tolerance)
