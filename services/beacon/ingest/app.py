@@ -260,9 +260,10 @@ def create_app(settings: IngestSettings) -> FastAPI:
         schema["components"]["schemas"].update(problem_schema.pop("$defs", {}))
         schema["components"]["schemas"]["ProblemDetails"] = problem_schema
         batch = {"type": "array", "minItems": 1, "maxItems": settings.ingest_max_batch_events, "items": one_event}
-        content: dict[str, Any] = {t: {"schema": one_event} for t in SINGLE_TYPES}
+        # application/json first: some tools (Prism) validate every +json body against the first entry.
+        content: dict[str, Any] = {"application/json": {"schema": {"oneOf": [one_event, batch]}}}
+        content.update({t: {"schema": one_event} for t in SINGLE_TYPES})
         content.update({t: {"schema": batch} for t in BATCH_TYPES})
-        content["application/json"] = {"schema": {"oneOf": [one_event, batch]}}
         assert set(content) == set(ACCEPTED_CONTENT_TYPES)
         operation = schema["paths"]["/v1/events"]["post"]
         operation["requestBody"] = {"required": True, "content": content,

@@ -17,5 +17,6 @@ def render_openapi() -> str:
     from beacon.ingest.settings import IngestSettings
 
     settings = IngestSettings.model_construct()  # defaults only, whatever BEACON_* says
-    return json.dumps(create_app(settings).openapi(), indent=2, sort_keys=True) + "\n"
+    # Not sort_keys: the order of request content types matters to some tools (see app.py).
+    return json.dumps(create_app(settings).openapi(), indent=2) + "\n"
 
