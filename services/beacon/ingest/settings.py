@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from beacon.core.settings import PROJECT_ROOT, Settings
+from beacon.core.settings import Settings
 
 POLICE_TYPES = [
     "beacon.episode.reported.v1",
@@ -29,8 +29,9 @@ COUNCIL_TYPES = [
 
 class IngestSettings(Settings):
     ingest_api_keys_file: Path = Field(
-        default=PROJECT_ROOT / "var" / "data" / "api-keys.json",
-        description="API keys (hashes only). The running service reloads it when it changes.",
+        default=Path("api-keys.json"),
+        description="API keys (hashes only), relative to data_dir unless absolute "
+        "(default var/data/api-keys.json). The running service reloads it when it changes.",
     )
     ingest_scopes: dict[str, list[str]] = Field(
         default={"police": POLICE_TYPES, "council": COUNCIL_TYPES},
@@ -51,6 +52,12 @@ class IngestSettings(Settings):
         default=10.0, ge=1, description="How long a write may wait for Kafka before the request gets 503."
     )
     ingest_retry_after_s: int = Field(default=5, ge=1, description="Retry-After when Kafka is unavailable.")
+
+    @model_validator(mode="after")
+    def _keys_file_under_data_dir(self) -> "IngestSettings":
+        if not self.ingest_api_keys_file.is_absolute():
+            self.ingest_api_keys_file = self.data_dir / self.ingest_api_keys_file
+        return self
 
     @model_validator(mode="after")
     def _scopes_name_known_types(self) -> "IngestSettings":
