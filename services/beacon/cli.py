@@ -98,6 +98,125 @@ def dev(demo_events: bool = typer.Option(True, "--demo/--no-demo", help="Feed th
     raise typer.Exit(run(with_demo=demo_events))
 
 
+# ---------------------------------------------------------------- ingest (issue 3)
+apikeys_cli = typer.Typer(no_args_is_help=True, help="API keys of the HTTP ingest API (one per source).")
+cli.add_typer(apikeys_cli, name="apikeys")
+
+
+def _ingest_settings():  # type: ignore[no-untyped-def]
+    from beacon.ingest.settings import IngestSettings
+
+    return load_settings(IngestSettings)
+
+
+@cli.command()
+def ingest() -> None:
+    """Run the HTTP ingest API (POST /v1/events -> Kafka)."""
+    from beacon.core.topics import ensure_topics
+    from beacon.ingest.app import serve
+
+    settings = _ingest_settings()
+    ensure_topics(settings)
+    serve(settings)
+
+
+@cli.command()
+def validator() -> None:
+    """Run the validator worker (Faust): raw Kafka events in, valid to the events topic, invalid to the DLQ."""
+    _run_faust_worker("beacon.ingest.validator_app")
+
+
+@apikeys_cli.command("create")
+def apikeys_create(
+    source: str = typer.Option(..., help="Source name, e.g. met-police: its events must have source "
+                               "urn:beacon:source:<name>."),
+    scope: str = typer.Option(..., help="Scope: which event types the key may send (police, council)."),
+) -> None:
+    """Create a key. The key is printed once and never stored (only its hash)."""
+    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+
+    settings = _ingest_settings()
+    try:
+        key, token = ApiKeyStore(settings.ingest_api_keys_file).create(source, scope, settings.ingest_scopes)
+    except KeyStoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"key id: {key.key_id}  source: {key.source}  scope: {key.scope}", err=True)
+    typer.echo("the key (shown once; store it now):", err=True)
+    typer.echo(token)
+
+
+@apikeys_cli.command("revoke")
+def apikeys_revoke(key_id: str = typer.Argument(..., help="The key id (see `apikeys list`).")) -> None:
+    """Revoke a key: the running service refuses it from the next request on."""
+    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+
+    try:
+        key = ApiKeyStore(_ingest_settings().ingest_api_keys_file).revoke(key_id)
+    except KeyStoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"revoked {key.key_id} ({key.source}) at {key.revoked_at}")
+
+
+@apikeys_cli.command("list")
+def apikeys_list() -> None:
+    """List keys (ids, sources, scopes, state; never the keys themselves)."""
+    from beacon.ingest.apikeys import ApiKeyStore
+
+    for key in ApiKeyStore(_ingest_settings().ingest_api_keys_file).list():
+        state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+        typer.echo(f"{key.key_id}  {key.source:20} {key.scope:10} created {key.created_at}  {state}")
+
+
+@cli.command("import")
+def import_events(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Events as .jsonl (one CloudEvent per "
+                                "line) or .csv (envelope columns + data.<field> columns)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only validate: write nothing to Kafka."),
+    rejects: Path = typer.Option(None, help="Write refused records with their reasons here (JSONL)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip the lines a previous run already wrote."),
+    limit: int = typer.Option(None, help="Stop after this many lines (this run)."),
+    chunk: int = typer.Option(500, min=1, help="Records per acknowledged chunk (and checkpoint)."),
+) -> None:
+    """Bulk import / replay historical events straight to the events topic."""
+    from datetime import timedelta
+
+    from tqdm import tqdm
+
+    from beacon.core.topics import EVENTS
+    from beacon.ingest.importer import count_lines, run_import
+
+    settings = _ingest_settings()
+    producer = None
+    if not dry_run:
+        from kafka import KafkaProducer
+
+        from beacon.ingest.producer import ingest_producer_config
+
+        producer = KafkaProducer(**{**ingest_producer_config(settings), "client_id": "beacon-import"})
+    try:
+        with tqdm(total=count_lines(file), unit="line", desc=file.name) as progress:
+            summary = run_import(file, producer=producer, topic=EVENTS, dry_run=dry_run, rejects=rejects,
+                                 resume=resume, limit=limit, chunk=chunk, progress=progress,
+                                 future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s))
+    finally:
+        if producer is not None:
+            producer.close(timeout=10)
+    typer.echo(("dry run, nothing written\n" if dry_run else f"written to {EVENTS}; checkpoint at line "
+                f"{summary.stopped_at_line}\n") + summary.render())
+
+
+@schemas_cli.command("openapi")
+def schemas_openapi(path: Path = typer.Option(None, help="Defaults to schemas/openapi.json.")) -> None:
+    """Write the ingest API's OpenAPI document, generated from the service."""
+    from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
+
+    target = path or OPENAPI_FILE
+    target.write_text(render_openapi())
+    typer.echo(str(target))
+
+
 def main() -> None:
     try:
         cli()

@@ -34,6 +34,8 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("correlator", "correlator_port", "correlator worker (health, metrics)"),
     Service("notifier", "notifier_port", "notifier (acknowledgement links, webhooks, metrics)"),
+    Service("ingest", "ingest_port", "HTTP ingest API: POST /v1/events (docs at /docs)"),
+    Service("validator", "validator_port", "validator of direct Kafka producers (raw topic -> events / DLQ)"),
     Service("console", "console_port", "web console for on-call staff (python -m beacon console-user add NAME)"),
 )
 
@@ -67,6 +69,36 @@ def _print_new_notifications(outbox: Path, seen: int) -> int:
         note = json.loads(line)
         print(f"  >> {note.get('channel', '?'):6} {note.get('to', ''):18} {note.get('body', '')}", flush=True)
     return len(lines)
+
+
+def _post_demo_events(ingest_url: str, events: list[dict[str, object]], ingest: subprocess.Popen[bytes]) -> None:
+    """The real path: one demo API key per source (created now, shown once), events POSTed in order."""
+    import httpx
+
+    from beacon.ingest.apikeys import ApiKeyStore
+    from beacon.ingest.settings import IngestSettings
+
+    ingest_settings = load_settings(IngestSettings)
+    store = ApiKeyStore(ingest_settings.ingest_api_keys_file)
+    scopes = {"met-police": "police", "southwark": "council"}
+    tokens = {}
+    for source, scope in scopes.items():
+        key, tokens[source] = store.create(source, scope, ingest_settings.ingest_scopes)
+        print(f"  demo API key {key.key_id} for {source} ({scope}): {tokens[source]}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and ingest.poll() is None:
+        try:
+            if httpx.get(f"{ingest_url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    with httpx.Client(base_url=ingest_url, timeout=30) as client:
+        for event in events:
+            source = str(event["source"]).removeprefix(ingest_settings.ingest_source_prefix)
+            response = client.post("/v1/events", json=event, headers={"Authorization": f"Bearer {tokens[source]}"})
+            if response.status_code != 202:
+                raise RuntimeError(f"demo event refused ({response.status_code}): {response.text}")
 
 
 def run(with_demo: bool = True) -> int:
@@ -106,14 +138,13 @@ def run(with_demo: bool = True) -> int:
         print(f"  outbox      {outbox}  (dev mode: no Twilio or SMTP configured)")
         print("Ctrl-C stops everything.\n", flush=True)
 
+        ingest_url = f"http://{settings.bind_host}:{settings.ingest_port}"
+        print(f"Ingest API: {ingest_url}/v1/events  (OpenAPI: {ingest_url}/openapi.json, docs: {ingest_url}/docs)")
         if with_demo:
-            producer = make_producer(settings)
             events = demo_events()
-            for event in events:
-                producer.send(EVENTS, key=event["subject"].encode(), value=json.dumps(event).encode())
-            producer.flush()
-            producer.close()
-            print(f"Fed {len(events)} demo events. Notifications appear below as they are sent:", flush=True)
+            _post_demo_events(ingest_url, events, processes["ingest"])
+            print(f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they "
+                  "are sent:", flush=True)
 
         seen = 0
         while not stopping:

@@ -1,0 +1,70 @@
+"""Settings of the ingest service, the validator and the import tool (``BEACON_INGEST_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from beacon.core.settings import Settings
+
+POLICE_TYPES = [
+    "beacon.episode.reported.v1",
+    "beacon.episode.risk_regraded.v1",
+    "beacon.episode.sighting.v1",
+    "beacon.episode.found.v1",
+    "beacon.episode.safe_and_well_checked.v1",
+    "beacon.child_rescue_alert.activated.v1",
+    "beacon.episode.corrected.v1",
+]
+COUNCIL_TYPES = [
+    "beacon.return_interview.recorded.v1",
+    "beacon.strategy_discussion.recorded.v1",
+    "beacon.cse.screened.v1",
+    "beacon.placement.changed.v1",
+    "beacon.allocation.changed.v1",
+    "beacon.episode.corrected.v1",
+]
+
+
+class IngestSettings(Settings):
+    ingest_api_keys_file: Path = Field(
+        default=Path("api-keys.json"),
+        description="API keys (hashes only), relative to data_dir unless absolute "
+        "(default var/data/api-keys.json). The running service reloads it when it changes.",
+    )
+    ingest_scopes: dict[str, list[str]] = Field(
+        default={"police": POLICE_TYPES, "council": COUNCIL_TYPES},
+        description="Scope name -> event types a key of that scope may send (JSON in the environment).",
+    )
+    ingest_source_prefix: str = Field(
+        default="urn:beacon:source:",
+        description="An accepted event's `source` must be this prefix + the key's source name.",
+    )
+    ingest_max_batch_events: int = Field(default=500, ge=1, le=10_000)
+    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_future_tolerance_s: float = Field(
+        default=300.0, ge=0, description="Event `time` may be at most this far ahead of the server clock."
+    )
+    ingest_rate_per_s: float = Field(default=50.0, gt=0, description="Per-source sustained events per second.")
+    ingest_rate_burst: int = Field(default=1000, ge=1, description="Per-source token-bucket capacity (events).")
+    ingest_kafka_timeout_s: float = Field(
+        default=10.0, ge=1, description="How long a write may wait for Kafka before the request gets 503."
+    )
+    ingest_retry_after_s: int = Field(default=5, ge=1, description="Retry-After when Kafka is unavailable.")
+
+    @model_validator(mode="after")
+    def _keys_file_under_data_dir(self) -> "IngestSettings":
+        if not self.ingest_api_keys_file.is_absolute():
+            self.ingest_api_keys_file = self.data_dir / self.ingest_api_keys_file
+        return self
+
+    @model_validator(mode="after")
+    def _scopes_name_known_types(self) -> "IngestSettings":
+        from beacon.core.events import EVENT_TYPES
+
+        for scope, types in self.ingest_scopes.items():
+            unknown = sorted(set(types) - set(EVENT_TYPES))
+            if unknown:
+                raise ValueError(f"scope {scope!r} names unknown event types: {', '.join(unknown)}")
+        return self

@@ -1,0 +1,127 @@
+"""Unit tests of the pure ingest decisions (no broker, no server)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from beacon.core.schemas import example_event
+from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+from beacon.ingest.decisions import Bucket, Caller, Problem, check_events, decode_body, take_tokens
+from beacon.ingest.importer import csv_row_to_event
+from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
+from beacon.ingest.settings import POLICE_TYPES, IngestSettings
+from beacon.ingest.validator import DeadLetter, Forward, classify
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+TOLERANCE = timedelta(minutes=5)
+POLICE = Caller("met-police", "police", frozenset(POLICE_TYPES), "urn:beacon:source:met-police")
+LIMITS = dict(max_events=3, max_bytes=10_000)
+
+
+def decode(body: object, content_type: str = "application/json", headers: dict | None = None):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return decode_body(raw, content_type, headers or {}, **LIMITS)
+
+
+def test_content_types_and_shapes():
+    event = example_event("beacon.episode.found.v1")
+    assert decode(event) == ([event], False)
+    assert decode([event, event]) == ([event, event], True)
+    assert decode(event, "application/cloudevents+json; charset=utf-8") == ([event], False)
+    assert decode([event], "application/cloudevents-batch+json") == ([event], True)
+    assert decode(event, "text/plain").status == 415
+    assert decode(event, "application/cloudevents-batch+json").status == 400
+    assert decode([event], "application/cloudevents+json").status == 400
+    assert decode([]).status == 400
+    assert decode([event] * 4).status == 413
+    assert decode(b"x" * 10_001).status == 413
+    assert decode(b"{oops").status == 400
+    assert decode(b"[" * 5000).status == 400  # nesting deeper than the parser's recursion limit
+
+
+def test_binary_mode_takes_the_envelope_from_headers():
+    headers = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "urn:beacon:source:met-police",
+               "ce-type": "beacon.episode.found.v1", "ce-time": "2026-11-21T09:30:00Z", "ce-subject": "CH-1234"}
+    data = {"episode_ref": "MET-1", "outcome": "found", "ended_at": "2026-11-21T09:20:00Z"}
+    [event], batch = decode(data, headers=headers)
+    assert not batch and event["id"] == "b-1" and event["data"] == data and event["subject"] == "CH-1234"
+    assert check_events([event], False, POLICE, NOW, TOLERANCE)[0].id == "b-1"
+
+
+def test_batch_is_all_or_nothing_and_names_every_failing_item():
+    good = example_event("beacon.episode.found.v1")
+    bad = {**good, "data": {**good["data"], "outcome": "vanished"}}
+    foreign = example_event("beacon.cse.screened.v1")
+    result = check_events([good, bad, foreign], True, POLICE, NOW, TOLERANCE)
+    assert isinstance(result, Problem) and result.status == 422
+    assert [(e.index, e.field) for e in result.errors] == [(1, "data/outcome"), (2, "type"), (2, "source")]
+
+
+def test_scope_and_source_give_403_saying_which():
+    council_type = {**example_event("beacon.cse.screened.v1"), "source": "urn:beacon:source:met-police"}
+    result = check_events([council_type], False, POLICE, NOW, TOLERANCE)
+    assert result.status == 403 and "beacon.cse.screened.v1" in result.errors[0].reason
+    wrong_source = {**example_event("beacon.episode.found.v1"), "source": "urn:beacon:source:kent-police"}
+    result = check_events([wrong_source], False, POLICE, NOW, TOLERANCE)
+    assert result.status == 403 and result.errors[0].field == "source"
+
+
+def test_future_time_beyond_tolerance_is_refused():
+    event = example_event("beacon.episode.found.v1")
+    assert not isinstance(check_events([{**event, "time": "2026-11-21T12:04:00Z"}], False, POLICE, NOW, TOLERANCE),
+                          Problem)
+    result = check_events([{**event, "time": "2026-11-21T12:06:00Z"}], False, POLICE, NOW, TOLERANCE)
+    assert result.status == 422 and result.errors[0].field == "time"
+
+
+def test_token_bucket():
+    bucket, wait = take_tokens(None, 3, now=0.0, rate=1.0, burst=3)
+    assert wait == 0 and bucket.tokens == 0
+    bucket, wait = take_tokens(bucket, 2, now=1.0, rate=1.0, burst=3)
+    assert wait == pytest.approx(1.0)
+    bucket, wait = take_tokens(bucket, 2, now=2.0, rate=1.0, burst=3)
+    assert wait == 0
+    # a request bigger than the bucket costs the whole bucket, so it can pass once full
+    assert take_tokens(Bucket(3, 0.0), 100, now=0.0, rate=1.0, burst=3)[1] == 0
+
+
+def test_api_key_store(tmp_path):
+    store = ApiKeyStore(tmp_path / "keys.json")
+    scopes = IngestSettings.model_construct().ingest_scopes
+    key, token = store.create("met-police", "police", scopes)
+    assert token not in (tmp_path / "keys.json").read_text()
+    assert store.authenticate(token) == key
+    assert store.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert store.authenticate(None) is None and store.authenticate("bearer junk") is None
+    other = ApiKeyStore(tmp_path / "keys.json")  # the CLI's view of the same file
+    other.revoke(key.key_id)
+    assert store.authenticate(token) is None  # reloaded on change
+    with pytest.raises(KeyStoreError):
+        store.create("Met Police", "police", scopes)
+    with pytest.raises(KeyStoreError):
+        store.create("met-police", "admin", scopes)
+
+
+def test_validator_classify_never_raises_and_keeps_the_original():
+    good = json.dumps(example_event("beacon.episode.found.v1")).encode()
+    outcome = classify(good, b"other", topic="raw", partition=1, offset=7, now=NOW, future_tolerance=TOLERANCE)
+    assert isinstance(outcome, Forward) and outcome.key == b"CH-7F3A9C21"
+    for poison in (b"", b"\x00\xff", b"[1,2]", b"null", b'{"source": 5}', b"[" * 5000):
+        letter = classify(poison, None, topic="raw", partition=0, offset=1, now=NOW, future_tolerance=TOLERANCE)
+        assert isinstance(letter, DeadLetter)
+        body = json.loads(letter.value)
+        assert base64.b64decode(body["original"]) == poison and body["reason"] and body["source"] == "unknown"
+
+
+def test_csv_row_to_event():
+    row = {"id": "1", "type": "t", "data.level": "high", "data.disclosure": "true", "data.episode_ref": ""}
+    assert csv_row_to_event(row) == {"specversion": "1.0", "id": "1", "type": "t",
+                                     "data": {"level": "high", "disclosure": "true"}}
+
+
+def test_checked_in_openapi_matches_the_service():
+    assert OPENAPI_FILE.read_text() == render_openapi(), "run: python -m beacon schemas openapi"
