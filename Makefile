@@ -46,6 +46,7 @@ bench: $(STAMP) tools
 ## schemas: regenerate schemas/ from the event models
 schemas: $(STAMP)
 	$(PY) -m beacon schemas export
+	$(PY) -m beacon schemas openapi
 
 ## lock: re-pin every transitive dependency after changing pyproject.toml
 lock:

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beacon.core.broker import EmbeddedBroker, free_port, kafka_answers
-from beacon.core.kafka import make_producer
 from beacon.core.settings import Settings, load_settings
-from beacon.core.topics import EVENTS, ensure_topics
+from beacon.core.topics import ensure_topics
 from beacon.demo import demo_events
 
 

@@ -18,12 +18,11 @@ from fastapi import FastAPI, Request, Security
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from kafka import KafkaConsumer
-from kafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from beacon.core.broker import kafka_answers
 from beacon.core.events import EVENT_TYPES, envelope_model, event_to_json
 from beacon.core.logs import get_logger
 from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
@@ -72,26 +71,6 @@ class Accepted(BaseModel):
     count: int
 
 
-def kafka_reachable(bootstrap: list[str], timeout_s: float) -> bool:
-    """True when a broker answers a metadata request within ``timeout_s``.
-
-    (``beacon.core.broker.kafka_answers`` waits kafka-python's default 30 s bootstrap
-    timeout when the broker is down, too long for a readiness probe.)
-    """
-    try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                 bootstrap_timeout_ms=int(timeout_s * 1000), client_id="beacon-ingest-ready")
-    except KafkaError:
-        return False
-    try:
-        consumer.topics()
-        return True
-    except KafkaError:
-        return False
-    finally:
-        consumer.close()
-
-
 def problem_response(problem: Problem) -> JSONResponse:
     return JSONResponse(problem.body(), status_code=problem.status, media_type="application/problem+json",
                         headers=dict(problem.headers))
@@ -132,7 +111,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     async def kafka_ready() -> bool:
         if time.monotonic() - readiness["checked_at"] > 2.0:
-            readiness["ready"] = await asyncio.to_thread(kafka_reachable, settings.bootstrap_servers, 1.0)
+            readiness["ready"] = await asyncio.to_thread(
+                kafka_answers, settings.bootstrap_servers, 1.0, "beacon-ingest-ready"
+            )
             readiness["checked_at"] = time.monotonic()
         return bool(readiness["ready"])
 
