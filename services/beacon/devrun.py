@@ -70,8 +70,23 @@ def _print_new_notifications(outbox: Path, seen: int) -> int:
     return len(lines)
 
 
-def _post_demo_events(ingest_url: str, events: list[dict[str, object]], ingest: subprocess.Popen[bytes]) -> None:
-    """The real path: one demo API key per source (created now, shown once), events POSTed in order."""
+def _create_demo_console_user() -> tuple[str, str]:
+    """A console login for this run (its password changes every run)."""
+    import secrets
+
+    from beacon.console.settings import ConsoleSettings
+    from beacon.console.users import UserStore
+
+    name, password = "duty-demo", secrets.token_urlsafe(12)
+    UserStore(load_settings(ConsoleSettings).console_users_file).set_password(name, password)
+    return name, password
+
+
+def _post_demo_events(
+    ingest_url: str, events: list[dict[str, object]], ingest: subprocess.Popen[bytes], demo_key_ids: list[str]
+) -> None:
+    """The real path: one demo API key per source (created now, shown once, revoked at
+    exit), events POSTed in order."""
     import httpx
 
     from beacon.ingest.apikeys import ApiKeyStore
@@ -83,6 +98,7 @@ def _post_demo_events(ingest_url: str, events: list[dict[str, object]], ingest: 
     tokens = {}
     for source, scope in scopes.items():
         key, tokens[source] = store.create(source, scope, ingest_settings.ingest_scopes)
+        demo_key_ids.append(key.key_id)
         print(f"  demo API key {key.key_id} for {source} ({scope}): {tokens[source]}")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and ingest.poll() is None:
@@ -100,6 +116,17 @@ def _post_demo_events(ingest_url: str, events: list[dict[str, object]], ingest: 
                 raise RuntimeError(f"demo event refused ({response.status_code}): {response.text}")
 
 
+def _revoke_demo_keys(key_ids: list[str]) -> None:
+    if not key_ids:
+        return
+    from beacon.ingest.apikeys import ApiKeyStore
+    from beacon.ingest.settings import IngestSettings
+
+    store = ApiKeyStore(load_settings(IngestSettings).ingest_api_keys_file)
+    for key_id in key_ids:
+        store.revoke(key_id)
+
+
 def run(with_demo: bool = True) -> int:
     base = load_settings()
     var = base.data_dir.parent
@@ -112,6 +139,7 @@ def run(with_demo: bool = True) -> int:
     port = 9092 if not kafka_answers("127.0.0.1:9092", 0.3) else free_port()
     broker = EmbeddedBroker(port=port, log_file=log_dir / "broker.log")
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    demo_key_ids: list[str] = []
     stopping = False
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -133,6 +161,8 @@ def run(with_demo: bool = True) -> int:
         for service in SERVICES:
             if service.url_setting:
                 print(f"  {service.name:11} http://{settings.bind_host}:{getattr(settings, service.url_setting)}/  {service.what}")
+        user, password = _create_demo_console_user()
+        print(f"  console login: {user} / {password}")
         print(f"  logs        {log_dir}/")
         print(f"  outbox      {outbox}  (dev mode: no Twilio or SMTP configured)")
         print("Ctrl-C stops everything.\n", flush=True)
@@ -141,7 +171,7 @@ def run(with_demo: bool = True) -> int:
         print(f"Ingest API: {ingest_url}/v1/events  (OpenAPI: {ingest_url}/openapi.json, docs: {ingest_url}/docs)")
         if with_demo:
             events = demo_events()
-            _post_demo_events(ingest_url, events, processes["ingest"])
+            _post_demo_events(ingest_url, events, processes["ingest"], demo_key_ids)
             print(f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they "
                   "are sent:", flush=True)
 
@@ -159,4 +189,5 @@ def run(with_demo: bool = True) -> int:
         print("\nStopping Beacon ...", flush=True)
         _stop(processes)
         broker.stop()
+        _revoke_demo_keys(demo_key_ids)
         print("Stopped.", flush=True)
