@@ -76,7 +76,7 @@ audit_topic = app.topic(AUDIT, key_serializer="raw", value_serializer="raw")
 ledger_topic = app.topic(NOTIFICATIONS_TOPIC, key_serializer="raw", value_serializer="raw")
 inputs_topic = app.topic(INPUTS, key_serializer="raw", value_serializer="raw", internal=True,
                          partitions=settings.topic_partitions)
-escalations = app.Table("escalations", default=None, key_type=str, value_type=dict,
+escalations = app.Table("escalations", default=None, key_type=str,
                         partitions=settings.topic_partitions)
 
 outbox_file = settings.outbox_dir / "notifications.jsonl"
