@@ -39,6 +39,37 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def print_hops(settings, sent_at: dict[str, float], arrived: dict[str, float]) -> None:
+    """Where the time goes, from broker record timestamps: ALERTS -> the notifier's
+    internal inputs topic (routing agent) -> first audit record (escalation agent)
+    -> the SMS reaching the mock (dispatcher and Twilio client)."""
+    from beacon.core.audit import AuditRecord
+    from beacon.notifier.escalation import Envelope
+    from harness.kafka import read_topic
+
+    by_alert = {alert_id(f"CH-BENCH-{int(e.split('-')[1])}", e, "triage", "high"): e for e in sent_at}
+    routed: dict[str, float] = {}
+    for record in read_topic(settings, "beacon.notifier.inputs", expect=len(sent_at), timeout_s=10, settle_s=0.5):
+        env = Envelope.from_json(record.value)
+        if env.input.type == "raised":
+            routed.setdefault(by_alert[env.alert_id], record.timestamp / 1000)
+    audited: dict[str, float] = {}
+    for record in read_topic(settings, "beacon.audit", expect=len(sent_at), timeout_s=10, settle_s=0.5):
+        rec = AuditRecord.from_json(record.value)
+        if rec.kind == "alert_raised" and rec.alert_id in by_alert:
+            audited.setdefault(by_alert[rec.alert_id], record.timestamp / 1000)
+    common = [e for e in arrived if e in routed and e in audited]
+    if not common:
+        return
+    hops = {
+        "ALERTS -> routed": [routed[e] - sent_at[e] for e in common],
+        "routed -> escalated": [audited[e] - routed[e] for e in common],
+        "escalated -> Twilio mock": [arrived[e] - audited[e] for e in common],
+    }
+    print("  per hop, p50 / p99 (ms): " + "; ".join(
+        f"{name} {percentile(v, 50) * 1000:.0f} / {percentile(v, 99) * 1000:.0f}" for name, v in hops.items()))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=150)
@@ -96,6 +127,7 @@ def main() -> int:
             print(f"latency ALERTS -> Twilio mock (ms): p50 {percentile(latencies, 50):.1f}  "
                   f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
                   f"mean {statistics.mean(latencies):.1f}")
+            print_hops(settings, sent_at, arrived)
             return 0 if len(arrived) == args.alerts else 1
         finally:
             notifier.stop()
