@@ -77,7 +77,12 @@ class Stack:
         return f"http://127.0.0.1:{self.settings.notifier_port}"
 
     def start(self) -> "Stack":
-        self.notifier = ServiceProcess("notifier", self.env, self.log_file, port=self.settings.notifier_port).start()
+        self.notifier = ServiceProcess("notifier", self.env, self.log_file, port=self.settings.notifier_port)
+        try:
+            self.notifier.start()
+        except BaseException:
+            self.notifier.stop()  # never leave a half-started worker behind
+            raise
         self.twilio.notifier_url = self.url
         return self
 

@@ -176,3 +176,18 @@ def test_a_worker_killed_mid_escalation_resumes_without_duplicates_or_lost_pages
     oncall_phone.expect_no_sms(settle_s=3)
     manager_phone.expect_no_sms(settle_s=0)
     assert len(oncall_phone.messages()) == 1 and len(manager_phone.messages()) == 1
+
+
+def test_messages_piling_up_for_one_phone_leave_as_one_bundled_sms_a_minute_later(stack: Stack):
+    phone = stack.phone(stack.oncall_person())
+    first = stack.raise_alert()
+    phone.expect_sms(contains=first.episode_ref)
+    second, third = stack.raise_alert(), stack.raise_alert()
+    stack.wait_state(third, lambda s: bool(s["notices"]))
+    phone.expect_no_sms(settle_s=2)  # one message a minute per contact
+    stack.advance(minutes=1)
+    bundle = phone.expect_sms(contains="2 messages")
+    assert second.episode_ref in bundle.body and third.episode_ref in bundle.body
+    for alert in (second, third):
+        stack.wait_state(alert, lambda s: all(n["status"] == "sent" for n in s["notices"].values()))
+    assert len(phone.messages()) == 2
