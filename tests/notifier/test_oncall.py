@@ -105,3 +105,16 @@ def test_the_chain_is_resolved_to_people_and_contacts(oncall):
     assert first.delay_s == 600
     assert [c.channel for c in first.targets[0].contacts] == ["email", "sms"]  # Eli prefers email
     assert chain.total_steps == 8
+
+
+def test_the_cli_checks_a_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from beacon.cli import cli
+
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["oncall", "check", str(EXAMPLE)])
+    assert ok.exit_code == 0 and "valid (11 people" in ok.output and "southwark-mash" in ok.output
+    bad = _write(tmp_path, lambda raw: raw.pop("routes"))
+    refused = runner.invoke(cli, ["oncall", "check", str(bad)])
+    assert refused.exit_code == 2 and "routes: Field required" in refused.output

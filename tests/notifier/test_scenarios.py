@@ -71,6 +71,13 @@ def test_no_reply_escalates_to_the_manager_whose_ack_stops_it_then_both_hear_of_
     assert {p for k, p in kinds if k == "resolution_sent"} == {oncall, manager}
     assert [k for k, _ in kinds].count("escalation_step") == 2
 
+    metrics = httpx.get(f"{stack.url}/metrics", timeout=5).text
+    assert 'beacon_notifications_total{channel="sms",outcome="sent"} 4.0' in metrics
+    assert 'beacon_acknowledgement_latency_seconds_count{via="sms"} 1.0' in metrics
+    assert 'beacon_escalation_steps_total{step="2"} 1.0' in metrics
+    assert 'beacon_end_to_end_latency_seconds_count 1.0' in metrics
+    assert 'beacon_timer_last_run_timestamp_seconds{loop="escalation"}' in metrics
+
 
 def test_forged_webhooks_are_refused_with_403(stack: Stack):
     url = f"{stack.url}/webhooks/twilio/sms"
