@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -18,6 +19,7 @@ def _write(tmp_path, mutate):
     mutate(raw)
     path = tmp_path / "oncall.yaml"
     path.write_text(yaml.safe_dump(raw))
+    shutil.copy(EXAMPLE.parent / "kent-cover.ics", tmp_path)  # the example's relative iCal import
     return path
 
 
@@ -118,3 +120,48 @@ def test_the_cli_checks_a_file(tmp_path):
     bad = _write(tmp_path, lambda raw: raw.pop("routes"))
     refused = runner.invoke(cli, ["oncall", "check", str(bad)])
     assert refused.exit_code == 2 and "routes: Field required" in refused.output
+
+
+def test_overrides_are_imported_from_ical(oncall):
+    rotation = oncall.teams["kent-missing"].rotation
+    assert rotation.on_call(datetime(2027, 1, 6, 12, 0, tzinfo=timezone.utc)) == "ke-tm-isla"
+    # 09:00 London in February is 09:00 UTC; the TZID is honoured
+    assert rotation.on_call(datetime(2027, 2, 15, 10, 0, tzinfo=timezone.utc)) == "ke-sw-harry"
+    assert rotation.on_call(datetime(2027, 2, 15, 8, 59, tzinfo=timezone.utc)) == rotation.on_call(
+        datetime(2027, 2, 15, 8, 0, tzinfo=timezone.utc))
+
+
+ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//test//EN
+BEGIN:VEVENT
+UID:x1
+DTSTAMP:20261120T120000Z
+SUMMARY:{person}
+DTSTART:20270104T090000Z
+DTEND:20270111T090000Z
+{extra}END:VEVENT
+END:VCALENDAR
+"""
+
+
+@pytest.mark.parametrize("person, extra, message", [
+    ("nobody", "", "teams.kent-missing.rotation.overrides.0.person: no person 'nobody'"),
+    ("ke-sw-gita", "RRULE:FREQ=WEEKLY\n", "overrides_ical: .*recurring events are not supported"),
+])
+def test_bad_ical_overrides_are_named(tmp_path, person, extra, message):
+    (tmp_path / "cover.ics").write_text(ICS.format(person=person, extra=extra))
+
+    def mutate(raw):
+        raw["teams"]["kent-missing"]["rotation"]["overrides_ical"] = "cover.ics"
+
+    with pytest.raises(OnCallConfigError, match=message):
+        load_oncall(_write(tmp_path, mutate))
+
+
+def test_a_missing_ical_file_is_named(tmp_path):
+    def mutate(raw):
+        raw["teams"]["kent-missing"]["rotation"]["overrides_ical"] = "absent.ics"
+
+    with pytest.raises(OnCallConfigError, match="teams.kent-missing.rotation.overrides_ical: cannot read"):
+        load_oncall(_write(tmp_path, mutate))

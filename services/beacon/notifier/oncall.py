@@ -205,6 +205,55 @@ class OnCallConfigError(SystemExit):
     """Raised (exit status 2) naming the file, the key and the reason."""
 
 
+def overrides_from_ical(text: str) -> list[dict[str, object]]:
+    """One-off covers exported from a calendar: each event's SUMMARY is the person
+    id, DTSTART/DTEND the window (timezone-aware; a date alone means midnight UTC).
+    Recurring events are refused: a rota belongs in ``rotation``, not in overrides."""
+    from datetime import date, time, timezone
+
+    import icalendar
+
+    try:
+        calendar = icalendar.Calendar.from_ical(text)
+    except ValueError as exc:
+        raise ValueError(f"not a valid iCalendar file ({exc})") from None
+    overrides: list[dict[str, object]] = []
+    for event in calendar.walk("VEVENT"):
+        uid = str(event.get("UID", "?"))
+        if event.get("RRULE"):
+            raise ValueError(f"event {uid}: recurring events are not supported")
+        if event.get("DTSTART") is None or event.get("DTEND") is None:
+            raise ValueError(f"event {uid}: needs DTSTART and DTEND")
+        bounds = []
+        for name in ("DTSTART", "DTEND"):
+            value = event.decoded(name)
+            if not isinstance(value, datetime) and isinstance(value, date):
+                value = datetime.combine(value, time(0), tzinfo=timezone.utc)
+            if value.tzinfo is None:
+                raise ValueError(f"event {uid}: {name} has no timezone")
+            bounds.append(value)
+        overrides.append({"person": str(event.get("SUMMARY", "")).strip(), "start": bounds[0], "end": bounds[1]})
+    return overrides
+
+
+def _import_ical_overrides(raw: dict[str, object], base: Path) -> None:
+    teams = raw.get("teams")
+    if not isinstance(teams, dict):
+        return
+    for name, team in teams.items():
+        rotation = team.get("rotation") if isinstance(team, dict) else None
+        if not isinstance(rotation, dict) or "overrides_ical" not in rotation:
+            continue
+        ics = base / str(rotation.pop("overrides_ical"))
+        try:
+            imported = overrides_from_ical(ics.read_text())
+        except OSError as exc:
+            raise OnCallConfigError(f"teams.{name}.rotation.overrides_ical: cannot read {ics} ({exc.strerror})") from None
+        except ValueError as exc:
+            raise OnCallConfigError(f"teams.{name}.rotation.overrides_ical: {ics}: {exc}") from None
+        rotation["overrides"] = list(rotation.get("overrides") or []) + imported
+
+
 def load_oncall(path: Path) -> OnCallConfig:
     try:
         raw = yaml.safe_load(Path(path).read_text())
@@ -214,6 +263,7 @@ def load_oncall(path: Path) -> OnCallConfig:
         raise OnCallConfigError(f"on-call file {path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise OnCallConfigError(f"on-call file {path}: the top level must be a mapping")
+    _import_ical_overrides(raw, Path(path).parent)
     try:
         return OnCallConfig.model_validate(raw)
     except ValidationError as exc:
