@@ -107,6 +107,9 @@ channels: dict[str, Channel] = {
                        settings.notifier_retry_backoff_s)
     if settings.smtp_host else Outbox("email", outbox_file),
 }
+# Longest a send can take with every retry, plus a margin; after that it is retried.
+STALE_SEND_S = settings.notifier_send_attempts * (settings.notifier_send_timeout_s
+                                                  + 16 * settings.notifier_retry_backoff_s) + 30
 twilio_validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
 base_url = settings.public_base_url.rstrip("/")
 
@@ -119,7 +122,7 @@ class Index:
     def __init__(self) -> None:
         self.pending: dict[tuple[str, str], PendingRef] = {}
         self.due: dict[str, datetime] = {}
-        self.in_flight: set[tuple[str, str]] = set()
+        self.in_flight: dict[tuple[str, str], float] = {}  # ref -> loop time the send started
         self.last_sent: dict[tuple[str, str], datetime] = {}
         self.tick_sent: dict[str, float] = {}
         self.first_page_seen: set[str] = set()
@@ -132,7 +135,7 @@ class Index:
                 self.pending[ref] = PendingRef(state.alert_id, key, notice.channel, notice.to, notice.created_at)
             else:
                 self.pending.pop(ref, None)
-                self.in_flight.discard(ref)
+                self.in_flight.pop(ref, None)
         if state.status == "active" and state.next_due is not None:
             self.due[state.alert_id] = state.next_due
         else:
@@ -270,7 +273,11 @@ def full_scan() -> None:
                 label = (state.severity.value, "true" if state.exhausted else "false")
                 counts[label] = counts.get(label, 0) + 1
     index.pending, index.due = pending, due
-    index.in_flight &= set(pending)
+    # A send whose outcome never came back (e.g. its result could not be produced) is
+    # tried again rather than left stalled: at-least-once, never a silent lost page.
+    loop_now = asyncio.get_running_loop().time()
+    index.in_flight = {ref: started for ref, started in index.in_flight.items()
+                       if ref in pending and loop_now - started < STALE_SEND_S}
     for severity in ("low", "medium", "high", "critical"):
         for exhausted in ("true", "false"):
             UNACKNOWLEDGED_CRITICAL.labels(severity=severity, exhausted=exhausted).set(counts.get((severity, exhausted), 0))
@@ -333,8 +340,9 @@ async def dispatch_once() -> None:
         if not items:
             continue
         index.last_sent[bundle[0].contact] = now
-        index.in_flight.update((s.alert_id, n.key) for s, n in items)
-        asyncio.ensure_future(deliver(items))
+        started = asyncio.get_running_loop().time()
+        index.in_flight.update({(s.alert_id, n.key): started for s, n in items})
+        asyncio.ensure_future(deliver_guarded(items))
 
 
 def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
@@ -342,6 +350,21 @@ def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
                        notice.created_at, timedelta(minutes=settings.ack_link_ttl_minutes))
     return MessageFields(case_ref=state.case_ref, severity=state.severity.value, ask=notice.ask,
                          reply_code=state.reply_code, ack_url=f"{base_url}/ack/{token}")
+
+
+async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
+    """A bug in rendering or a channel must not lose the page silently: report it as a
+    failed attempt, so the engine falls back to the next contact method."""
+    try:
+        await deliver(items)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("deliver_failed", alerts=[s.alert_id for s, _ in items])
+        NOTIFICATIONS_FAILED.labels(channel=items[0][1].channel, reason="internal").inc()
+        for s, n in items:
+            await send_input(s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="error",
+                                                        reason="internal"))
 
 
 async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
