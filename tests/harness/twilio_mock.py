@@ -113,8 +113,9 @@ class TwilioProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def fail_next(self, *modes: str) -> None:
-        """Queue failures for the next requests: "500" (answered here) or "invalid"
-        (the 'To' parameter is dropped, so Prism refuses the request with 422)."""
+        """Queue failures for the next requests: "500" (answered here), "invalid"
+        (the 'To' parameter is dropped, so Prism refuses the request with 422) or
+        "hang" (never answered: the sender is stuck mid-send, e.g. to be killed)."""
         with self._lock:
             self._inject.extend(modes)
 
@@ -131,6 +132,13 @@ class TwilioProxy:
                 params = dict(parse_qsl(body.decode()))
                 with proxy._lock:
                     mode = proxy._inject.pop(0) if proxy._inject else None
+                if mode == "hang":
+                    with proxy._lock:
+                        proxy.requests.append(Sms(params.get("To", "(none)"), params.get("Body", ""),
+                                                  params.get("StatusCallback", ""), 0, received_at))
+                    time.sleep(30)
+                    self.close_connection = True
+                    return
                 if mode == "500":
                     status, payload, ctype = 500, json.dumps(
                         {"code": 20500, "message": "Internal Server Error", "status": 500}).encode(), "application/json"

@@ -3,6 +3,7 @@ Prism (Twilio's OpenAPI spec) and aiosmtpd, with the notifier as a real process.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,22 @@ def test_messages_piling_up_for_one_phone_leave_as_one_bundled_sms_a_minute_late
     for alert in (second, third):
         stack.wait_state(alert, lambda s: all(n["status"] == "sent" for n in s["notices"].values()))
     assert len(phone.messages()) == 2
+
+
+def test_a_worker_killed_while_sending_pages_again_after_restart(stack: Stack):
+    phone = stack.phone(stack.oncall_person())
+    stack.twilio.fail_next("hang")  # the first attempt never returns: the worker dies mid-send
+    alert = stack.raise_alert()
+    reached: list = []
+    for _ in range(100):
+        reached = [r for r in stack.twilio.requests if r.to == phone.number]
+        if reached:
+            break
+        time.sleep(0.1)
+    assert [r.status for r in reached] == [0]  # reached Twilio, no answer yet
+
+    stack.restart_after_kill()  # the intent is in the changelog as pending: it is sent again
+    phone.expect_sms(contains=alert.episode_ref, timeout_s=60)
+    stack.wait_state(alert, lambda s: s["notices"][f"1:{stack.oncall_person()}:sms"]["status"] == "sent")
+    phone.expect_no_sms()
+    assert len(phone.messages()) == 1
