@@ -282,3 +282,28 @@ def console_user_list() -> None:
     """List the user names (never the hashes)."""
     for name in sorted(_console_users().users()):
         typer.echo(name)
+
+
+oncall_cli = typer.Typer(no_args_is_help=True, help="The notifier's on-call configuration.")
+cli.add_typer(oncall_cli, name="oncall")
+
+
+@oncall_cli.command("check")
+def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCALL_FILE.")) -> None:
+    """Validate an on-call file and show who is on call now (exit status 2 if invalid)."""
+    from datetime import datetime, timezone
+
+    from beacon.notifier.oncall import OnCallConfigError, load_oncall
+    from beacon.notifier.settings import NotifierSettings
+
+    file = path or load_settings(NotifierSettings).oncall_file
+    try:
+        config = load_oncall(file)
+    except OnCallConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    now = datetime.now(timezone.utc)
+    typer.echo(f"{file}: valid ({len(config.people)} people, {len(config.teams)} teams, "
+               f"{len(config.policies)} policies)")
+    for name, team in config.teams.items():
+        typer.echo(f"  {name:20} on call now: {team.rotation.on_call(now):16} councils: {', '.join(team.councils) or '-'}")

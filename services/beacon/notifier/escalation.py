@@ -1,0 +1,420 @@
+"""The escalation engine: a pure state machine, one state per alert.
+
+    apply(state, input, now) -> (new state, actions)
+
+Inputs: an alert raised (with its chain, resolved once from the on-call config and
+then fixed), an alert resolved, an acknowledgement command, a delivery result, a
+clock tick. Actions: send a notification (a ledger entry that the shell delivers),
+and audit records. The state carries the notification ledger, keyed by
+(step, person, channel) inside the alert, so a replayed input is a no-op.
+
+Step numbers are global: with 2 policy steps repeated twice, steps run 1..6.
+Step 0 is the resolution message ("child found") sent to everyone who was paged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal, Union
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from beacon.core.acks import AckCommand
+from beacon.core.alerts import AlertRecord, Severity
+from beacon.core.audit import AuditKind, AuditRecord
+from beacon.notifier.oncall import OnCallConfig
+
+Channel = Literal["sms", "email"]
+RESOLUTION_STEP = 0
+_SAFE_CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,39}$")
+_MAX_SEEN_COMMANDS = 200
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- the fixed chain
+class Contact(_Model):
+    channel: Channel
+    to: str
+
+
+class ChainTarget(_Model):
+    person: str
+    contacts: tuple[Contact, ...]
+
+
+class ChainStep(_Model):
+    delay_s: float
+    ask: str
+    targets: tuple[ChainTarget, ...]
+
+
+class Chain(_Model):
+    policy: str
+    team: str
+    steps: tuple[ChainStep, ...]
+    repeat: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.steps) * (self.repeat + 1)
+
+    def step(self, number: int) -> ChainStep:
+        return self.steps[(number - 1) % len(self.steps)]
+
+
+def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Chain:
+    """The concrete chain for ``alert`` as the rota stands at ``at``: who is paged at
+    each step, by which contact methods in order. Fixed for the life of the alert."""
+    team_name = config.team_for(alert.council)
+    team = config.teams[team_name]
+    policy_name = config.policy_for(alert)
+    policy = config.policies[policy_name]
+    steps = []
+    for step in policy.steps:
+        people: list[str] = []
+        for target in step.targets:
+            who = team.rotation.on_call(at) if target.oncall else team.roles[target.role] if target.role else target.person
+            assert who is not None
+            if who not in people:
+                people.append(who)
+        targets = tuple(
+            ChainTarget(person=p, contacts=tuple(Contact(channel=c.channel, to=c.to) for c in config.people[p].contacts))
+            for p in people
+        )
+        steps.append(ChainStep(delay_s=step.delay_minutes * 60, ask=step.ask, targets=targets))
+    return Chain(policy=policy_name, team=team_name, steps=tuple(steps), repeat=policy.repeat)
+
+
+# ---------------------------------------------------------------- ledger and state
+NoticeStatus = Literal["pending", "sent", "delivered", "failed", "cancelled"]
+
+
+class Notice(_Model):
+    """One notification in the ledger: an intent until the shell reports it sent."""
+
+    key: str  # "<step>:<person>:<channel>" - unique within the alert
+    kind: Literal["page", "resolution"]
+    step: int
+    person: str
+    channel: Channel
+    to: str
+    contact_index: int
+    ask: str
+    status: NoticeStatus = "pending"
+    created_at: AwareDatetime
+    sent_at: AwareDatetime | None = None
+    provider_id: str | None = None
+    detail: str = ""
+
+
+AlertStatus = Literal["active", "acknowledged", "closed", "resolved"]
+
+
+class EscalationState(_Model):
+    alert_id: str
+    child_ref: str
+    case_ref: str
+    severity: Severity
+    rule: str
+    occurred_at: AwareDatetime
+    status: AlertStatus
+    chain: Chain | None = None
+    step: int = 0
+    next_due: AwareDatetime | None = None
+    exhausted: bool = False
+    started_at: AwareDatetime
+    first_paged_at: AwareDatetime | None = None
+    acked_by: str | None = None
+    acked_via: str | None = None
+    acked_at: AwareDatetime | None = None
+    notices: dict[str, Notice] = Field(default_factory=dict)
+    seen_commands: tuple[str, ...] = ()
+
+    @property
+    def reply_code(self) -> str:
+        return reply_code(self.alert_id)
+
+    def paged_people(self) -> list[str]:
+        return list(dict.fromkeys(n.person for n in self.notices.values() if n.kind == "page"))
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> "EscalationState":
+        return cls.model_validate_json(payload)
+
+
+def reply_code(alert_id: str) -> str:
+    """Short number a person types in front of a/e/c when replying by SMS (GoAlert
+    style). Derived from the alert id, so every worker and every replay agree."""
+    return str(100 + int(hashlib.sha256(alert_id.encode()).hexdigest()[:8], 16) % 900)
+
+
+def case_reference(alert: AlertRecord) -> str:
+    """The episode reference if it looks like one (no spaces or free text), else the
+    opaque alert id. Nothing else about the case ever leaves in a message."""
+    if alert.episode_ref and _SAFE_CASE_REF.match(alert.episode_ref):
+        return alert.episode_ref
+    return alert.alert_id
+
+
+# ---------------------------------------------------------------- inputs
+class AlertRaised(_Model):
+    type: Literal["raised"] = "raised"
+    alert: AlertRecord
+    chain: Chain
+
+
+class AlertResolved(_Model):
+    type: Literal["resolved"] = "resolved"
+    alert: AlertRecord
+
+
+class AckReceived(_Model):
+    type: Literal["ack"] = "ack"
+    command: AckCommand
+
+
+DeliveryOutcome = Literal["sent", "delivered", "failed", "undelivered", "error"]
+
+
+class DeliveryResult(_Model):
+    type: Literal["delivery"] = "delivery"
+    alert_id: str
+    key: str
+    outcome: DeliveryOutcome
+    provider_id: str | None = None
+    reason: str = ""
+
+
+class Tick(_Model):
+    type: Literal["tick"] = "tick"
+    alert_id: str
+
+
+Input = Annotated[Union[AlertRaised, AlertResolved, AckReceived, DeliveryResult, Tick], Field(discriminator="type")]
+
+
+class Envelope(_Model):
+    """What travels on the notifier's internal topic, keyed by alert id."""
+
+    at: AwareDatetime
+    input: Input
+
+    @property
+    def alert_id(self) -> str:
+        i = self.input
+        return i.alert.alert_id if isinstance(i, (AlertRaised, AlertResolved)) else (
+            i.command.alert_id if isinstance(i, AckReceived) else i.alert_id)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> "Envelope":
+        return cls.model_validate_json(payload)
+
+
+# ---------------------------------------------------------------- actions
+class SendNotification(_Model):
+    alert_id: str
+    notice: Notice
+
+
+class Audit(_Model):
+    record: AuditRecord
+
+
+Action = Union[SendNotification, Audit]
+
+
+# ---------------------------------------------------------------- the machine
+def apply(state: EscalationState | None, inp: AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick,
+          now: datetime) -> tuple[EscalationState | None, list[Action]]:
+    if isinstance(inp, AlertRaised):
+        return _raised(state, inp, now)
+    if state is None and isinstance(inp, AlertResolved):
+        return _resolved_before_raised(inp, now)
+    if state is None:
+        return None, []  # an ack, receipt or tick for an alert we never paged: nothing to do
+    if isinstance(inp, AlertResolved):
+        return _resolved(state, now)
+    if isinstance(inp, AckReceived):
+        return _ack(state, inp.command, now)
+    if isinstance(inp, DeliveryResult):
+        return _delivery(state, inp, now)
+    return _tick(state, now)
+
+
+def _audit(state: EscalationState, kind: AuditKind, now: datetime, ident: str, *, person: str | None = None,
+           channel: Channel | None = None, step: int | None = None, detail: str = "") -> Audit:
+    return Audit(record=AuditRecord(
+        audit_id=f"{state.alert_id}:{kind}:{ident}", kind=kind, at=now, alert_id=state.alert_id,
+        child_ref=state.child_ref, person=person, channel=channel, step=step, detail=detail,
+    ))
+
+
+def _new_state(alert: AlertRecord, status: AlertStatus, chain: Chain | None, now: datetime) -> EscalationState:
+    return EscalationState(
+        alert_id=alert.alert_id, child_ref=alert.child_ref, case_ref=case_reference(alert), severity=alert.severity,
+        rule=alert.rule, occurred_at=alert.occurred_at, status=status, chain=chain, started_at=now,
+    )
+
+
+def _raised(state: EscalationState | None, inp: AlertRaised, now: datetime) -> tuple[EscalationState | None, list[Action]]:
+    if state is not None:
+        return state, []  # replayed or re-emitted: the chain stays the one fixed at the start
+    new = _new_state(inp.alert, "active", inp.chain, now)
+    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}")]
+    new, paged = _page_step(new, 1, now, reason="start")
+    return new, actions + paged
+
+
+def _resolved_before_raised(inp: AlertResolved, now: datetime) -> tuple[EscalationState, list[Action]]:
+    # Out of order (found before reported): remember it, so a late "raised" pages nobody.
+    new = _new_state(inp.alert, "resolved", None, now)
+    return new, [_audit(new, "alert_resolved", now, "0", detail="before_raised")]
+
+
+def _page_step(state: EscalationState, number: int, now: datetime, reason: str) -> tuple[EscalationState, list[Action]]:
+    chain = state.chain
+    assert chain is not None
+    if number > chain.total_steps:
+        new = state.model_copy(update={"next_due": None, "exhausted": True})
+        return new, [_audit(new, "escalation_step", now, f"{number}:exhausted", step=number, detail="chain_exhausted")]
+    step = chain.step(number)
+    notices = dict(state.notices)
+    actions: list[Action] = [_audit(state, "escalation_step", now, str(number), step=number, detail=reason)]
+    for target in step.targets:
+        notice = _notice("page", number, target.person, target.contacts, 0, step.ask, now)
+        if notice.key not in notices:
+            notices[notice.key] = notice
+            actions.append(SendNotification(alert_id=state.alert_id, notice=notice))
+    new = state.model_copy(update={
+        "step": number, "notices": notices, "next_due": now + timedelta(seconds=step.delay_s),
+        "first_paged_at": state.first_paged_at or now,
+    })
+    return new, actions
+
+
+def _notice(kind: Literal["page", "resolution"], step: int, person: str, contacts: tuple[Contact, ...], index: int,
+            ask: str, now: datetime) -> Notice:
+    contact = contacts[index]
+    return Notice(key=f"{step}:{person}:{contact.channel}", kind=kind, step=step, person=person,
+                  channel=contact.channel, to=contact.to, contact_index=index, ask=ask, created_at=now)
+
+
+def _contacts_of(state: EscalationState, person: str) -> tuple[Contact, ...]:
+    assert state.chain is not None
+    for step in state.chain.steps:
+        for target in step.targets:
+            if target.person == person:
+                return target.contacts
+    return ()
+
+
+def _cancel_pending_pages(notices: dict[str, Notice]) -> dict[str, Notice]:
+    return {k: (n.model_copy(update={"status": "cancelled"}) if n.kind == "page" and n.status == "pending" else n)
+            for k, n in notices.items()}
+
+
+def _tick(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
+    if state.status != "active" or state.next_due is None or now < state.next_due:
+        return state, []
+    return _page_step(state, state.step + 1, now, reason="no_ack_in_time")
+
+
+def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[EscalationState, list[Action]]:
+    if command.command_id in state.seen_commands:
+        return state, []
+    seen = (state.seen_commands + (command.command_id,))[-_MAX_SEEN_COMMANDS:]
+    state = state.model_copy(update={"seen_commands": seen})
+    if state.status != "active":
+        return state, []  # already acknowledged, closed or resolved: one effect only
+    if command.action == "escalate":
+        return _page_step(state, state.step + 1, now, reason=f"requested_by={command.by}")
+    kind: AuditKind = "acknowledged" if command.action == "acknowledge" else "closed"
+    new = state.model_copy(update={
+        "status": "acknowledged" if command.action == "acknowledge" else "closed",
+        "acked_by": command.by, "acked_via": command.via, "acked_at": command.at, "next_due": None,
+        "notices": _cancel_pending_pages(state.notices),
+    })
+    return new, [_audit(new, kind, now, "0", person=command.by, step=state.step, detail=f"via={command.via}")]
+
+
+def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
+    if state.status == "resolved":
+        return state, []
+    notices = _cancel_pending_pages(state.notices)
+    actions: list[Action] = [_audit(state, "alert_resolved", now, "0")]
+    for person in state.paged_people():
+        reached = [n for n in notices.values() if n.person == person and n.kind == "page" and n.status in ("sent", "delivered")]
+        if not reached:
+            continue  # never reached (all channels failed or still queued): nothing to take back
+        contacts = _contacts_of(state, person)
+        index = max(reached, key=lambda n: n.created_at).contact_index  # the method that last worked
+        notice = _notice("resolution", RESOLUTION_STEP, person, contacts, index, "No action needed.", now)
+        if notice.key not in notices:
+            notices[notice.key] = notice
+            actions.append(SendNotification(alert_id=state.alert_id, notice=notice))
+    new = state.model_copy(update={"status": "resolved", "next_due": None, "notices": notices})
+    return new, actions
+
+
+def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> tuple[EscalationState, list[Action]]:
+    notice = state.notices.get(result.key)
+    if notice is None or notice.status in ("failed", "cancelled"):
+        return state, []
+    notices = dict(state.notices)
+    actions: list[Action] = []
+    if result.outcome == "sent":
+        if notice.status != "pending":
+            return state, []
+        notices[notice.key] = notice.model_copy(update={"status": "sent", "sent_at": now, "provider_id": result.provider_id})
+        kind: AuditKind = "notification_sent" if notice.kind == "page" else "resolution_sent"
+        actions.append(_audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel,
+                              step=notice.step))
+        return state.model_copy(update={"notices": notices}), actions
+    if result.outcome == "delivered":
+        if notice.status == "delivered":
+            return state, []
+        notices[notice.key] = notice.model_copy(update={"status": "delivered"})
+        actions.append(_audit(state, "delivery_status", now, f"{notice.key}:delivered", person=notice.person,
+                              channel=notice.channel, step=notice.step, detail="delivered"))
+        return state.model_copy(update={"notices": notices}), actions
+    # failed / undelivered / error: this contact method is done; fall back to the next one
+    detail = f"{result.outcome}:{result.reason}"[:80]
+    notices[notice.key] = notice.model_copy(update={"status": "failed", "detail": detail})
+    kind = "delivery_status" if result.outcome in ("failed", "undelivered") else "notification_failed"
+    actions.append(_audit(state, kind, now, f"{notice.key}:failed", person=notice.person, channel=notice.channel,
+                          step=notice.step, detail=detail))
+    contacts = _contacts_of(state, notice.person)
+    next_index = notice.contact_index + 1
+    live = state.status == "active" or notice.kind == "resolution"
+    while live and next_index < len(contacts):
+        fallback = _notice(notice.kind, notice.step, notice.person, contacts, next_index, notice.ask, now)
+        if fallback.key not in notices:
+            notices[fallback.key] = fallback
+            actions.append(_audit(state, "fallback", now, notice.key, person=notice.person, channel=fallback.channel,
+                                  step=notice.step, detail=f"{notice.channel}->{fallback.channel}"))
+            actions.append(SendNotification(alert_id=state.alert_id, notice=fallback))
+            return state.model_copy(update={"notices": notices}), actions
+        next_index += 1
+    new = state.model_copy(update={"notices": notices})
+    if notice.kind == "page" and new.status == "active" and notice.step == new.step and _step_unreachable(new):
+        # Every contact method of every target of this step failed: waiting out the
+        # delay would only lose time, so escalate now.
+        new, paged = _page_step(new, new.step + 1, now, reason="step_unreachable")
+        actions += paged
+    return new, actions
+
+
+def _step_unreachable(state: EscalationState) -> bool:
+    current = [n for n in state.notices.values() if n.kind == "page" and n.step == state.step]
+    return bool(current) and all(n.status == "failed" for n in current)

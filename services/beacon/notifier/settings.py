@@ -1,0 +1,35 @@
+"""Settings of the notifier only (``BEACON_*`` like the rest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from beacon.core.settings import PROJECT_ROOT, Settings
+
+
+class NotifierSettings(Settings):
+    oncall_file: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "oncall" / "example.yaml",
+        description="People, teams, rotations, roles and escalation policies (YAML).",
+    )
+    notifier_api_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token for POST /v1/alerts/{id}/ack; empty disables the API."
+    )
+    notifier_test_clock: bool = Field(
+        default=False, description="Tests only: enables POST /test/clock/advance (refused otherwise)."
+    )
+    notifier_tick_interval_s: float = Field(default=1.0, gt=0, le=60, description="Escalation timer period.")
+    notifier_contact_min_interval_s: float = Field(
+        default=60.0, ge=0, le=3600, description="At most one message per contact per this many seconds; "
+        "what piles up meanwhile is bundled into one message.",
+    )
+    notifier_max_bundle: int = Field(default=5, ge=1, le=20)
+    notifier_send_attempts: int = Field(default=4, ge=1, le=10, description="Tries per message on 5xx/timeouts.")
+    notifier_retry_backoff_s: float = Field(default=0.5, gt=0, le=60, description="First retry wait; doubles.")
+    notifier_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    ack_link_ttl_minutes: float = Field(default=24 * 60, gt=0, le=7 * 24 * 60)
+    notifier_fetch_max_wait_ms: float = Field(
+        default=50, ge=1, le=1500, description="How long a Kafka fetch may wait for records (paging latency).")
+    smtp_ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (e.g. a test server's).")

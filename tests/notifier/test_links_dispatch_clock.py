@@ -1,0 +1,85 @@
+"""Signed ack links, the per-contact rate limit and bundling plan, the test clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from beacon.notifier.clock import Clock
+from beacon.notifier.dispatch import PendingRef, plan_sends
+from beacon.notifier.links import LinkError, make_token, read_token
+from notifier.conftest import T0
+
+SECRET = "s3cret"
+
+
+def test_a_link_round_trips_and_is_the_same_for_the_same_notice():
+    token = make_token(SECRET, "A1", "manager", "2:manager:sms", T0, timedelta(hours=1))
+    assert token == make_token(SECRET, "A1", "manager", "2:manager:sms", T0, timedelta(hours=1))
+    link = read_token(SECRET, token, T0 + timedelta(minutes=59))
+    assert (link.alert_id, link.person) == ("A1", "manager")
+    assert link.command_id.startswith("link:")
+    other = make_token(SECRET, "A1", "manager", "4:manager:sms", T0, timedelta(hours=1))
+    assert read_token(SECRET, other, T0).command_id != link.command_id
+
+
+def test_an_expired_link_is_refused():
+    token = make_token(SECRET, "A1", "p", "1:p:sms", T0, timedelta(hours=1))
+    with pytest.raises(LinkError) as err:
+        read_token(SECRET, token, T0 + timedelta(hours=1))
+    assert err.value.reason == "expired"
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
+    lambda t: "eyJhIjoiQTIiLCJwIjoicCIsImUiOjk5OTk5OTk5OTksIm4iOiJ4In0" + t[t.index("."):],  # payload swapped
+    lambda t: t.replace(".", ""),  # no separator
+    lambda t: "garbage.garbage",
+])
+def test_a_forged_link_is_refused(mangle):
+    token = make_token(SECRET, "A1", "p", "1:p:sms", T0, timedelta(hours=1))
+    with pytest.raises(LinkError) as err:
+        read_token(SECRET, mangle(token), T0)
+    assert err.value.reason == "invalid"
+
+
+def test_a_link_signed_with_another_secret_is_refused():
+    token = make_token("other", "A1", "p", "1:p:sms", T0, timedelta(hours=1))
+    with pytest.raises(LinkError):
+        read_token(SECRET, token, T0)
+
+
+def ref(alert, to="+447700900001", channel="sms", minutes=0):
+    return PendingRef(alert, f"1:p:{channel}", channel, to, T0 + timedelta(minutes=minutes))
+
+
+def test_first_message_to_a_contact_goes_at_once():
+    plan = plan_sends([ref("A1")], {}, T0, timedelta(minutes=1), 5)
+    assert [[r.alert_id for r in b] for b in plan.send_now] == [["A1"]]
+
+
+def test_a_contact_gets_at_most_one_message_a_minute():
+    last = {("sms", "+447700900001"): T0}
+    plan = plan_sends([ref("A1")], last, T0 + timedelta(seconds=30), timedelta(minutes=1), 5)
+    assert plan.send_now == [] and plan.wait_until == {("sms", "+447700900001"): T0 + timedelta(minutes=1)}
+    plan = plan_sends([ref("A1")], last, T0 + timedelta(minutes=1), timedelta(minutes=1), 5)
+    assert len(plan.send_now) == 1
+
+
+def test_what_piles_up_is_bundled_oldest_first_up_to_the_limit():
+    pending = [ref(f"A{i}", minutes=-i) for i in range(7)] + [ref("B", to="+447700900002")]
+    plan = plan_sends(pending, {}, T0, timedelta(minutes=1), 5)
+    bundles = {b[0].to: [r.alert_id for r in b] for b in plan.send_now}
+    assert bundles["+447700900001"] == ["A6", "A5", "A4", "A3", "A2"]
+    assert bundles["+447700900002"] == ["B"]
+
+
+def test_the_clock_advances_and_keeps_its_offset_across_restarts(tmp_path):
+    clock = Clock(tmp_path / "offset")
+    before = clock.now()
+    clock.advance(timedelta(minutes=15))
+    assert clock.now() - before >= timedelta(minutes=15)
+    assert Clock(tmp_path / "offset").offset == timedelta(minutes=15)
+    with pytest.raises(ValueError):
+        clock.advance(timedelta(seconds=-1))
