@@ -1,50 +1,252 @@
-"""Correlator worker (walking skeleton): events in, alert records out.
+"""Correlator worker (Faust): validated events in, alert records out.
 
-Thin shell only: the rules live in pure functions; this module moves data.
+Thin shell: the rules are the pure functions in ``engine.py``. Per batch of events this
+module loads each child's state from the ``children`` table, calls ``engine.apply_event``,
+sends the alerts and waits until Kafka has them, and only then writes the new state to
+the table (changelog-backed). A crash in between re-processes the batch (at-least-once):
+the state then still lacks the emitted ids, so the same alerts are sent again with the
+same ids, which every sink drops. The other order could lose an alert; this one cannot.
+
+The wall-clock timer fires time rules (duration ladder, return interview overdue) for
+children whose next deadline has passed, but only once the worker has caught up with
+the events topic: while a backlog is being replayed, time rules fire from event time
+only, so a replayed history gives the alerts it gave the first time.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import asyncio
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from beacon.core.alerts import AlertRecord, Severity, alert_id
-from beacon.core.events import CloudEvent, EpisodeReported, event_from_json
+from kafka.partitioner import DefaultPartitioner
+from pydantic import Field
+
+from beacon.core.alerts import AlertRecord
+from beacon.core.events import CloudEvent, EventValidationError, event_from_json
 from beacon.core.faust_app import make_faust_app
-from beacon.core.settings import get_settings
-from beacon.core.topics import ALERTS, EVENTS
+from beacon.core.logs import configure_logging, get_logger
+from beacon.core.metrics import (
+    ALERTS_RAISED,
+    ALERTS_RESOLVED,
+    CHILDREN_MISSING,
+    EVENTS_PROCESSED,
+    OPEN_EPISODES,
+    TIMER_HEARTBEAT,
+)
+from beacon.core.policy import Policy, load_policy
+from beacon.core.settings import Settings, load_settings
+from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
+from beacon.correlator import engine
+from beacon.correlator.state import ChildState
 
-settings = get_settings()
+
+class CorrelatorSettings(Settings):
+    correlator_batch_size: int = Field(default=1000, ge=1, le=100_000, description="Events per batch at most.")
+    correlator_batch_within_s: float = Field(default=0.05, gt=0, le=10, description="Longest wait to fill a batch.")
+    correlator_tick_interval_s: float = Field(default=5.0, gt=0, le=3600, description="Wall-clock timer period.")
+    correlator_clock_offset_s: float = Field(
+        default=0.0, description="Test only: shifts the timer's wall clock (e.g. 90000 = 25 hours ahead)."
+    )
+
+
+settings = load_settings(CorrelatorSettings)
+policy: Policy = load_policy(settings.policy_file)
+configure_logging(settings.log_level)
+log = get_logger("correlator")
+
 app = make_faust_app("correlator", settings, settings.correlator_port)
 events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
+dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
+children = app.Table(
+    "children", default=None, key_type=bytes, value_type=bytes,
+    partitions=settings.topic_partitions,
+    help="Per-child correlator state (JSON), keyed by child reference.",
+)
+
+# Serialises batches and timer ticks: both read-modify-write children's state.
+state_lock = asyncio.Lock()
+# Children of this worker's partitions with a pending time rule: child key -> epoch second.
+deadlines: dict[bytes, int] = {}
+# Children missing now (this worker's partitions): child key -> police risk grade.
+missing_now: dict[bytes, str] = {}
+_indexed_assignment: frozenset[Any] | None = None
+_processed_offsets: dict[Any, int] = {}
+_partitioner = DefaultPartitioner()
 
 
-def skeleton_alerts(event: CloudEvent, now: datetime) -> list[AlertRecord]:
-    """Placeholder rule until the rules engine lands: page on a high-risk report."""
-    data = event.data
-    if not isinstance(data, EpisodeReported) or data.risk.value != "high":
-        return []
-    return [
-        AlertRecord(
-            alert_id=alert_id(event.subject, data.episode_ref, "triage", "high"),
-            status="raised",
-            child_ref=event.subject,
-            episode_ref=data.episode_ref,
-            rule="triage",
-            step="high",
-            severity=Severity.high,
-            reason="Child reported missing, police risk high",
-            council=data.placing_council,
-            occurred_at=event.time,
-            emitted_at=now,
-            trigger_event_ids=(event.id,),
-        )
-    ]
+def wall_clock() -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=settings.correlator_clock_offset_s)
 
 
-@app.agent(events_topic)
+def _load(key: bytes) -> ChildState:
+    return ChildState.from_json(children.data.get(key))
+
+
+def _track(key: bytes, child_ref: str, state: ChildState) -> None:
+    """Keep the timer's deadline index and the missing-children gauges up to date."""
+    due = engine.next_deadline(child_ref, state, policy)
+    if due is None:
+        deadlines.pop(key, None)
+    else:
+        deadlines[key] = due
+    risk = engine.missing_risk(state)
+    if risk is None:
+        missing_now.pop(key, None)
+    else:
+        missing_now[key] = risk
+
+
+def _update_gauges() -> None:
+    OPEN_EPISODES.set(len(missing_now))
+    counts: dict[str, int] = defaultdict(int)
+    for risk in missing_now.values():
+        counts[risk] += 1
+    for risk in engine.RISK_RANK:
+        CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
+
+
+async def _send_alerts(alerts: list[AlertRecord]) -> None:
+    """Send and wait until Kafka acknowledged every record (before state is saved)."""
+    pending = [await alerts_topic.send(key=alert.key, value=alert.to_json()) for alert in alerts]
+    for future in pending:
+        await future
+    for alert in alerts:
+        if alert.status == "raised":
+            ALERTS_RAISED.labels(rule=alert.rule, severity=alert.severity.value).inc()
+        else:
+            ALERTS_RESOLVED.labels(rule=alert.rule).inc()
+        log.info("alert", alert_id=alert.alert_id, status=alert.status, rule=alert.rule, step=alert.step,
+                 severity=alert.severity.value, episode_ref=alert.episode_ref)
+
+
+def _save(key: bytes, state: ChildState, partition: int | None) -> None:
+    value = state.to_json()
+    children.data[key] = value
+    children.send_changelog(partition, key, value)
+
+
+async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
+    EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
+    await dlq_topic.send(key=key, value=payload, headers={"beacon-dlq-reason": reason.encode()[:1000],
+                                                          "beacon-dlq-service": b"correlator"})
+    log.warning("event dead-lettered", reason=reason)
+
+
+async def process_batch(batch: list[Any]) -> None:
+    """One batch of Faust events: grouped by child, one load and one save per child."""
+    by_child: dict[bytes, list[tuple[CloudEvent, int]]] = defaultdict(list)
+    for event in batch:
+        message = event.message
+        _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
+        try:
+            parsed = event_from_json(message.value)
+        except EventValidationError as exc:
+            await _dead_letter(message.value, message.key, f"invalid event: {exc}")
+            continue
+        key = parsed.subject.encode()
+        if message.key is not None and message.key != key:
+            await _dead_letter(message.value, message.key, "record key is not the event's subject")
+            continue
+        by_child[key].append((parsed, message.partition))
+    now = datetime.now(timezone.utc)
+    async with state_lock:
+        alerts: list[AlertRecord] = []
+        updates: list[tuple[bytes, str, ChildState, int]] = []
+        outcomes: dict[str, int] = defaultdict(int)
+        for key, items in by_child.items():
+            state = _load(key)
+            for parsed, partition in items:
+                state, outcome = engine.apply_event(state, parsed, now, policy)
+                outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
+                alerts += outcome.alerts
+            updates.append((key, items[0][0].subject, state, items[0][1]))
+        await _send_alerts(alerts)
+        for key, child_ref, state, partition in updates:
+            _save(key, state, partition)
+            _track(key, child_ref, state)
+    for outcome_name, count in outcomes.items():
+        EVENTS_PROCESSED.labels(outcome=outcome_name).inc(count)
+    _update_gauges()
+
+
+@app.agent(events_topic, concurrency=1)
 async def correlate(stream):  # type: ignore[no-untyped-def]
-    async for payload in stream:
-        event = event_from_json(payload)
-        for alert in skeleton_alerts(event, datetime.now(timezone.utc)):
-            await alerts_topic.send(key=alert.key, value=alert.to_json())
+    async for batch in stream.take_events(settings.correlator_batch_size, within=settings.correlator_batch_within_s):
+        await process_batch(batch)
+
+
+def caught_up() -> bool:
+    """True when tables are recovered and every assigned events partition has been read
+    to its end: only then may the wall clock fire time rules."""
+    if app.tables and not app.tables.recovery.completed.is_set():
+        return False
+    if app.rebalancing:
+        return False
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic == EVENTS]
+    if not assigned:
+        return False
+    for tp in assigned:
+        highwater = app.consumer.highwater(tp)
+        if highwater is None or _processed_offsets.get(tp, -1) < highwater - 1:
+            return False
+    return True
+
+
+def _rebuild_index() -> None:
+    """After an assignment change: index this worker's children from the local table."""
+    global _indexed_assignment
+    deadlines.clear()
+    missing_now.clear()
+    for key, value in children.data.items():
+        state = ChildState.from_json(value)
+        child_ref = key.decode() if isinstance(key, bytes) else str(key)
+        _track(key if isinstance(key, bytes) else child_ref.encode(), child_ref, state)
+    _indexed_assignment = frozenset(app.consumer.assignment())
+    _update_gauges()
+
+
+async def run_tick() -> int:
+    """Fire due time rules from the wall clock; returns the number of alerts emitted."""
+    if not caught_up():
+        return 0
+    if _indexed_assignment != frozenset(app.consumer.assignment()):
+        _rebuild_index()
+    now = wall_clock()
+    current = engine.epoch(now)
+    due = [key for key, when in deadlines.items() if when <= current]
+    if not due:
+        return 0
+    partitions = app.consumer.topic_partitions(EVENTS) or settings.topic_partitions
+    emitted = 0
+    async with state_lock:
+        alerts: list[AlertRecord] = []
+        updates: list[tuple[bytes, str, ChildState]] = []
+        for key in due:
+            child_ref = key.decode()
+            state, new = engine.tick(child_ref, _load(key), now, policy)
+            alerts += new
+            updates.append((key, child_ref, state))
+        await _send_alerts(alerts)
+        for key, child_ref, state in updates:
+            partition = _partitioner(key, list(range(partitions)), list(range(partitions)))
+            _save(key, state, partition)
+            _track(key, child_ref, state)
+        emitted = len(alerts)
+    _update_gauges()
+    return emitted
+
+
+@app.timer(interval=settings.correlator_tick_interval_s)
+async def wall_clock_rules() -> None:
+    # Guarded: an exception escaping a Faust timer stops the whole worker.
+    try:
+        await run_tick()
+        TIMER_HEARTBEAT.labels(loop="correlator").set(time.time())
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001 - logged; the next tick retries
+        log.exception("correlator timer failed")
