@@ -132,8 +132,9 @@ class Policy(_Policy):
     cse_missing: CseMissing = CseMissing()
     unallocated: Unallocated = Unallocated()
     processed_event_memory: int = Field(
-        default=64, ge=8, le=4096,
-        description="Event keys remembered per child to drop duplicates (resends arrive close together).",
+        default=8, ge=1, le=4096,
+        description="Latest event keys remembered per child to skip duplicates cheaply (resends arrive "
+        "close together); older duplicates are merged again, which changes nothing.",
     )
 
     @property

@@ -82,7 +82,7 @@ def as_datetime(seconds: int) -> datetime:
 
 def event_key(event: CloudEvent) -> int:
     """Duplicate key: the same (source, id) is the same event."""
-    digest = hashlib.blake2b(f"{event.source}|{event.id}".encode(), digest_size=6).digest()
+    digest = hashlib.blake2b(f"{event.source}|{event.id}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big")
 
 
