@@ -21,7 +21,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from kafka.partitioner import DefaultPartitioner
+from kafka.partitioner.default import murmur2
 from pydantic import Field
 
 from beacon.core.alerts import AlertRecord
@@ -75,7 +75,12 @@ deadlines: dict[bytes, int] = {}
 missing_now: dict[bytes, str] = {}
 _indexed_assignment: frozenset[Any] | None = None
 _processed_offsets: dict[Any, int] = {}
-_partitioner = DefaultPartitioner()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The events partition of a child (Kafka's default partitioner, as producers use),
+    which is also its table changelog partition."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def wall_clock() -> datetime:
@@ -232,7 +237,7 @@ async def run_tick() -> int:
             updates.append((key, child_ref, state))
         await _send_alerts(alerts)
         for key, child_ref, state in updates:
-            partition = _partitioner(key, list(range(partitions)), list(range(partitions)))
+            partition = partition_of(key, partitions)
             _save(key, state, partition)
             _track(key, child_ref, state)
         emitted = len(alerts)
