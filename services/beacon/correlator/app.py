@@ -165,7 +165,7 @@ async def process_batch(batch: list[Any]) -> None:
         for key, items in by_child.items():
             state = _load(key)
             for parsed, partition in items:
-                state, outcome = engine.apply_event(state, parsed, now, policy)
+                state, outcome = engine.apply_event(state, parsed, now, policy, copy=False)
                 outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
                 alerts += outcome.alerts
             updates.append((key, items[0][0].subject, state, items[0][1]))

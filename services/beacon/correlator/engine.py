@@ -340,12 +340,31 @@ class _Rules:
                     resolved=episode.i is not None, resolved_reason="Return home interview recorded",
                 )
 
-    def derive(self) -> list[Derived]:
+    def quiescent(self, ref: str, episode: Episode) -> bool:
+        """Nothing new can be derived for this episode unless an event about it arrives:
+        it closed more than twice the lateness ago (so no late CSE flag or de-allocation
+        can count, and every ladder step due before was derived long ago), and its return
+        interview is recorded (settled) or already raised as overdue."""
+        w, lateness = self.state.w, self.lateness
+        if not episode.f or episode.f[0][0] >= w - 2 * lateness:
+            return False
+        if episode.i is not None:
+            return episode.i[0] < w - lateness
+        overdue = alert_id(self.child_ref, ref, RHI_OVERDUE, f"{self.policy.return_interview.deadline_hours:g}h")
+        return overdue in episode.a
+
+    def derive(self, touched: str | None = None, report: bool = True) -> list[Derived]:
+        """Every alert the facts call for. With ``touched`` (the episode an event was
+        about), quiescent episodes are skipped: a shortcut that derives the same set."""
         derived: list[Derived] = []
         for ref, episode in self.state.e.items():
             if episode.r is None:
                 continue  # placeholder: nothing to say until the report arrives
             found = "Child found or returned; alert resolved"
+            if touched is not None and ref != touched and self.quiescent(ref, episode):
+                if report:  # a new report can complete a repeat for a later episode
+                    derived += (_with_resolution(d, episode.closed, found) for d in self.repeat(ref, episode))
+                continue
             for rule in (self.triage, self.cse_missing, self.unallocated, self.repeat):
                 for d in rule(ref, episode):
                     derived.append(_with_resolution(d, episode.closed, found))
@@ -379,14 +398,18 @@ def alert_id_of(child_ref: str, d: Derived) -> str:
 # ------------------------------------------------------------------ emitting
 
 
-def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime) -> list[AlertRecord]:
-    derived = sorted(_Rules(child_ref, state, policy, state.h).derive(), key=lambda d: (d.occurred_at, d.rule, d.step))
+def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touched: str | None = None,
+          report: bool = True) -> list[AlertRecord]:
+    rules = _Rules(child_ref, state, policy, state.h)
+    derived = sorted(rules.derive(touched, report), key=lambda d: (d.occurred_at, d.rule, d.step))
     raised: list[AlertRecord] = []
     resolved: list[AlertRecord] = []
     for d in derived:
         episode = state.e[d.episode_ref]
         aid = alert_id_of(child_ref, d)
         status = episode.a.get(aid)
+        if status == RESOLVED or (status == RAISED and not d.resolved):
+            continue  # the common case: nothing new to say
         council = episode.r.council if episode.r and episode.r.council else (state.p[2] if state.p else None)
         common = dict(
             alert_id=aid, child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule, step=d.step,
@@ -411,8 +434,16 @@ def _resolution_time(episode: Episode, d: Derived) -> int:
     return episode.f[0][0] if episode.f else d.occurred_at
 
 
+_HORIZONS: dict[int, tuple[Policy, int]] = {}
+
+
 def _horizon_of(policy: Policy) -> int:
-    return int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60)
+    """Seconds of history any rule can still look at (cached: policies are frozen)."""
+    cached = _HORIZONS.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = _HORIZONS[id(policy)] = (
+            policy, int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60))
+    return cached[1]
 
 
 def _prune(state: ChildState, policy: Policy) -> None:
@@ -437,9 +468,14 @@ def decide(
     return state, outcome.alerts
 
 
-def apply_event(state: ChildState, event: CloudEvent, now: datetime, policy: Policy) -> tuple[ChildState, Outcome]:
-    """``decide`` that also says whether the event was applied, a duplicate or stale."""
-    state = state.model_copy(deep=True)
+def apply_event(
+    state: ChildState, event: CloudEvent, now: datetime, policy: Policy, *, copy: bool = True
+) -> tuple[ChildState, Outcome]:
+    """``decide`` that also says whether the event was applied, a duplicate or stale.
+    ``copy=False`` updates ``state`` in place: for a caller that owns it (the worker
+    deserialised it for this batch), it saves a deep copy per event."""
+    if copy:
+        state = state.model_copy(deep=True)
     t = epoch(event.time)
     key = (t, event_key(event))
     if key in state.k:
@@ -453,7 +489,9 @@ def apply_event(state: ChildState, event: CloudEvent, now: datetime, policy: Pol
     merge(state, event)
     state.w = max(state.w, t)
     state.h = max(state.h, state.w)
-    alerts = _emit(event.subject, state, policy, now)
+    ref = getattr(event.data, "episode_ref", None)
+    touched = state.al.get(ref, ref) if ref else ""
+    alerts = _emit(event.subject, state, policy, now, touched, isinstance(event.data, EpisodeReported))
     _prune(state, policy)
     return state, Outcome(alerts=alerts)
 
