@@ -160,21 +160,22 @@ async def count(stream):
             open(out, "w").write(str(time.perf_counter() - state["t0"]))
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "-l", "warning"]
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()
 '''
 
 
 def faust_count(bootstrap: str, total: int, partitions: int, workdir: Path) -> float:
     script, out = workdir / "counter.py", workdir / "counter.out"
+    log = open(workdir / "counter.log", "wb")
     script.write_text(COUNTER_APP.format(topic=EVENTS))
     proc = subprocess.Popen([sys.executable, str(script), str(total), str(out), bootstrap, str(partitions)],
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         while not out.exists():
             if proc.poll() is not None:
-                raise RuntimeError("the Faust counter exited early")
+                raise RuntimeError("the Faust counter exited early:\n" + (workdir / "counter.log").read_text()[-3000:])
             time.sleep(0.2)
         time.sleep(0.1)
         return float(out.read_text())
