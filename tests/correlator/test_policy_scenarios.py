@@ -58,3 +58,19 @@ def test_triage_policy_errors_name_the_key_and_the_reason(tmp_path: Path):
     text = str(err.value)
     assert "triage.risk_severity" in text and "missing: low, medium, no_apparent_risk" in text
     assert "triage.notify" in text and "missing: critical, high, medium" in text
+
+
+def test_policy_check_command_prints_the_rules_or_names_the_bad_key(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from harness.services import service_env
+
+    ok = subprocess.run([sys.executable, "-m", "beacon", "policy", "check", str(POLICIES / "kent.yaml")],
+                        env=service_env(), capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "still missing 48 h (children in care) -> high, senior_manager" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("council: x\nreturn_interview: {deadline_hours: 0}\n")
+    refused = subprocess.run([sys.executable, "-m", "beacon", "policy", "check", str(bad)],
+                             env=service_env(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "return_interview.deadline_hours: Input should be greater than 0" in refused.stderr
