@@ -186,6 +186,7 @@ class _Rules:
 
     def __init__(self, child_ref: str, state: ChildState, policy: Policy, horizon: int):
         self.child_ref, self.state, self.policy, self.horizon = child_ref, state, policy, horizon
+        self.derived_episodes: list[tuple[str, Episode]] = []
         self.lateness = int(policy.allowed_lateness_minutes * 60)
 
     # -- helpers over settled facts
@@ -340,13 +341,14 @@ class _Rules:
                     resolved=episode.i is not None, resolved_reason="Return home interview recorded",
                 )
 
-    def quiescent(self, ref: str, episode: Episode) -> bool:
-        """Nothing new can be derived for this episode unless an event about it arrives:
-        it closed more than twice the lateness ago (so no late CSE flag or de-allocation
-        can count, and every ladder step due before was derived long ago), and its return
-        interview is recorded (settled) or already raised as overdue."""
+    def at_rest(self, ref: str, episode: Episode) -> bool:
+        """After a full derivation at a horizon at or past the watermark: nothing new can
+        be derived for this episode unless an event about it arrives. It closed more than
+        twice the lateness ago (so no late CSE flag or de-allocation can count, and every
+        ladder step due before the return was derived just now), and its return interview
+        is settled (recorded before the watermark minus the lateness) or already overdue."""
         w, lateness = self.state.w, self.lateness
-        if not episode.f or episode.f[0][0] >= w - 2 * lateness:
+        if not episode.f or episode.f[0][0] >= w - 2 * lateness or self.horizon < w:
             return False
         if episode.i is not None:
             return episode.i[0] < w - lateness
@@ -355,13 +357,14 @@ class _Rules:
 
     def derive(self, touched: str | None = None, report: bool = True) -> list[Derived]:
         """Every alert the facts call for. With ``touched`` (the episode an event was
-        about), quiescent episodes are skipped: a shortcut that derives the same set."""
+        about), episodes at rest are skipped: a shortcut that derives the same set."""
         derived: list[Derived] = []
+        rest_after = self.derived_episodes = []
         for ref, episode in self.state.e.items():
             if episode.r is None:
                 continue  # placeholder: nothing to say until the report arrives
             found = "Child found or returned; alert resolved"
-            if touched is not None and ref != touched and self.quiescent(ref, episode):
+            if touched is not None and ref != touched and episode.q:
                 if report:  # a new report can complete a repeat for a later episode
                     derived += (_with_resolution(d, episode.closed, found) for d in self.repeat(ref, episode))
                 continue
@@ -371,13 +374,19 @@ class _Rules:
             for fire_at, d in self.time_rules(ref, episode, self.horizon):
                 if self.horizon >= fire_at:
                     derived.append(d if d.rule == RHI_OVERDUE else _with_resolution(d, episode.closed, found))
+            rest_after.append((ref, episode))
         return derived
+
+    def settle(self, derived_episodes: list[tuple[str, Episode]]) -> None:
+        """Once their alerts are emitted: mark the episodes that are now at rest."""
+        for ref, episode in derived_episodes:
+            episode.q = self.at_rest(ref, episode)
 
     def next_deadline(self) -> int | None:
         """When the next not-yet-raised time rule can fire (for the timer's index)."""
         pending = [
             fire_at
-            for ref, episode in self.state.e.items() if episode.r is not None
+            for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
             for fire_at, d in self.time_rules(ref, episode, NEVER)
             if alert_id_of(self.child_ref, d) not in episode.a
         ]
@@ -400,7 +409,7 @@ def alert_id_of(child_ref: str, d: Derived) -> str:
 
 def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touched: str | None = None,
           report: bool = True) -> list[AlertRecord]:
-    rules = _Rules(child_ref, state, policy, state.h)
+    rules = _Rules(child_ref, state, policy, max(state.w, state.h))
     derived = sorted(rules.derive(touched, report), key=lambda d: (d.occurred_at, d.rule, d.step))
     raised: list[AlertRecord] = []
     resolved: list[AlertRecord] = []
@@ -425,6 +434,7 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
                                         occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
                                         trigger_event_ids=d.triggers, **common))
             episode.a[aid] = RESOLVED
+    rules.settle(rules.derived_episodes)
     return raised + resolved
 
 
@@ -488,7 +498,8 @@ def apply_event(
     del state.k[: max(0, len(state.k) - policy.processed_event_memory)]
     merge(state, event)
     state.w = max(state.w, t)
-    state.h = max(state.h, state.w)
+    if state.h <= state.w:
+        state.h = 0  # the watermark has caught up with the last tick: nothing to remember
     ref = getattr(event.data, "episode_ref", None)
     touched = state.al.get(ref, ref) if ref else ""
     alerts = _emit(event.subject, state, policy, now, touched, isinstance(event.data, EpisodeReported))
@@ -499,7 +510,7 @@ def apply_event(
 def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tuple[ChildState, list[AlertRecord]]:
     """Fire time rules whose deadline (plus lateness) the wall clock has reached."""
     wall = epoch(now)
-    if wall <= state.h:
+    if wall <= max(state.w, state.h):
         return state, []
     state = state.model_copy(deep=True)
     state.h = wall

@@ -9,7 +9,7 @@ kept in a changelog-backed table, and the serialised JSON should stay well under
 from __future__ import annotations
 
 import bisect
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,18 +22,17 @@ RAISED: Literal[1] = 1
 RESOLVED: Literal[2] = 2
 
 
-class Report(BaseModel):
-    """The episode's report (the earliest one, by (time, id), if it was resent)."""
+class Report(NamedTuple):
+    """The episode's report (the earliest one, by (time, id), if it was resent).
+    A tuple, so it serialises as a JSON array without field names."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    t: int = Field(description="Event time of the report.")
-    id: str = Field(description="Event id of the report.")
-    start: int = Field(description="started_at as reported.")
-    risk: int = Field(description="Police risk grade rank (0 no apparent risk .. 3 high).")
+    t: int  # event time of the report
+    id: str  # event id of the report
+    start: int  # started_at as reported
+    risk: int  # police risk grade rank (0 no apparent risk .. 3 high)
     age: int
-    cared: bool = Field(description="Looked after (child in care).")
-    cat: str = Field(description="missing | absent | away_without_authorisation")
+    cared: bool  # looked after (child in care)
+    cat: str  # missing | absent | away_without_authorisation
     council: str | None = None
 
 
@@ -48,6 +47,8 @@ class Episode(BaseModel):
     x: tuple[int, str] | None = Field(default=None, description="Child Rescue Alert (earliest).")
     i: tuple[int, str] | None = Field(default=None, description="Return interview done or declined (earliest).")
     a: dict[str, int] = Field(default_factory=dict, description="Alert id -> 1 raised, 2 resolved.")
+    q: bool = Field(default=False, description="At rest: fully derived after it settled; nothing new can "
+                    "come of it unless an event about it arrives (a shortcut, see engine._Rules.at_rest).")
 
     @property
     def closed(self) -> bool:
@@ -65,7 +66,8 @@ class ChildState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     w: int = Field(default=0, description="Watermark: the latest event time seen for this child.")
-    h: int = Field(default=0, description="Time-rule horizon: max of the watermark and wall-clock ticks.")
+    h: int = Field(default=0, description="Latest wall-clock tick, when ahead of the watermark: time rules "
+                   "fire up to max(w, h).")
     e: dict[str, Episode] = Field(default_factory=dict, description="Episodes by episode ref.")
     al: dict[str, str] = Field(default_factory=dict, description="Second report while open: ref -> open ref.")
     c: list[Fact] = Field(default_factory=list, description="CSE screenings (level rank).")
