@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from beacon.core.policy import PolicyError
 from beacon.core.settings import SettingsError, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Beacon: missing-child alert service.")
@@ -15,6 +16,8 @@ schemas_cli = typer.Typer(no_args_is_help=True, help="The event contract (JSON S
 topics_cli = typer.Typer(no_args_is_help=True, help="Kafka topics.")
 cli.add_typer(schemas_cli, name="schemas")
 cli.add_typer(topics_cli, name="topics")
+policy_cli = typer.Typer(no_args_is_help=True, help="The council's policy file (correlation rules).")
+cli.add_typer(policy_cli, name="policy")
 
 
 def _run_faust_worker(module: str) -> None:
@@ -217,12 +220,21 @@ def schemas_openapi(path: Path = typer.Option(None, help="Defaults to schemas/op
     typer.echo(str(target))
 
 
-def main() -> None:
-    try:
-        cli()
-    except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(2) from None
+@policy_cli.command("check")
+def policy_check(path: Path = typer.Argument(..., help="Policy YAML, e.g. deploy/policies/norfolk.yaml.")) -> None:
+    """Validate a policy file and print the rules it sets (exit 2 naming the key and reason)."""
+    from beacon.core.policy import load_policy
+
+    policy = load_policy(path)
+    typer.echo(f"{path}: valid policy for {policy.council}")
+    repeat = policy.repeat_episodes
+    typer.echo(f"  repeat episodes: {repeat.count} in {repeat.window_days} days -> {repeat.notify}")
+    for step in policy.duration_ladder.steps:
+        scope = " (children in care)" if step.looked_after_only else ""
+        typer.echo(f"  still missing {step.after_hours:g} h{scope} -> {step.severity.value}, {step.notify}")
+    typer.echo(f"  return interview due within {policy.return_interview.deadline_hours:g} h of the return")
+    typer.echo(f"  CSE x missing from level {policy.cse_missing.from_level} -> {policy.cse_missing.severity.value}")
+    typer.echo(f"  allowed lateness {policy.allowed_lateness_minutes:g} min")
 
 
 # ---------------------------------------------------------------- web console
@@ -307,3 +319,14 @@ def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCA
                f"{len(config.policies)} policies)")
     for name, team in config.teams.items():
         typer.echo(f"  {name:20} on call now: {team.rotation.on_call(now):16} councils: {', '.join(team.councils) or '-'}")
+
+
+def main() -> None:
+    try:
+        cli()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    except PolicyError as exc:
+        typer.echo(str(exc), err=True)
+        raise SystemExit(2) from None

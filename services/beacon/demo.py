@@ -1,8 +1,12 @@
 """Demo stream for ``make run``: three stories a duty manager should be told about.
 
-1. A 14-year-old in care with a medium CSE screening is reported missing, high risk.
-2. Another child goes missing for the third time in the repeat window.
-3. The first child is found; a return home interview becomes due.
+1. A 14-year-old in care with a medium CSE screening is reported missing, high risk:
+   triage high and a critical CSE x missing alert; then found (both resolved) and a
+   return home interview becomes due.
+2. Another child goes missing for the third time in the repeat window: a
+   strategy-discussion (repeat episodes) alert.
+3. A third child came back four days ago and nobody has recorded a return home
+   interview: the correlator's timer raises it as overdue.
 """
 
 from __future__ import annotations
@@ -46,6 +50,19 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
             add("beacon.episode.found.v1", bravo,
                 {"episode_ref": f"DEMO-EP-B{n}", "outcome": "returned", "ended_at": _iso(start + timedelta(hours=9))},
                 start + timedelta(hours=9, minutes=10), police)
+            add("beacon.return_interview.recorded.v1", bravo,
+                {"episode_ref": f"DEMO-EP-B{n}", "status": "completed",
+                 "recorded_at": _iso(start + timedelta(hours=30))}, start + timedelta(hours=30), council)
+
+    charlie = "CH-DEMO-CHARLIE"
+    start = now - timedelta(days=4, hours=10)
+    add("beacon.episode.reported.v1", charlie,
+        {"episode_ref": "DEMO-EP-C1", "category": "absent", "started_at": _iso(start), "risk": "low",
+         "age_years": 16, "looked_after": False, "reporting_org": "met-police", "placing_council": "southwark"},
+        start + timedelta(minutes=30), police)
+    add("beacon.episode.found.v1", charlie,
+        {"episode_ref": "DEMO-EP-C1", "outcome": "returned", "ended_at": _iso(now - timedelta(days=4))},
+        now - timedelta(days=4), police)
 
     add("beacon.episode.found.v1", alpha,
         {"episode_ref": "DEMO-EP-A1", "outcome": "found", "ended_at": _iso(now - timedelta(minutes=5))},

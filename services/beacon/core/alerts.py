@@ -48,6 +48,7 @@ class AlertRecord(BaseModel):
     severity: Severity
     reason: str = Field(max_length=300, description="Human-readable, free of personal data.")
     council: str | None = Field(default=None, description="Placing council: routes to its on-call teams.")
+    notify: str | None = Field(default=None, description="Role the policy says to page, e.g. team_manager.")
     occurred_at: AwareDatetime = Field(description="Event time at which the rule fired.")
     emitted_at: AwareDatetime = Field(description="Processing time at which the record was written.")
     trigger_event_ids: tuple[str, ...] = ()

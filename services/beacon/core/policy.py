@@ -8,6 +8,7 @@ expressed in the file. An invalid file stops the service with the key and reason
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,12 +23,15 @@ class _Policy(BaseModel):
 class RepeatEpisodes(_Policy):
     count: int = Field(default=3, ge=2, le=50, description="Episodes within the window that raise an alert.")
     window_days: int = Field(default=90, ge=1, le=3650)
+    severity: Severity = Severity.high
+    notify: str = Field(default="team_manager", min_length=1, description="Who convenes the strategy discussion.")
 
 
 class LadderStep(_Policy):
     after_hours: float = Field(gt=0, le=24 * 365, description="Still missing this long after the start.")
     severity: Severity
     notify: str = Field(min_length=1, description="Role to notify at this step, e.g. team_manager.")
+    looked_after_only: bool = Field(default=False, description="Only for children in care (Kent's 48 h rule).")
 
 
 class DurationLadder(_Policy):
@@ -49,6 +53,71 @@ class DurationLadder(_Policy):
 
 class ReturnInterview(_Policy):
     deadline_hours: float = Field(default=72, gt=0, le=24 * 30, description="Statutory: 72 hours.")
+    severity: Severity = Severity.medium
+    notify: str = Field(default="team_manager", min_length=1)
+
+
+RiskGradeName = Literal["no_apparent_risk", "low", "medium", "high"]
+CseLevelName = Literal["low", "medium", "high"]
+
+
+class Triage(_Policy):
+    """Severity of a new episode: the police risk grade, raised to a floor by each
+    aggravating factor that applies. Child Rescue Alert is always critical."""
+
+    risk_severity: dict[RiskGradeName, Severity] = Field(
+        default_factory=lambda: {
+            "no_apparent_risk": Severity.low, "low": Severity.low,
+            "medium": Severity.medium, "high": Severity.high,
+        },
+        description="Severity for each police risk grade; every grade must be mapped.",
+    )
+    young_child_max_age: int = Field(default=13, ge=0, le=25, description="'13 and under' counts as young.")
+    young_child_min_severity: Severity = Severity.high
+    looked_after_min_severity: Severity = Severity.medium
+    cse_from_level: CseLevelName = Field(default="medium", description="CSE screening level that aggravates.")
+    cse_min_severity: Severity = Severity.high
+    notify: dict[Severity, str] = Field(
+        default_factory=lambda: {
+            Severity.low: "duty_social_worker", Severity.medium: "team_manager",
+            Severity.high: "team_manager", Severity.critical: "service_manager",
+        },
+        description="Role paged for a triage alert of each severity.",
+    )
+
+    @field_validator("risk_severity")
+    @classmethod
+    def _every_grade(cls, mapping: dict[str, Severity]) -> dict[str, Severity]:
+        missing = {"no_apparent_risk", "low", "medium", "high"} - set(mapping)
+        if missing:
+            raise ValueError(f"every risk grade needs a severity; missing: {', '.join(sorted(missing))}")
+        return mapping
+
+    @field_validator("notify")
+    @classmethod
+    def _every_severity(cls, mapping: dict[Severity, str]) -> dict[Severity, str]:
+        missing = set(Severity) - set(mapping)
+        if missing:
+            raise ValueError(f"every severity needs a role; missing: {', '.join(sorted(s.value for s in missing))}")
+        return mapping
+
+
+class CseMissing(_Policy):
+    """A child with CSE risk at or above ``from_level`` is missing: one alert per episode."""
+
+    from_level: CseLevelName = "medium"
+    severity: Severity = Severity.critical
+    notify: str = Field(default="service_manager", min_length=1)
+
+
+class Unallocated(_Policy):
+    """A child with no allocated worker goes missing, or is de-allocated while missing."""
+
+    enabled: bool = True
+    severity: Severity = Severity.high
+    notify: str = Field(default="team_manager", min_length=1)
+
+
 
 
 class Policy(_Policy):
@@ -59,6 +128,20 @@ class Policy(_Policy):
     repeat_episodes: RepeatEpisodes = RepeatEpisodes()
     duration_ladder: DurationLadder = DurationLadder()
     return_interview: ReturnInterview = ReturnInterview()
+    triage: Triage = Triage()
+    cse_missing: CseMissing = CseMissing()
+    unallocated: Unallocated = Unallocated()
+    processed_event_memory: int = Field(
+        default=8, ge=1, le=4096,
+        description="Latest event keys remembered per child to skip duplicates cheaply (resends arrive "
+        "close together); older duplicates are merged again, which changes nothing.",
+    )
+
+    @property
+    def longest_window_hours(self) -> float:
+        """How far back any rule looks: older closed episodes can be forgotten."""
+        ladder = max((s.after_hours for s in self.duration_ladder.steps), default=0)
+        return max(self.repeat_episodes.window_days * 24, ladder, self.return_interview.deadline_hours)
 
 
 class PolicyError(SystemExit):

@@ -1,52 +1,284 @@
-"""Correlator worker (walking skeleton): events in, alert records out.
+"""Correlator worker (Faust): validated events in, alert records out.
 
-Thin shell only: the rules live in pure functions; this module moves data.
+Thin shell: the rules are the pure functions in ``engine.py``. Per batch of events this
+module loads each child's state from the ``children`` table, calls ``engine.apply_event``,
+sends the alerts and waits until Kafka has them, and only then writes the new state to
+the table (changelog-backed). A crash in between re-processes the batch (at-least-once):
+the state then still lacks the emitted ids, so the same alerts are sent again with the
+same ids, which every sink drops. The other order could lose an alert; this one cannot.
+
+The wall-clock timer fires time rules (duration ladder, return interview overdue) for
+children whose next deadline has passed, but only once the worker has caught up with
+the events topic: while a backlog is being replayed, time rules fire from event time
+only, so a replayed history gives the alerts it gave the first time.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import asyncio
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from beacon.core.alerts import AlertRecord, Severity, alert_id
-from beacon.core.events import CloudEvent, EpisodeReported, event_from_json
-from beacon.core.faust_app import make_faust_app
-from beacon.core.metrics import ALERTS_RAISED
-from beacon.core.settings import get_settings
-from beacon.core.topics import ALERTS, EVENTS
+from kafka.partitioner.default import murmur2
+from pydantic import Field
 
-settings = get_settings()
-app = make_faust_app("correlator", settings, settings.correlator_port)
+from beacon.core.alerts import AlertRecord
+from beacon.core.events import CloudEvent, EventValidationError, event_from_json
+from beacon.core.faust_app import guarded_timer, make_faust_app
+from beacon.core.logs import configure_logging, get_logger
+from beacon.core.metrics import (
+    ALERTS_RAISED,
+    ALERTS_RESOLVED,
+    CHILDREN_MISSING,
+    EVENTS_PROCESSED,
+    OPEN_EPISODES,
+)
+from beacon.core.policy import Policy, load_policy
+from beacon.core.settings import Settings, load_settings
+from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
+from beacon.correlator import engine
+from beacon.correlator.state import ChildState
+
+
+class CorrelatorSettings(Settings):
+    correlator_batch_size: int = Field(default=2000, ge=1, le=100_000, description="Events per batch at most.")
+    correlator_batch_within_s: float = Field(default=0.25, gt=0, le=10, description="Longest wait to fill a batch.")
+    correlator_tick_interval_s: float = Field(default=5.0, gt=0, le=3600, description="Wall-clock timer period.")
+    correlator_clock_offset_s: float = Field(
+        default=0.0, description="Test only: shifts the timer's wall clock (e.g. 90000 = 25 hours ahead)."
+    )
+
+
+settings = load_settings(CorrelatorSettings)
+policy: Policy = load_policy(settings.policy_file)
+configure_logging(settings.log_level)
+log = get_logger("correlator")
+
+# Large producer batches: a batch of events writes one state record per child it touched.
+# (Not with single-record batches, the embedded broker's workaround, which must win.)
+app = make_faust_app("correlator", settings, settings.correlator_port, **(
+    {} if settings.kafka_single_record_batches else {"producer_max_batch_size": 1024 * 1024,
+                                                     "producer_linger": 0.005}))
 events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
+dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
+children = app.Table(
+    "children", default=None, key_type=bytes, value_type=bytes,
+    partitions=settings.topic_partitions,
+    help="Per-child correlator state (JSON), keyed by child reference.",
+)
+
+# Serialises batches and timer ticks: both read-modify-write children's state.
+state_lock = asyncio.Lock()
+# Children of this worker's partitions with a pending time rule: child key -> epoch second.
+deadlines: dict[bytes, int] = {}
+# Children missing now (this worker's partitions): child key -> police risk grade.
+missing_now: dict[bytes, str] = {}
+_indexed_assignment: frozenset[Any] | None = None
+_processed_offsets: dict[Any, int] = {}
 
 
-def skeleton_alerts(event: CloudEvent, now: datetime) -> list[AlertRecord]:
-    """Placeholder rule until the rules engine lands: page on a high-risk report."""
-    data = event.data
-    if not isinstance(data, EpisodeReported) or data.risk.value != "high":
+def partition_of(key: bytes, partitions: int) -> int:
+    """The events partition of a child (Kafka's default partitioner, as producers use),
+    which is also its table changelog partition."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def wall_clock() -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=settings.correlator_clock_offset_s)
+
+
+def _load(key: bytes) -> ChildState:
+    return ChildState.from_json(children.data.get(key))
+
+
+def _track(key: bytes, child_ref: str, state: ChildState) -> None:
+    """Keep the timer's deadline index and the missing-children gauges up to date."""
+    due = engine.next_deadline(child_ref, state, policy)
+    if due is None:
+        deadlines.pop(key, None)
+    else:
+        deadlines[key] = due
+    risk = engine.missing_risk(state)
+    if risk is None:
+        missing_now.pop(key, None)
+    else:
+        missing_now[key] = risk
+
+
+def _update_gauges() -> None:
+    OPEN_EPISODES.set(len(missing_now))
+    counts: dict[str, int] = defaultdict(int)
+    for risk in missing_now.values():
+        counts[risk] += 1
+    for risk in engine.RISK_RANK:
+        CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
+
+
+async def _produce_and_wait(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[Any]:
+    """Hand records straight to the producer and wait until Kafka acknowledged all.
+
+    Not ``topic.send()``: inside an agent Faust turns sends into "attachments" released
+    when the event is acked, and its per-send overhead dominated a batch. Not
+    ``table[key] = value`` either: that queues changelog records in Faust's producer
+    buffer, which throttles the consumer whenever more than 100 are queued."""
+    if not records:
         return []
-    return [
-        AlertRecord(
-            alert_id=alert_id(event.subject, data.episode_ref, "triage", "high"),
-            status="raised",
-            child_ref=event.subject,
-            episode_ref=data.episode_ref,
-            rule="triage",
-            step="high",
-            severity=Severity.high,
-            reason="Child reported missing, police risk high",
-            council=data.placing_council,
-            occurred_at=event.time,
-            emitted_at=now,
-            trigger_event_ids=(event.id,),
-        )
-    ]
+    producer = app.producer
+    pending = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]
+    return list(await asyncio.gather(*pending))
 
 
-@app.agent(events_topic)
-async def correlate(stream):  # type: ignore[no-untyped-def]
-    async for payload in stream:
-        event = event_from_json(payload)
-        for alert in skeleton_alerts(event, datetime.now(timezone.utc)):
-            await alerts_topic.send(key=alert.key, value=alert.to_json())
+async def _send_alerts(alerts: list[AlertRecord]) -> None:
+    """Send and wait until Kafka acknowledged every record (before state is saved)."""
+    if not alerts:
+        return
+    await _produce_and_wait(ALERTS, [(alert.key, alert.to_json(), None) for alert in alerts])
+    for alert in alerts:
+        if alert.status == "raised":
             ALERTS_RAISED.labels(rule=alert.rule, severity=alert.severity.value).inc()
+        else:
+            ALERTS_RESOLVED.labels(rule=alert.rule).inc()
+        log.debug("alert", alert_id=alert.alert_id, status=alert.status, rule=alert.rule, step=alert.step,
+                 severity=alert.severity.value, episode_ref=alert.episode_ref)
+
+
+async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
+    """Write states to the table and hand them to the producer without waiting: Faust
+    flushes the producer before it commits the events' offsets, so a state is on the
+    changelog before its events count as processed. A failed write stops the worker
+    (its events are then processed again), never a silent loss."""
+    changelog = children.changelog_topic.get_topic_name()
+    for key, state, partition in updates:
+        value = state.to_json()
+        children.data[key] = value
+        future = await app.producer.send(changelog, key, value, partition, None, None)
+        future.add_done_callback(_on_state_written)
+
+
+def _on_state_written(future: "asyncio.Future[Any]") -> None:
+    if future.cancelled() or future.exception() is not None:
+        reason = future.exception() or RuntimeError("changelog write cancelled")
+        log.error("state write failed; stopping the worker", error=str(reason))
+        asyncio.ensure_future(app.crash(reason))
+        return
+    metadata = future.result()
+    # What Faust's own changelog callback does: a RocksDB store remembers the offset it
+    # holds, so recovery after a restart reads only the changelog tail.
+    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
+
+
+async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
+    EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
+    await dlq_topic.send(key=key, value=payload, force=True, headers={"beacon-dlq-reason": reason.encode()[:1000],
+                                                          "beacon-dlq-service": b"correlator"})
+    log.warning("event dead-lettered", reason=reason)
+
+
+async def process_batch(batch: list[Any]) -> None:
+    """One batch of Faust events: grouped by child, one load and one save per child."""
+    by_child: dict[bytes, list[tuple[CloudEvent, int]]] = defaultdict(list)
+    for event in batch:
+        message = event.message
+        _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
+        try:
+            parsed = event_from_json(message.value)
+        except EventValidationError as exc:
+            await _dead_letter(message.value, message.key, f"invalid event: {exc}")
+            continue
+        key = parsed.subject.encode()
+        if message.key is not None and message.key != key:
+            await _dead_letter(message.value, message.key, "record key is not the event's subject")
+            continue
+        by_child[key].append((parsed, message.partition))
+    now = datetime.now(timezone.utc)
+    async with state_lock:
+        alerts: list[AlertRecord] = []
+        updates: list[tuple[bytes, str, ChildState, int]] = []
+        outcomes: dict[str, int] = defaultdict(int)
+        for key, items in by_child.items():
+            state = _load(key)
+            for parsed, partition in items:
+                state, outcome = engine.apply_event(state, parsed, now, policy, copy=False)
+                outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
+                alerts += outcome.alerts
+            updates.append((key, items[0][0].subject, state, items[0][1]))
+        await _send_alerts(alerts)  # first: a state saying "emitted" must never precede its alert
+        await _save_all([(key, state, partition) for key, _, state, partition in updates])
+        for key, child_ref, state, _ in updates:
+            _track(key, child_ref, state)
+    for outcome_name, count in outcomes.items():
+        EVENTS_PROCESSED.labels(outcome=outcome_name).inc(count)
+    _update_gauges()
+
+
+@app.agent(events_topic, concurrency=1)
+async def correlate(stream):  # type: ignore[no-untyped-def]
+    async for batch in stream.take_events(settings.correlator_batch_size, within=settings.correlator_batch_within_s):
+        await process_batch(batch)
+
+
+def caught_up() -> bool:
+    """True when tables are recovered and every assigned events partition has been read
+    to its end: only then may the wall clock fire time rules."""
+    if app.tables and not app.tables.recovery.completed.is_set():
+        return False
+    if app.rebalancing:
+        return False
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic == EVENTS]
+    if not assigned:
+        return False
+    for tp in assigned:
+        highwater = app.consumer.highwater(tp)
+        if highwater is None or _processed_offsets.get(tp, -1) < highwater - 1:
+            return False
+    return True
+
+
+def _rebuild_index() -> None:
+    """After an assignment change: index this worker's children from the local table."""
+    global _indexed_assignment
+    deadlines.clear()
+    missing_now.clear()
+    for key, value in children.data.items():
+        state = ChildState.from_json(value)
+        child_ref = key.decode() if isinstance(key, bytes) else str(key)
+        _track(key if isinstance(key, bytes) else child_ref.encode(), child_ref, state)
+    _indexed_assignment = frozenset(app.consumer.assignment())
+    _update_gauges()
+
+
+async def run_tick() -> int:
+    """Fire due time rules from the wall clock; returns the number of alerts emitted."""
+    if not caught_up():
+        return 0
+    if _indexed_assignment != frozenset(app.consumer.assignment()):
+        _rebuild_index()
+    now = wall_clock()
+    current = engine.epoch(now)
+    due = [key for key, when in deadlines.items() if when <= current]
+    if not due:
+        return 0
+    partitions = app.consumer.topic_partitions(EVENTS) or settings.topic_partitions
+    emitted = 0
+    async with state_lock:
+        alerts: list[AlertRecord] = []
+        updates: list[tuple[bytes, str, ChildState]] = []
+        for key in due:
+            child_ref = key.decode()
+            state, new = engine.tick(child_ref, _load(key), now, policy)
+            alerts += new
+            updates.append((key, child_ref, state))
+        await _send_alerts(alerts)
+        await _save_all([(key, state, partition_of(key, partitions)) for key, _, state in updates])
+        for key, child_ref, state in updates:
+            _track(key, child_ref, state)
+        emitted = len(alerts)
+    _update_gauges()
+    return emitted
+
+
+@guarded_timer(app, settings.correlator_tick_interval_s, "correlator")
+async def wall_clock_rules() -> None:
+    await run_tick()

@@ -1,0 +1,533 @@
+"""The correlator's rules: pure functions, no I/O, no Faust.
+
+``decide(state, event, now, policy)`` merges one event into a child's state and returns
+the alert records to emit; ``tick(state, now, policy)`` fires time rules from the wall
+clock. ``now`` is only the processing time written into ``emitted_at``: every decision
+uses event time.
+
+Order independence by construction
+----------------------------------
+Events are merged into time-stamped fact sets (see ``state.py``) and alerts are *derived*
+from the facts, each with a deterministic ``alert_id(child, episode, rule, step)``; the
+state remembers emitted ids so each alert is emitted once. An event is *on time* when
+its time is no more than ``allowed_lateness`` behind the child's watermark (the latest
+event time seen). So when a fact at time ``x`` is known, every fact older than
+``x - lateness`` is known too ("settled"). Each rule therefore:
+
+* fires on the *presence* of facts at once (a report, a re-grade, a CSE screening), and
+* lets the *absence* of a fact (not found yet, not re-allocated, no interview) count
+  only over the settled past: before ``x - lateness`` for a rule decided at ``x``, and
+  before the deadline itself for a time rule, which fires once the horizon (watermark,
+  or wall clock on a tick) reaches ``deadline + lateness``.
+
+A derived alert then stays derived whatever arrives later (within the lateness), so any
+permutation or duplication of on-time events gives the same alert ids and the same
+state as in-order delivery (tests/correlator/test_engine_properties.py).
+The price: a child found within ``lateness`` before a CSE flag or a de-allocation still
+raises that alert (resolved at once), and a ladder step fires if the child was still
+missing *as recorded* at the deadline even if a later "found" says the child returned
+earlier (also resolved at once). Both err towards telling someone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterable
+
+from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.events import (
+    AllocationChanged,
+    ChildFound,
+    ChildRescueAlertActivated,
+    CloudEvent,
+    CseScreened,
+    EpisodeCorrected,
+    EpisodeReported,
+    PlacementChanged,
+    ReturnInterviewRecorded,
+    RiskRegraded,
+)
+from beacon.core.policy import Policy
+from beacon.correlator.state import RAISED, RESOLVED, ChildState, Episode, Report, add_fact, earliest
+
+RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
+RISK_NAME = {rank: name for name, rank in RISK_RANK.items()}
+CSE_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
+SEVERITIES = (Severity.low, Severity.medium, Severity.high, Severity.critical)
+CATEGORY_WORDS = {
+    "missing": "missing",
+    "absent": "absent",
+    "away_without_authorisation": "away from placement without authorisation",
+}
+NEVER = 2**62
+
+# Rule names (the ``rule`` of an AlertRecord).
+TRIAGE = "triage"
+REPEAT = "repeat_episodes"
+CSE_MISSING = "cse_missing"
+DURATION = "duration"
+UNALLOCATED = "unallocated"
+RHI_OVERDUE = "rhi_overdue"
+
+
+def epoch(ts: datetime) -> int:
+    return int(ts.timestamp())
+
+
+def as_datetime(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def event_key(event: CloudEvent) -> int:
+    """Duplicate key: the same (source, id) is the same event."""
+    digest = hashlib.blake2b(f"{event.source}|{event.id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(frozen=True)
+class Derived:
+    """An alert the facts call for (before it becomes an AlertRecord)."""
+
+    episode_ref: str
+    rule: str
+    step: str
+    severity: Severity
+    notify: str
+    reason: str
+    occurred_at: int
+    triggers: tuple[str, ...]
+    resolved: bool = False
+    resolved_reason: str = ""
+
+
+@dataclass
+class Outcome:
+    """What one decide/tick did: for metrics and logs (never personal data)."""
+
+    applied: bool = True
+    duplicate: bool = False
+    stale: bool = False
+    alerts: list[AlertRecord] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ merging facts
+
+
+def _episode(state: ChildState, ref: str) -> tuple[str, Episode]:
+    ref = state.al.get(ref, ref)
+    episode = state.e.get(ref)
+    if episode is None:
+        episode = state.e[ref] = Episode()
+    return ref, episode
+
+
+def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t: int) -> None:
+    ref = state.al.get(data.episode_ref, data.episode_ref)
+    if ref not in state.e:
+        # A report while another episode is open updates that episode: no second one.
+        current = state.open_episode()
+        if current is not None:
+            state.al[data.episode_ref] = ref = current[0]
+    _, episode = _episode(state, ref)
+    report = Report(
+        t=t, id=event.id, start=epoch(data.started_at), risk=RISK_RANK[data.risk.value], age=data.age_years,
+        cared=data.looked_after, cat=data.category.value, council=data.placing_council,
+    )
+    if episode.r is None:
+        episode.r = report
+    elif (report.t, report.id) != (episode.r.t, episode.r.id):
+        # Resent or second report: the earliest is the report, the others count as re-grades.
+        older, newer = sorted((episode.r, report), key=lambda r: (r.t, r.id))
+        episode.r = older
+        add_fact(episode.g, (newer.t, newer.id, newer.risk))
+
+
+def merge(state: ChildState, event: CloudEvent) -> None:
+    """Merge one event's facts into the state (idempotent, commutative)."""
+    data = event.data
+    t = epoch(event.time)
+    if isinstance(data, EpisodeReported):
+        _merge_report(state, event, data, t)
+    elif isinstance(data, RiskRegraded):
+        add_fact(_episode(state, data.episode_ref)[1].g, (t, event.id, RISK_RANK[data.risk.value]))
+    elif isinstance(data, ChildFound):
+        add_fact(_episode(state, data.episode_ref)[1].f, (t, event.id, epoch(data.ended_at)))
+    elif isinstance(data, EpisodeCorrected):
+        _, episode = _episode(state, data.episode_ref)
+        if data.started_at is not None:
+            add_fact(episode.s, (t, event.id, epoch(data.started_at)))
+        if data.ended_at is not None:
+            add_fact(episode.f, (t, event.id, epoch(data.ended_at)))
+    elif isinstance(data, ChildRescueAlertActivated):
+        _, episode = _episode(state, data.episode_ref)
+        episode.x = earliest(episode.x, (t, event.id))
+    elif isinstance(data, ReturnInterviewRecorded):
+        if data.status != "offered":  # completed, or declined / not held with a reason
+            _, episode = _episode(state, data.episode_ref)
+            episode.i = earliest(episode.i, (t, event.id))
+    elif isinstance(data, CseScreened):
+        add_fact(state.c, (t, event.id, CSE_RANK[data.level.value]))
+    elif isinstance(data, AllocationChanged):
+        add_fact(state.u, (t, event.id, 1 if data.status == "allocated" else 0))
+    elif isinstance(data, PlacementChanged):
+        candidate = (t, event.id, data.placing_council)
+        if state.p is None or candidate > tuple(state.p):
+            state.p = candidate
+    # Sightings, safe-and-well checks and strategy discussions only move the watermark.
+
+
+# ------------------------------------------------------------------ deriving alerts
+
+
+class _Rules:
+    """Derives every alert the merged facts call for, up to a time-rule horizon."""
+
+    def __init__(self, child_ref: str, state: ChildState, policy: Policy, horizon: int):
+        self.child_ref, self.state, self.policy, self.horizon = child_ref, state, policy, horizon
+        self.derived_episodes: list[tuple[str, Episode]] = []
+        self.lateness = int(policy.allowed_lateness_minutes * 60)
+
+    # -- helpers over settled facts
+
+    def closed_before(self, episode: Episode, x: int) -> bool:
+        return any(fact[0] < x for fact in episode.f)
+
+    def latest_as_of(self, facts: list, x: int) -> list:  # type: ignore[type-arg]
+        """Facts that may be the current value at ``x``: the latest settled one (older than
+        ``x - lateness``) and every fact from ``x - lateness`` to ``x``."""
+        settled = [f for f in facts if f[0] < x - self.lateness]
+        recent = [f for f in facts if x - self.lateness <= f[0] <= x]
+        return settled[-1:] + recent
+
+    def settled_cse_level(self, x: int) -> int:
+        """The CSE level as of ``x`` from settled screenings only: a screening that may
+        still be overtaken by a late one cannot lower or raise a triage already paged
+        (the CSE x missing rule pages on it at once instead)."""
+        settled = [f for f in self.state.c if f[0] < x - self.lateness]
+        return settled[-1][2] if settled else 0
+
+    def council(self, episode: Episode) -> str | None:
+        if episode.r and episode.r.council:
+            return episode.r.council
+        return self.state.p[2] if self.state.p else None
+
+    # -- rules
+
+    def triage(self, ref: str, episode: Episode) -> Iterable[Derived]:
+        report, triage = episode.r, self.policy.triage
+        assert report is not None
+        cse_from = CSE_RANK[triage.cse_from_level]
+
+        def severity(risk: int | None, x: int) -> Severity:
+            if risk is None:  # Child Rescue Alert
+                return Severity.critical
+            rank = triage.risk_severity[RISK_NAME[risk]].rank  # type: ignore[index]
+            floors = [rank]
+            if report.age <= triage.young_child_max_age:
+                floors.append(triage.young_child_min_severity.rank)
+            if report.cared:
+                floors.append(triage.looked_after_min_severity.rank)
+            if self.settled_cse_level(x) >= cse_from:
+                floors.append(triage.cse_min_severity.rank)
+            return SEVERITIES[max(floors)]
+
+        points: list[tuple[int, str, int | None]] = [(report.t, report.id, report.risk)]
+        points += [(t, eid, risk) for t, eid, risk in episode.g]
+        if episode.x:
+            points.append((episode.x[0], episode.x[1], None))
+        levels = [(t, eid, risk, severity(risk, t)) for t, eid, risk in points]
+        at_report = levels[0][3]
+        for t, eid, risk, level in levels:
+            settled = [lv.rank for tt, _, _, lv in levels if tt < t - self.lateness]
+            # Up pages again (a new id per level); down or equal never pages.
+            if level.rank < at_report.rank or (settled and level.rank <= max(settled)):
+                continue
+            grade = "Child Rescue Alert activated" if risk is None else f"police risk {RISK_NAME[risk]}"
+            factors = "; in care" if report.cared else ""
+            yield Derived(
+                ref, TRIAGE, level.value, level, triage.notify[level],
+                f"Child {CATEGORY_WORDS[report.cat]} ({grade}{factors}); triage {level.value}",
+                t, tuple(dict.fromkeys((report.id, eid))),
+            )
+
+    def cse_missing(self, ref: str, episode: Episode) -> Iterable[Derived]:
+        report, rule = episode.r, self.policy.cse_missing
+        assert report is not None
+        threshold = CSE_RANK[rule.from_level]
+        reason = f"Missing child with safeguarding flag; {rule.severity.value}"
+        # CSE risk already current when the child goes missing ...
+        flagged = [f for f in self.latest_as_of(self.state.c, report.t) if f[2] >= threshold]
+        if flagged:
+            yield Derived(ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, report.t,
+                          (report.id, flagged[-1][1]))
+            return
+        # ... or a CSE flag arrives while the child is missing: whichever comes first.
+        for t, eid, level in self.state.c:
+            if t >= report.t and level >= threshold and not self.closed_before(episode, t - self.lateness):
+                yield Derived(ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, t, (report.id, eid))
+                return
+
+    def unallocated(self, ref: str, episode: Episode) -> Iterable[Derived]:
+        report, rule = episode.r, self.policy.unallocated
+        assert report is not None
+        if not rule.enabled:
+            return
+        reason = "Missing child has no allocated worker"
+        unallocated_then = [f for f in self.latest_as_of(self.state.u, report.t) if f[2] == 0]
+        if unallocated_then:
+            yield Derived(ref, UNALLOCATED, "unallocated", rule.severity, rule.notify, reason, report.t,
+                          (report.id, unallocated_then[-1][1]))
+            return
+        for t, eid, allocated in self.state.u:
+            if t >= report.t and not allocated and not self.closed_before(episode, t - self.lateness):
+                yield Derived(ref, UNALLOCATED, "unallocated", rule.severity, rule.notify, reason, t,
+                              (report.id, eid))
+                return
+
+    def repeat(self, ref: str, episode: Episode) -> Iterable[Derived]:
+        report, rule = episode.r, self.policy.repeat_episodes
+        assert report is not None
+        window = rule.window_days * 86400
+        starts = sorted(
+            (e.r.start, e.r.id) for e in self.state.e.values()
+            if e.r is not None and report.start - window <= e.r.start <= report.start
+        )
+        if len(starts) >= rule.count:
+            yield Derived(
+                ref, REPEAT, f"{rule.count}in{rule.window_days}d", rule.severity, rule.notify,
+                f"{len(starts)} missing episodes in {rule.window_days} days; strategy discussion needed",
+                report.t, tuple(eid for _, eid in starts[-rule.count:]),
+            )
+
+    @staticmethod
+    def deadline(facts: list[tuple[int, str, int]], after: int) -> int:
+        """Earliest event time x at which the value as of x (the latest fact by (time, id)
+        at or before x) plus ``after`` is reached: a correction moves the deadline, and
+        only facts recorded before it count. NEVER when there are no facts."""
+        for index, (t, _, value) in enumerate(facts):
+            candidate = max(value + after, t)
+            following = facts[index + 1][0] if index + 1 < len(facts) else NEVER
+            if candidate < following:
+                return candidate
+        return NEVER
+
+    def time_rules(self, ref: str, episode: Episode, horizon: int) -> Iterable[tuple[int, Derived]]:
+        """(deadline + lateness, alert) for ladder steps and the return interview; those
+        past ``horizon`` are yielded too, so callers can see what is pending."""
+        report = episode.r
+        assert report is not None
+        starts = sorted([(report.t, report.id, report.start), *episode.s])
+        for step in self.policy.duration_ladder.steps:
+            if step.looked_after_only and not report.cared:
+                continue
+            due = self.deadline(starts, int(step.after_hours * 3600))
+            if due >= NEVER or self.closed_before(episode, due):
+                continue
+            hours = f"{step.after_hours:g}h"
+            yield due + self.lateness, Derived(
+                ref, DURATION, hours, step.severity, step.notify,
+                f"Child still {CATEGORY_WORDS[report.cat]} after {step.after_hours:g} hours", due, (report.id,),
+            )
+        if episode.f:
+            rhi = self.policy.return_interview
+            due = self.deadline(episode.f, int(rhi.deadline_hours * 3600))
+            if due < NEVER and not (episode.i and episode.i[0] < due):
+                yield due + self.lateness, Derived(
+                    ref, RHI_OVERDUE, f"{rhi.deadline_hours:g}h", rhi.severity, rhi.notify,
+                    f"Return home interview not recorded within {rhi.deadline_hours:g} hours of return",
+                    due, (report.id, episode.f[0][1]),
+                    resolved=episode.i is not None, resolved_reason="Return home interview recorded",
+                )
+
+    def at_rest(self, ref: str, episode: Episode) -> bool:
+        """After a full derivation at a horizon at or past the watermark: nothing new can
+        be derived for this episode unless an event about it arrives. It closed more than
+        twice the lateness ago (so no late CSE flag or de-allocation can count, and every
+        ladder step due before the return was derived just now), and its return interview
+        is settled (recorded before the watermark minus the lateness) or already overdue."""
+        w, lateness = self.state.w, self.lateness
+        if not episode.f or episode.f[0][0] >= w - 2 * lateness or self.horizon < w:
+            return False
+        if episode.i is not None:
+            return episode.i[0] < w - lateness
+        overdue = alert_id(self.child_ref, ref, RHI_OVERDUE, f"{self.policy.return_interview.deadline_hours:g}h")
+        return overdue in episode.a
+
+    def derive(self, touched: str | None = None, report: bool = True) -> list[Derived]:
+        """Every alert the facts call for. With ``touched`` (the episode an event was
+        about), episodes at rest are skipped: a shortcut that derives the same set."""
+        derived: list[Derived] = []
+        rest_after = self.derived_episodes = []
+        for ref, episode in self.state.e.items():
+            if episode.r is None:
+                continue  # placeholder: nothing to say until the report arrives
+            found = "Child found or returned; alert resolved"
+            if touched is not None and ref != touched and episode.q:
+                if report:  # a new report can complete a repeat for a later episode
+                    derived += (_with_resolution(d, episode.closed, found) for d in self.repeat(ref, episode))
+                continue
+            for rule in (self.triage, self.cse_missing, self.unallocated, self.repeat):
+                for d in rule(ref, episode):
+                    derived.append(_with_resolution(d, episode.closed, found))
+            for fire_at, d in self.time_rules(ref, episode, self.horizon):
+                if self.horizon >= fire_at:
+                    derived.append(d if d.rule == RHI_OVERDUE else _with_resolution(d, episode.closed, found))
+            rest_after.append((ref, episode))
+        return derived
+
+    def settle(self, derived_episodes: list[tuple[str, Episode]]) -> None:
+        """Once their alerts are emitted: mark the episodes that are now at rest."""
+        for ref, episode in derived_episodes:
+            episode.q = self.at_rest(ref, episode)
+
+    def next_deadline(self) -> int | None:
+        """When the next not-yet-raised time rule can fire (for the timer's index)."""
+        pending = [
+            fire_at
+            for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
+            for fire_at, d in self.time_rules(ref, episode, NEVER)
+            if alert_id_of(self.child_ref, d) not in episode.a
+        ]
+        return min(pending, default=None)
+
+
+def _with_resolution(d: Derived, closed: bool, reason: str) -> Derived:
+    if not closed:
+        return d
+    return Derived(d.episode_ref, d.rule, d.step, d.severity, d.notify, d.reason, d.occurred_at, d.triggers,
+                   resolved=True, resolved_reason=reason)
+
+
+def alert_id_of(child_ref: str, d: Derived) -> str:
+    return alert_id(child_ref, d.episode_ref, d.rule, d.step)
+
+
+# ------------------------------------------------------------------ emitting
+
+
+def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touched: str | None = None,
+          report: bool = True) -> list[AlertRecord]:
+    rules = _Rules(child_ref, state, policy, max(state.w, state.h))
+    derived = sorted(rules.derive(touched, report), key=lambda d: (d.occurred_at, d.rule, d.step))
+    raised: list[AlertRecord] = []
+    resolved: list[AlertRecord] = []
+    for d in derived:
+        episode = state.e[d.episode_ref]
+        aid = alert_id_of(child_ref, d)
+        status = episode.a.get(aid)
+        if status == RESOLVED or (status == RAISED and not d.resolved):
+            continue  # the common case: nothing new to say
+        council = episode.r.council if episode.r and episode.r.council else (state.p[2] if state.p else None)
+        common = dict(
+            alert_id=aid, child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule, step=d.step,
+            severity=d.severity, council=council, notify=d.notify, emitted_at=now,
+        )
+        if status is None:
+            raised.append(AlertRecord(status="raised", reason=d.reason, occurred_at=as_datetime(d.occurred_at),
+                                      trigger_event_ids=d.triggers, **common))
+            episode.a[aid] = RAISED
+            status = RAISED
+        if d.resolved and status == RAISED:
+            resolved.append(AlertRecord(status="resolved", reason=d.resolved_reason,
+                                        occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
+                                        trigger_event_ids=d.triggers, **common))
+            episode.a[aid] = RESOLVED
+    rules.settle(rules.derived_episodes)
+    return raised + resolved
+
+
+def _resolution_time(episode: Episode, d: Derived) -> int:
+    if d.rule == RHI_OVERDUE:
+        return episode.i[0] if episode.i else d.occurred_at
+    return episode.f[0][0] if episode.f else d.occurred_at
+
+
+_HORIZONS: dict[int, tuple[Policy, int]] = {}
+
+
+def _horizon_of(policy: Policy) -> int:
+    """Seconds of history any rule can still look at (cached: policies are frozen)."""
+    cached = _HORIZONS.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = _HORIZONS[id(policy)] = (
+            policy, int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60))
+    return cached[1]
+
+
+def _prune(state: ChildState, policy: Policy) -> None:
+    """Forget what no rule can look at again: closed (or never reported) episodes and
+    superseded facts older than the longest window plus the lateness."""
+    cutoff = state.w - _horizon_of(policy)
+    for ref in [ref for ref, e in state.e.items() if (e.closed or e.r is None) and e.last_fact_time() < cutoff]:
+        del state.e[ref]
+    state.al = {alias: ref for alias, ref in state.al.items() if ref in state.e}
+    for facts in (state.c, state.u):
+        old = [f for f in facts if f[0] < cutoff]
+        if len(old) > 1:
+            del facts[: len(old) - 1]  # keep the latest old one: it is still the value as of now
+
+
+def decide(
+    state: ChildState, event: CloudEvent, now: datetime, policy: Policy
+) -> tuple[ChildState, list[AlertRecord]]:
+    """Merge one event into the child's state; return the new state and the alerts to emit.
+    The state passed in is not modified."""
+    state, outcome = apply_event(state, event, now, policy)
+    return state, outcome.alerts
+
+
+def apply_event(
+    state: ChildState, event: CloudEvent, now: datetime, policy: Policy, *, copy: bool = True
+) -> tuple[ChildState, Outcome]:
+    """``decide`` that also says whether the event was applied, a duplicate or stale.
+    ``copy=False`` updates ``state`` in place: for a caller that owns it (the worker
+    deserialised it for this batch), it saves a deep copy per event."""
+    if copy:
+        state = state.model_copy(deep=True)
+    t = epoch(event.time)
+    key = (t, event_key(event))
+    if key in state.k:
+        return state, Outcome(applied=False, duplicate=True)
+    if t < state.w - _horizon_of(policy):
+        # Older than anything a rule still looks at (e.g. a replay of pruned history).
+        return state, Outcome(applied=False, stale=True)
+    state.k.append(key)
+    state.k.sort()
+    del state.k[: max(0, len(state.k) - policy.processed_event_memory)]
+    merge(state, event)
+    state.w = max(state.w, t)
+    if state.h <= state.w:
+        state.h = 0  # the watermark has caught up with the last tick: nothing to remember
+    ref = getattr(event.data, "episode_ref", None)
+    touched = state.al.get(ref, ref) if ref else ""
+    alerts = _emit(event.subject, state, policy, now, touched, isinstance(event.data, EpisodeReported))
+    _prune(state, policy)
+    return state, Outcome(alerts=alerts)
+
+
+def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tuple[ChildState, list[AlertRecord]]:
+    """Fire time rules whose deadline (plus lateness) the wall clock has reached."""
+    wall = epoch(now)
+    if wall <= max(state.w, state.h):
+        return state, []
+    state = state.model_copy(deep=True)
+    state.h = wall
+    return state, _emit(child_ref, state, policy, now)
+
+
+def next_deadline(child_ref: str, state: ChildState, policy: Policy) -> int | None:
+    """Epoch second at which a tick could next raise a time-rule alert for this child."""
+    return _Rules(child_ref, state, policy, NEVER).next_deadline()
+
+
+def missing_risk(state: ChildState) -> str | None:
+    """Police risk grade of the child's open episode (latest re-grade), None if not missing."""
+    current = state.open_episode()
+    if current is None:
+        return None
+    episode = current[1]
+    assert episode.r is not None
+    latest = max([(episode.r.t, episode.r.id, episode.r.risk), *episode.g])
+    return RISK_NAME[latest[2]]
