@@ -36,6 +36,9 @@ class Scraped:
 SERVICES: tuple[Scraped, ...] = (
     Scraped("correlator", "correlator_port", WORKER_SERIES),
     Scraped("notifier", "notifier_port", WORKER_SERIES),
+    Scraped("validator", "validator_port", WORKER_SERIES),
+    Scraped("ingest", "ingest_port"),
+    Scraped("console", "console_port"),
 )
 
 EVENT_COUNT = 5
@@ -89,7 +92,10 @@ def test_prometheus_scrapes_every_service_and_series_move_with_events(settings, 
             committed: EVENT_COUNT,
             "sum(beacon_alerts_raised_total)": EVENT_COUNT,
             'sum(beacon_alerts_raised_total{rule="triage",severity="high"})': EVENT_COUNT,
-            "sum(beacon_notifications_total)": EVENT_COUNT,
+            # Every alert reaches escalation step 1; the pages to one on-call person are
+            # bundled (1 message a minute per contact), so at least one notification.
+            'sum(beacon_escalation_steps_total{step="1"})': EVENT_COUNT,
+            "sum(beacon_notifications_total)": 1,
             'sum(beacon_consumer_committed_offset{job="beacon-notifier",group="beacon-notifier"})': EVENT_COUNT,
         }
         for query, at_least in moves.items():
