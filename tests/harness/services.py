@@ -42,7 +42,11 @@ class ServiceProcess:
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         if self.port is not None:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()  # never leave a half-started service behind
+                raise
         return self
 
     def wait_ready(self) -> None:

@@ -78,11 +78,7 @@ class Stack:
 
     def start(self) -> "Stack":
         self.notifier = ServiceProcess("notifier", self.env, self.log_file, port=self.settings.notifier_port)
-        try:
-            self.notifier.start()
-        except BaseException:
-            self.notifier.stop()  # never leave a half-started worker behind
-            raise
+        self.notifier.start()
         self.twilio.notifier_url = self.url
         return self
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     event_retention_days: int = Field(
         default=76 * 365, ge=1, description="Looked-after children's records are kept to their 75th birthday."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50, ge=1, le=1500,
+        description="How long a Faust worker's fetch may wait for records. Faust hard-codes 1500 ms; on Tansu "
+        "a parked fetch is not answered early, so every hop waited up to that long.",
+    )
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
     broker_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     broker_rebalance_timeout_s: float = Field(default=10.0, gt=0)

@@ -31,9 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-import aiokafka
 import faust
-import faust.transport.drivers.aiokafka as faust_aiokafka
 from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -67,18 +65,6 @@ TICK_RESEND_AFTER_S = 5.0
 settings = load_settings(NotifierSettings)
 
 
-class _PromptConsumer(aiokafka.AIOKafkaConsumer):
-    """Faust hard-codes fetch_max_wait_ms=1500. The embedded Tansu broker does not
-    answer a parked fetch early when records arrive on another partition, so each
-    hop of the notifier's pipeline waited ~0.5-1.5 s; a short wait keeps paging
-    latency well under a second (measured in bench/bench_notifier.py)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["fetch_max_wait_ms"] = int(settings.notifier_fetch_max_wait_ms)
-        super().__init__(*args, **kwargs)
-
-
-faust_aiokafka.aiokafka.AIOKafkaConsumer = _PromptConsumer
 configure_logging(settings.log_level)
 log = get_logger("notifier")
 oncall = load_oncall(settings.oncall_file)

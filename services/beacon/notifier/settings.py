@@ -30,6 +30,4 @@ class NotifierSettings(Settings):
     notifier_retry_backoff_s: float = Field(default=0.5, gt=0, le=60, description="First retry wait; doubles.")
     notifier_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
     ack_link_ttl_minutes: float = Field(default=24 * 60, gt=0, le=7 * 24 * 60)
-    notifier_fetch_max_wait_ms: float = Field(
-        default=50, ge=1, le=1500, description="How long a Kafka fetch may wait for records (paging latency).")
     smtp_ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (e.g. a test server's).")
