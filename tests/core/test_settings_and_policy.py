@@ -73,3 +73,19 @@ def test_unknown_policy_key_is_refused(tmp_path):
     bad.write_text("council: x\nrepeat_episode: {count: 3}\n")
     with pytest.raises(PolicyError, match="repeat_episode: Extra inputs are not permitted"):
         load_policy(bad)
+
+
+def test_one_config_file_serves_every_service_and_typos_are_refused(monkeypatch, tmp_path):
+    from beacon.console.settings import ConsoleSettings
+    from beacon.notifier.settings import NotifierSettings
+
+    config = tmp_path / "beacon.yaml"
+    config.write_text("topic_partitions: 8\nconsole_timezone: Europe/London\nnotifier_max_bundle: 3\n")
+    monkeypatch.setenv("BEACON_CONFIG_FILE", str(config))
+    assert load_settings(NotifierSettings).notifier_max_bundle == 3
+    assert load_settings(ConsoleSettings).console_timezone == "Europe/London"
+    assert load_settings().topic_partitions == 8
+
+    config.write_text("topic_partitions: 8\nnotifier_max_bundel: 3\n")
+    with pytest.raises(SettingsError, match="notifier_max_bundel: not a Beacon setting"):
+        load_settings()

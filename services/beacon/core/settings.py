@@ -6,10 +6,13 @@ environment variable and the reason (see ``load_settings``).
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+
+import yaml
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -102,12 +105,48 @@ class Settings(BaseSettings):
         config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
         if config_file:
             # Environment variables win over the file, so one file serves many deployments.
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_OwnKeysYamlSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
 
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+class _OwnKeysYamlSource(YamlConfigSettingsSource):
+    """One config file may hold the keys of every service; each takes its own.
+    Keys that no service knows are refused by ``load_settings``."""
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in super().__call__().items() if k in self.settings_cls.model_fields}
+
+
+# The services' own Settings subclasses (module:class), so a shared config file can be
+# checked for keys that nobody reads (typos) without starting every service.
+SERVICE_SETTINGS = (
+    "beacon.ingest.settings:IngestSettings",
+    "beacon.correlator.settings:CorrelatorSettings",
+    "beacon.notifier.settings:NotifierSettings",
+    "beacon.console.settings:ConsoleSettings",
+)
+
+
+def known_setting_names() -> set[str]:
+    names = set(Settings.model_fields)
+    for path in SERVICE_SETTINGS:
+        module, cls = path.split(":")
+        names |= set(getattr(importlib.import_module(module), cls).model_fields)
+    return names
+
+
+def _unknown_config_file_keys(config_file: str) -> list[str]:
+    try:
+        raw = yaml.safe_load(Path(config_file).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: the top level must be a mapping")
+    return sorted(set(map(str, raw)) - known_setting_names())
 
 
 class SettingsError(SystemExit):
@@ -131,6 +170,11 @@ def load_settings(settings_cls: type[S] = Settings, **overrides: object) -> S:  
     config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
     if config_file and not Path(config_file).is_file():
         raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: no such file {config_file!r}")
+    if config_file:
+        unknown = _unknown_config_file_keys(config_file)
+        if unknown:
+            lines = "\n".join(f"  {config_file}: {key}: not a Beacon setting" for key in unknown)
+            raise SettingsError(f"invalid settings:\n{lines}")
     try:
         return settings_cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from kafka.partitioner.default import murmur2
-from pydantic import Field
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.events import CloudEvent, EventValidationError, event_from_json
@@ -35,19 +34,11 @@ from beacon.core.metrics import (
     OPEN_EPISODES,
 )
 from beacon.core.policy import Policy, load_policy
-from beacon.core.settings import Settings, load_settings
+from beacon.core.settings import load_settings
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
 from beacon.correlator import engine
+from beacon.correlator.settings import CorrelatorSettings
 from beacon.correlator.state import ChildState
-
-
-class CorrelatorSettings(Settings):
-    correlator_batch_size: int = Field(default=2000, ge=1, le=100_000, description="Events per batch at most.")
-    correlator_batch_within_s: float = Field(default=0.25, gt=0, le=10, description="Longest wait to fill a batch.")
-    correlator_tick_interval_s: float = Field(default=5.0, gt=0, le=3600, description="Wall-clock timer period.")
-    correlator_clock_offset_s: float = Field(
-        default=0.0, description="Test only: shifts the timer's wall clock (e.g. 90000 = 25 hours ahead)."
-    )
 
 
 settings = load_settings(CorrelatorSettings)
