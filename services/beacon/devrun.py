@@ -66,7 +66,9 @@ def _print_new_notifications(outbox: Path, seen: int) -> int:
     lines = outbox.read_text().splitlines()
     for line in lines[seen:]:
         note = json.loads(line)
-        print(f"  >> {note.get('channel', '?'):6} {note.get('to', ''):18} {note.get('body', '')}", flush=True)
+        text = " ".join(str(note.get("body", "")).split())  # one line per notification
+        text = text if len(text) <= 150 else text[:147] + "..."
+        print(f"  >> {note.get('channel', '?'):6} {note.get('to', ''):30} {text}", flush=True)
     return len(lines)
 
 
