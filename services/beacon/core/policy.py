@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from beacon.core.alerts import Severity
+from beacon.core.config_files import load_yaml_model
 
 
 class _Policy(BaseModel):
@@ -149,18 +149,4 @@ class PolicyError(SystemExit):
 
 
 def load_policy(path: Path) -> Policy:
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise PolicyError(f"policy file {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise PolicyError(f"policy file {path}: the top level must be a mapping")
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as exc:
-        reasons = "\n".join(
-            f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise PolicyError(f"policy file {path} is invalid:\n{reasons}") from None
+    return load_yaml_model(path, Policy, "policy file", PolicyError)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import phonenumbers
-import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from beacon.core.alerts import AlertRecord, Severity
+from beacon.core.config_files import load_yaml_model
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z0-9-]{2,}$")
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -255,19 +255,5 @@ def _import_ical_overrides(raw: dict[str, object], base: Path) -> None:
 
 
 def load_oncall(path: Path) -> OnCallConfig:
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise OnCallConfigError(f"on-call file {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise OnCallConfigError(f"on-call file {path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise OnCallConfigError(f"on-call file {path}: the top level must be a mapping")
-    _import_ical_overrides(raw, Path(path).parent)
-    try:
-        return OnCallConfig.model_validate(raw)
-    except ValidationError as exc:
-        reasons = "\n".join(
-            f"  {'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise OnCallConfigError(f"on-call file {path} is invalid:\n{reasons}") from None
+    return load_yaml_model(path, OnCallConfig, "on-call file", OnCallConfigError,
+                           prepare=lambda raw: _import_ical_overrides(raw, Path(path).parent))
