@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from beacon.core.records import TopicRecord
 
 
-class AckCommand(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class AckCommand(TopicRecord):
     command_id: str = Field(min_length=1, max_length=128, description="Unique per command: dedup key.")
     alert_id: str
     action: Literal["acknowledge", "escalate", "close"]
@@ -25,10 +25,3 @@ class AckCommand(BaseModel):
     @property
     def key(self) -> bytes:
         return self.alert_id.encode()
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
-
-    @classmethod
-    def from_json(cls, payload: bytes | str) -> "AckCommand":
-        return cls.model_validate_json(payload)

@@ -9,11 +9,12 @@ written for an SMS on a locked screen.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
+
+from beacon.core.records import TopicRecord
 
 
 class Severity(str, Enum):
@@ -36,9 +37,7 @@ def alert_id(child_ref: str, episode_ref: str | None, rule: str, step: str) -> s
     return f"A{digest[:15]}"
 
 
-class AlertRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class AlertRecord(TopicRecord):
     alert_id: str
     status: Literal["raised", "resolved"]
     child_ref: str
@@ -56,14 +55,3 @@ class AlertRecord(BaseModel):
     @property
     def key(self) -> bytes:
         return self.child_ref.encode()
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
-
-    @classmethod
-    def from_json(cls, payload: bytes | str) -> "AlertRecord":
-        return cls.model_validate_json(payload)
-
-
-def utc_iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime
+
+from beacon.core.records import TopicRecord
 
 AuditKind = Literal[
     "alert_raised",
@@ -22,9 +24,7 @@ AuditKind = Literal[
 ]
 
 
-class AuditRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class AuditRecord(TopicRecord):
     audit_id: str  # deterministic where the fact is (alert, step, person, channel): replays dedup
     kind: AuditKind
     at: AwareDatetime
@@ -38,10 +38,3 @@ class AuditRecord(BaseModel):
     @property
     def key(self) -> bytes:
         return self.child_ref.encode()
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
-
-    @classmethod
-    def from_json(cls, payload: bytes | str) -> "AuditRecord":
-        return cls.model_validate_json(payload)
