@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import html
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -51,7 +50,7 @@ from beacon.notifier.clock import Clock
 from beacon.notifier.dispatch import PendingRef, plan_sends
 from beacon.notifier.escalation import (
     AckReceived, AlertRaised, AlertResolved, Audit, DeliveryResult, Envelope, EscalationState, Notice,
-    SendNotification, Tick, apply, resolve_chain,
+    SendNotification, Tick, apply, parse_sms_reply, resolve_chain, sms_reply,
 )
 from beacon.notifier.links import LinkError, make_token, read_token
 from beacon.notifier.oncall import load_oncall
@@ -371,8 +370,6 @@ async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
 
 
 # ------------------------------------------------------------------ HTTP
-_REPLY = re.compile(r"^\s*(\d{3})\s*([aec])\s*$", re.IGNORECASE)
-_ACTIONS = {"a": "acknowledge", "e": "escalate", "c": "close"}
 _used_links: set[str] = set()
 
 
@@ -381,6 +378,15 @@ def _twilio_signature_ok(request: Any, params: dict[str, str]) -> bool:
         return False  # no auth token configured: nothing can be verified, refuse everything
     url = base_url + request.path_qs
     return bool(twilio_validator.validate(url, params, request.headers.get("X-Twilio-Signature", "")))
+
+
+async def _verified_twilio_params(request: Any, hook: str) -> dict[str, str] | None:
+    """The webhook's form parameters, or None when X-Twilio-Signature does not verify."""
+    params = {k: str(v) for k, v in (await request.post()).items()}
+    if not _twilio_signature_ok(request, params):
+        log.warning("webhook_forged", hook=hook)
+        return None
+    return params
 
 
 def _twiml(text: str) -> str:
@@ -404,35 +410,24 @@ class InboundSms(faust.web.View):
     """Twilio inbound-message webhook: ``<code>a`` acknowledges, ``e`` escalates, ``c`` closes."""
 
     async def post(self, request: Any) -> Any:
-        params = {k: str(v) for k, v in (await request.post()).items()}
-        if not _twilio_signature_ok(request, params):
-            log.warning("webhook_forged", hook="sms")
+        params = await _verified_twilio_params(request, "sms")
+        if params is None:
             return self.text("forbidden", status=403)
         person = oncall.person_by_contact("sms", params.get("From", ""))
-        match = _REPLY.match(params.get("Body", ""))
+        reply = parse_sms_reply(params.get("Body", ""))
         if person is None:
-            return self.bytes(_twiml("Beacon does not know this number.").encode(), content_type="text/xml")
-        if match is None:
-            return self.bytes(_twiml("Reply with the code from the alert, e.g. 123a to acknowledge.").encode(),
-                              content_type="text/xml")
-        code, letter = match.group(1), match.group(2).lower()
-        states = _states_for(person, code)
-        active = [s for s in states if s.status == "active"]
-        if len(active) > 1:
-            text = f"Code {code} matches several open alerts; please use the link in the message."
-        elif not states:
-            text = f"No alert with code {code} was sent to you."
-        elif not active:
-            s = states[0]
-            text = f"Case {s.case_ref} is already {s.status}" + (f" by {s.acked_by}." if s.acked_by else ".")
+            text = "Beacon does not know this number."
+        elif reply is None:
+            text = "Reply with the code from the alert, e.g. 123a to acknowledge."
         else:
-            state = active[0]
-            sid = params.get("MessageSid") or hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:32]
-            command = AckCommand(command_id=f"sms:{sid}", alert_id=state.alert_id, action=_ACTIONS[letter],  # type: ignore[arg-type]
-                                 by=person, via="sms", at=clock.now())
-            await acks_topic.send(key=command.key, value=command.to_json())
-            verb = {"a": "Acknowledged", "e": "Escalating", "c": "Closed"}[letter]
-            text = f"{verb}: case {state.case_ref}. Thank you."
+            code, letter = reply
+            decision = sms_reply(code, letter, _states_for(person, code))
+            text = decision.text
+            if decision.alert_id and decision.action:
+                sid = params.get("MessageSid") or hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:32]
+                command = AckCommand(command_id=f"sms:{sid}", alert_id=decision.alert_id,
+                                     action=decision.action, by=person, via="sms", at=clock.now())  # type: ignore[arg-type]
+                await acks_topic.send(key=command.key, value=command.to_json())
         return self.bytes(_twiml(text).encode(), content_type="text/xml")
 
 
@@ -441,9 +436,8 @@ class StatusCallback(faust.web.View):
     """Twilio delivery receipts (signed): delivered, or failed/undelivered -> fallback."""
 
     async def post(self, request: Any) -> Any:
-        params = {k: str(v) for k, v in (await request.post()).items()}
-        if not _twilio_signature_ok(request, params):
-            log.warning("webhook_forged", hook="status")
+        params = await _verified_twilio_params(request, "status")
+        if params is None:
             return self.text("forbidden", status=403)
         status = params.get("MessageStatus", "")
         if status in ("delivered", "failed", "undelivered"):

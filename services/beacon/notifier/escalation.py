@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal, Union
 
@@ -418,3 +419,41 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
 def _step_unreachable(state: EscalationState) -> bool:
     current = [n for n in state.notices.values() if n.kind == "page" and n.step == state.step]
     return bool(current) and all(n.status == "failed" for n in current)
+
+
+# ------------------------------------------------------------------ SMS replies
+
+_REPLY = re.compile(r"^\s*(\d{3})\s*([aec])\s*$", re.IGNORECASE)
+_REPLY_ACTIONS = {"a": "acknowledge", "e": "escalate", "c": "close"}
+_REPLY_VERBS = {"a": "Acknowledged", "e": "Escalating", "c": "Closed"}
+
+
+@dataclass(frozen=True)
+class SmsReplyDecision:
+    """What to answer a person's SMS reply, and the command to issue, if any."""
+
+    text: str
+    alert_id: str | None = None
+    action: str | None = None
+
+
+def parse_sms_reply(body: str) -> tuple[str, str] | None:
+    """``"123a"`` -> ("123", "a"); None if it is not a reply code."""
+    match = _REPLY.match(body)
+    return (match.group(1), match.group(2).lower()) if match else None
+
+
+def sms_reply(code: str, letter: str, states: list[EscalationState]) -> SmsReplyDecision:
+    """GoAlert-style reply: ``states`` are the alerts with this reply code that were
+    sent to this person. Exactly one open alert -> act on it; otherwise explain."""
+    active = [s for s in states if s.status == "active"]
+    if len(active) > 1:
+        return SmsReplyDecision(f"Code {code} matches several open alerts; please use the link in the message.")
+    if not states:
+        return SmsReplyDecision(f"No alert with code {code} was sent to you.")
+    if not active:
+        s = states[0]
+        return SmsReplyDecision(f"Case {s.case_ref} is already {s.status}" + (f" by {s.acked_by}." if s.acked_by else "."))
+    state = active[0]
+    return SmsReplyDecision(f"{_REPLY_VERBS[letter]}: case {state.case_ref}. Thank you.",
+                            alert_id=state.alert_id, action=_REPLY_ACTIONS[letter])
