@@ -7,7 +7,8 @@ incidents a day, children in care going missing ~6 times a year, ~9% with a CSE 
   (a) a raw aiokafka consumer (no processing),
   (b) a plain Faust agent that only counts (per-event iteration),
   (c) the correlator worker (``python -m beacon correlator``: batched, state table, alerts),
-  (d) the pure engine in-process (no Kafka), and the serialised state per tracked child.
+  (d) the pure engine in-process (no Kafka), then the same with the worker's decoding and
+      state (de)serialisation around each event, and the serialised state per tracked child.
 
 Default: 30 days of national history, so it finishes in a few minutes on 2 cores; the
 5-year replay time is extrapolated from the measured rate (and says so). ``--days 1826``
@@ -238,6 +239,24 @@ def engine_pass(events: list[dict[str, Any]]) -> tuple[float, list[int]]:
     return elapsed, sorted(len(s.to_json()) for s in states.values())
 
 
+def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
+    """The worker's per-event CPU without Kafka or Faust: event bytes -> validated event,
+    state loaded from and saved to JSON around each event (the worker does it once per
+    child per batch, so this is the pessimistic bound)."""
+    from beacon.core.events import event_from_json
+    from beacon.correlator.engine import apply_event
+    from beacon.correlator.state import ChildState
+
+    policy = load_policy(ROOT / "deploy" / "policies" / "default.yaml")
+    stored: dict[bytes, bytes] = {}
+    now = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    for key, value in payloads:
+        state, _ = apply_event(ChildState.from_json(stored.get(key)), event_from_json(value), now, policy, copy=False)
+        stored[key] = state.to_json()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30, help="days of national history (1826 = 5 years)")
@@ -264,13 +283,15 @@ def main() -> None:
         correlated = correlator_run(settings, total, workdir, args.single_record_batches)
 
     engine_s, sizes = engine_pass(events)
+    worker_path_s = worker_path_pass(payloads)
     rates = {"raw aiokafka consumer": total / raw, "plain Faust agent (count only)": total / counted,
-             "correlator worker": total / correlated, "engine only (in-process, no Kafka)": total / engine_s}
+             "correlator worker": total / correlated, "engine only (in-process, no Kafka)": total / engine_s,
+             "decode + load + engine + save (no Kafka)": total / worker_path_s}
     print("\nthroughput over the same stream (1 worker, 2 shared cores):")
     for name, rate in rates.items():
-        print(f"  {name:38} {rate:>10,.0f} ev/s")
-    print(f"  correlator / plain Faust agent         {rates['correlator worker'] / rates['plain Faust agent (count only)']:>10.2f}x")
-    print(f"  correlator / raw consumer              {rates['correlator worker'] / rates['raw aiokafka consumer']:>10.3f}x")
+        print(f"  {name:40} {rate:>10,.0f} ev/s")
+    print(f"  correlator / plain Faust agent           {rates['correlator worker'] / rates['plain Faust agent (count only)']:>10.2f}x")
+    print(f"  correlator / raw consumer                {rates['correlator worker'] / rates['raw aiokafka consumer']:>10.3f}x")
 
     five_years = INCIDENTS_PER_DAY * FIVE_YEARS_DAYS * (total / (INCIDENTS_PER_DAY * args.days))
     print(f"\nreplay of {args.days} days: {correlated:.1f} s by the correlator worker")

@@ -34,9 +34,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable
+from functools import lru_cache
+from typing import Any, Iterable
 
-from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.alerts import AlertRecord, Severity
+from beacon.core.alerts import alert_id as _alert_id
 from beacon.core.events import (
     AllocationChanged,
     ChildFound,
@@ -70,6 +72,10 @@ CSE_MISSING = "cse_missing"
 DURATION = "duration"
 UNALLOCATED = "unallocated"
 RHI_OVERDUE = "rhi_overdue"
+
+# The same few ids are asked for on every event about a child (each derived alert is
+# checked against the emitted ones): a pure function of strings, so memoised.
+alert_id = lru_cache(maxsize=1 << 16)(_alert_id)
 
 
 def epoch(ts: datetime) -> int:
@@ -192,7 +198,8 @@ class _Rules:
     # -- helpers over settled facts
 
     def closed_before(self, episode: Episode, x: int) -> bool:
-        return any(fact[0] < x for fact in episode.f)
+        # ``f`` is a sorted fact set: its first fact is the earliest.
+        return bool(episode.f) and episode.f[0][0] < x
 
     def latest_as_of(self, facts: list, x: int) -> list:  # type: ignore[type-arg]
         """Facts that may be the current value at ``x``: the latest settled one (older than
@@ -318,14 +325,14 @@ class _Rules:
         past ``horizon`` are yielded too, so callers can see what is pending."""
         report = episode.r
         assert report is not None
-        starts = sorted([(report.t, report.id, report.start), *episode.s])
-        for step in self.policy.duration_ladder.steps:
+        reported = (report.t, report.id, report.start)
+        starts = sorted([reported, *episode.s]) if episode.s else [reported]
+        for step, after, hours in _ladder_of(self.policy):
             if step.looked_after_only and not report.cared:
                 continue
-            due = self.deadline(starts, int(step.after_hours * 3600))
+            due = self.deadline(starts, after)
             if due >= NEVER or self.closed_before(episode, due):
                 continue
-            hours = f"{step.after_hours:g}h"
             yield due + self.lateness, Derived(
                 ref, DURATION, hours, step.severity, step.notify,
                 f"Child still {CATEGORY_WORDS[report.cat]} after {step.after_hours:g} hours", due, (report.id,),
@@ -380,7 +387,9 @@ class _Rules:
     def settle(self, derived_episodes: list[tuple[str, Episode]]) -> None:
         """Once their alerts are emitted: mark the episodes that are now at rest."""
         for ref, episode in derived_episodes:
-            episode.q = self.at_rest(ref, episode)
+            at_rest = self.at_rest(ref, episode)
+            if at_rest != episode.q:  # pydantic attribute writes cost: only when it changes
+                episode.q = at_rest
 
     def next_deadline(self) -> int | None:
         """When the next not-yet-raised time rule can fire (for the timer's index)."""
@@ -445,6 +454,16 @@ def _resolution_time(episode: Episode, d: Derived) -> int:
 
 
 _HORIZONS: dict[int, tuple[Policy, int]] = {}
+_LADDERS: dict[int, tuple[Policy, list[tuple[Any, int, str]]]] = {}
+
+
+def _ladder_of(policy: Policy) -> list[tuple[Any, int, str]]:
+    """Ladder steps with their delay in seconds and step name (cached: policies are frozen)."""
+    cached = _LADDERS.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = _LADDERS[id(policy)] = (policy, [
+            (step, int(step.after_hours * 3600), f"{step.after_hours:g}h") for step in policy.duration_ladder.steps])
+    return cached[1]
 
 
 def _horizon_of(policy: Policy) -> int:
