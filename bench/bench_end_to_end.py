@@ -33,12 +33,9 @@ from beacon.core.topics import ensure_topics  # noqa: E402
 from beacon.ingest.apikeys import ApiKeyStore  # noqa: E402
 from beacon.ingest.settings import IngestSettings  # noqa: E402
 from harness import twilio_mock  # noqa: E402
+from harness.stats import percentile  # noqa: E402
 from harness.services import ServiceProcess, service_env  # noqa: E402
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def iso(ts: datetime) -> str:
@@ -96,14 +93,7 @@ def main() -> int:
                     print(f"ingest refused report {n}: {response.status_code} {response.text}", file=sys.stderr)
                     return 1
                 accepted_at[event["data"]["episode_ref"]] = time.time()
-            arrived: dict[str, float] = {}
-            deadline = time.time() + 60
-            while time.time() < deadline and len(arrived) < len(accepted_at):
-                for sms in proxy.delivered():
-                    for episode in accepted_at:
-                        if episode in sms.body and episode not in arrived:
-                            arrived[episode] = sms.received_at
-                time.sleep(0.2)
+            arrived = proxy.first_seen(list(accepted_at))
             latencies = [(arrived[e] - accepted_at[e]) * 1000 for e in arrived]
             if not latencies:
                 print("no SMS reached the Twilio mock", file=sys.stderr)

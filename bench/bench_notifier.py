@@ -31,12 +31,9 @@ from beacon.core.kafka import make_producer  # noqa: E402
 from beacon.core.settings import load_settings  # noqa: E402
 from beacon.core.topics import ALERTS, ensure_topics  # noqa: E402
 from harness import twilio_mock  # noqa: E402
+from harness.stats import percentile  # noqa: E402
 from harness.services import ServiceProcess, service_env  # noqa: E402
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def print_hops(settings, sent_at: dict[str, float], arrived: dict[str, float]) -> None:
@@ -109,14 +106,7 @@ def main() -> int:
                 producer.send(ALERTS, key=alert.key, value=alert.to_json())
                 producer.flush()
             producer.close()
-            deadline = time.time() + 60
-            arrived: dict[str, float] = {}
-            while time.time() < deadline and len(arrived) < args.alerts:
-                for sms in proxy.delivered():
-                    for episode in sent_at:
-                        if episode in sms.body and episode not in arrived:
-                            arrived[episode] = sms.received_at
-                time.sleep(0.2)
+            arrived = proxy.first_seen(list(sent_at))
             latencies = [(arrived[e] - sent_at[e]) * 1000 for e in arrived]
             if not latencies:
                 print("no SMS reached the Twilio mock", file=sys.stderr)

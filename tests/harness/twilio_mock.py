@@ -173,6 +173,19 @@ class TwilioProxy:
         with self._lock:
             return [r for r in self.requests if 200 <= r.status < 300 and (to is None or r.to == to)]
 
+    def first_seen(self, refs: list[str], timeout_s: float = 60.0) -> dict[str, float]:
+        """When each reference first appeared in an SMS body that reached the mock,
+        waiting until all have or ``timeout_s`` passes (for latency benchmarks)."""
+        arrived: dict[str, float] = {}
+        deadline = time.time() + timeout_s
+        while time.time() < deadline and len(arrived) < len(refs):
+            for sms in self.delivered():
+                for ref in refs:
+                    if ref not in arrived and ref in sms.body:
+                        arrived[ref] = sms.received_at
+            time.sleep(0.2)
+        return arrived
+
     def phone(self, number: str) -> "Phone":
         return Phone(self, number)
 
