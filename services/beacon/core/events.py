@@ -13,13 +13,14 @@ notification or written to a log.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     create_model,
     model_validator,
@@ -333,10 +334,21 @@ def parse_event(raw: Any) -> CloudEvent:
         ) from None
 
 
+# Every envelope, told apart by ``type``: parses bytes in one pass in pydantic-core (the
+# correlator decodes every event it reads; this halves the cost of json.loads + validate).
+_ANY_ENVELOPE: TypeAdapter[CloudEvent] = TypeAdapter(
+    Annotated[Union[tuple(_ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[misc]
+)
+
+
 def event_from_json(payload: bytes | str) -> CloudEvent:
     """Parse a serialised event (as stored on the events topic)."""
     import json
 
+    try:
+        return _ANY_ENVELOPE.validate_json(payload)
+    except ValidationError:
+        pass  # the slow path below names the failing fields as parse_event does
     try:
         raw = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:

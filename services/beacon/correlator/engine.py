@@ -31,11 +31,12 @@ earlier (also resolved at once). Both err towards telling someone.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from beacon.core.alerts import AlertRecord, Severity
 from beacon.core.alerts import alert_id as _alert_id
@@ -92,8 +93,7 @@ def event_key(event: CloudEvent) -> int:
     return int.from_bytes(digest, "big")
 
 
-@dataclass(frozen=True)
-class Derived:
+class Derived(NamedTuple):
     """An alert the facts call for (before it becomes an AlertRecord)."""
 
     episode_ref: str
@@ -187,13 +187,67 @@ def merge(state: ChildState, event: CloudEvent) -> None:
 # ------------------------------------------------------------------ deriving alerts
 
 
+class _Tables:
+    """What the rules read from a policy on every event, looked up once per policy."""
+
+    def __init__(self, policy: Policy):
+        triage = policy.triage
+        self.lateness = int(policy.allowed_lateness_minutes * 60)
+        self.horizon = int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60)
+        self.cse_from = CSE_RANK[triage.cse_from_level]
+        self.risk_rank = [triage.risk_severity[RISK_NAME[risk]].rank for risk in sorted(RISK_NAME)]  # type: ignore[index]
+        self.young_max_age = triage.young_child_max_age
+        self.young_floor = triage.young_child_min_severity.rank
+        self.cared_floor = triage.looked_after_min_severity.rank
+        self.cse_floor = triage.cse_min_severity.rank
+        self.ladder = [(step, int(step.after_hours * 3600), f"{step.after_hours:g}h")
+                       for step in policy.duration_ladder.steps]
+        rhi = policy.return_interview
+        self.rhi_after = int(rhi.deadline_hours * 3600)
+        self.rhi_step = f"{rhi.deadline_hours:g}h"
+        self.rhi_reason = f"Return home interview not recorded within {rhi.deadline_hours:g} hours of return"
+        repeat = policy.repeat_episodes
+        self.repeat_step = f"{repeat.count}in{repeat.window_days}d"
+        self.repeat_window = repeat.window_days * 86400
+
+
+_TABLES: dict[int, tuple[Policy, _Tables]] = {}
+
+
+def _tables(policy: Policy) -> _Tables:
+    """Cached per policy object (policies are frozen)."""
+    cached = _TABLES.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = _TABLES[id(policy)] = (policy, _Tables(policy))
+    return cached[1]
+
+
+@lru_cache(maxsize=256)
+def _ladder_reason(category: str, after_hours: float) -> str:
+    return f"Child still {CATEGORY_WORDS[category]} after {after_hours:g} hours"
+
+
+FOUND = "Child found or returned; alert resolved"
+RHI_RECORDED = "Return home interview recorded"
+
+
 class _Rules:
-    """Derives every alert the merged facts call for, up to a time-rule horizon."""
+    """Derives the alerts the merged facts call for, up to a time-rule horizon.
+
+    Only alerts that still have something to say are built: one not yet raised, or one
+    raised whose resolution is now due (``_fresh``). Skipping the others before their
+    reason strings are formatted is what keeps a worker at thousands of events a second;
+    ``_emit`` applies the same test, so the result is the same as building them all."""
 
     def __init__(self, child_ref: str, state: ChildState, policy: Policy, horizon: int):
         self.child_ref, self.state, self.policy, self.horizon = child_ref, state, policy, horizon
         self.derived_episodes: list[tuple[str, Episode]] = []
-        self.lateness = int(policy.allowed_lateness_minutes * 60)
+        self.tables = _tables(policy)
+        self.lateness = self.tables.lateness
+
+    def _fresh(self, ref: str, episode: Episode, rule: str, step: str, resolved: bool) -> bool:
+        status = episode.a.get(alert_id(self.child_ref, ref, rule, step))
+        return status is None or (status == RAISED and resolved)
 
     # -- helpers over settled facts
 
@@ -204,52 +258,52 @@ class _Rules:
     def latest_as_of(self, facts: list, x: int) -> list:  # type: ignore[type-arg]
         """Facts that may be the current value at ``x``: the latest settled one (older than
         ``x - lateness``) and every fact from ``x - lateness`` to ``x``."""
-        settled = [f for f in facts if f[0] < x - self.lateness]
-        recent = [f for f in facts if x - self.lateness <= f[0] <= x]
-        return settled[-1:] + recent
+        settled_end = bisect.bisect_left(facts, (x - self.lateness,))
+        recent_end = bisect.bisect_left(facts, (x + 1,))
+        return facts[max(settled_end - 1, 0):recent_end]
 
     def settled_cse_level(self, x: int) -> int:
         """The CSE level as of ``x`` from settled screenings only: a screening that may
         still be overtaken by a late one cannot lower or raise a triage already paged
         (the CSE x missing rule pages on it at once instead)."""
-        settled = [f for f in self.state.c if f[0] < x - self.lateness]
-        return settled[-1][2] if settled else 0
+        settled_end = bisect.bisect_left(self.state.c, (x - self.lateness,))
+        return self.state.c[settled_end - 1][2] if settled_end else 0
 
-    def council(self, episode: Episode) -> str | None:
-        if episode.r and episode.r.council:
-            return episode.r.council
-        return self.state.p[2] if self.state.p else None
+    # -- rules (each yields only fresh alerts; ``closed``: the episode has a closing fact)
 
-    # -- rules
-
-    def triage(self, ref: str, episode: Episode) -> Iterable[Derived]:
-        report, triage = episode.r, self.policy.triage
+    def triage(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
+        report, triage, tables = episode.r, self.policy.triage, self.tables
         assert report is not None
-        cse_from = CSE_RANK[triage.cse_from_level]
+        floor = 0
+        if report.age <= tables.young_max_age:
+            floor = tables.young_floor
+        if report.cared:
+            floor = max(floor, tables.cared_floor)
+        risk_rank, cse_from, cse_floor = tables.risk_rank, tables.cse_from, tables.cse_floor
 
-        def severity(risk: int | None, x: int) -> Severity:
+        def severity(risk: int | None, x: int) -> int:
             if risk is None:  # Child Rescue Alert
-                return Severity.critical
-            rank = triage.risk_severity[RISK_NAME[risk]].rank  # type: ignore[index]
-            floors = [rank]
-            if report.age <= triage.young_child_max_age:
-                floors.append(triage.young_child_min_severity.rank)
-            if report.cared:
-                floors.append(triage.looked_after_min_severity.rank)
+                return 3
+            rank = max(risk_rank[risk], floor)
             if self.settled_cse_level(x) >= cse_from:
-                floors.append(triage.cse_min_severity.rank)
-            return SEVERITIES[max(floors)]
+                rank = max(rank, cse_floor)
+            return rank
 
         points: list[tuple[int, str, int | None]] = [(report.t, report.id, report.risk)]
-        points += [(t, eid, risk) for t, eid, risk in episode.g]
+        points += episode.g
         if episode.x:
             points.append((episode.x[0], episode.x[1], None))
         levels = [(t, eid, risk, severity(risk, t)) for t, eid, risk in points]
         at_report = levels[0][3]
-        for t, eid, risk, level in levels:
-            settled = [lv.rank for tt, _, _, lv in levels if tt < t - self.lateness]
+        for t, eid, risk, rank in levels:
+            if rank < at_report:
+                continue
             # Up pages again (a new id per level); down or equal never pages.
-            if level.rank < at_report.rank or (settled and level.rank <= max(settled)):
+            settled = [lv for tt, _, _, lv in levels if tt < t - self.lateness]
+            if settled and rank <= max(settled):
+                continue
+            level = SEVERITIES[rank]
+            if not self._fresh(ref, episode, TRIAGE, level.value, closed):
                 continue
             grade = "Child Rescue Alert activated" if risk is None else f"police risk {RISK_NAME[risk]}"
             factors = "; in care" if report.cared else ""
@@ -259,9 +313,11 @@ class _Rules:
                 t, tuple(dict.fromkeys((report.id, eid))),
             )
 
-    def cse_missing(self, ref: str, episode: Episode) -> Iterable[Derived]:
+    def cse_missing(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         report, rule = episode.r, self.policy.cse_missing
         assert report is not None
+        if not self.state.c or not self._fresh(ref, episode, CSE_MISSING, "flag", closed):
+            return
         threshold = CSE_RANK[rule.from_level]
         reason = f"Missing child with safeguarding flag; {rule.severity.value}"
         # CSE risk already current when the child goes missing ...
@@ -276,10 +332,10 @@ class _Rules:
                 yield Derived(ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, t, (report.id, eid))
                 return
 
-    def unallocated(self, ref: str, episode: Episode) -> Iterable[Derived]:
+    def unallocated(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         report, rule = episode.r, self.policy.unallocated
         assert report is not None
-        if not rule.enabled:
+        if not rule.enabled or not self.state.u or not self._fresh(ref, episode, UNALLOCATED, "unallocated", closed):
             return
         reason = "Missing child has no allocated worker"
         unallocated_then = [f for f in self.latest_as_of(self.state.u, report.t) if f[2] == 0]
@@ -293,17 +349,18 @@ class _Rules:
                               (report.id, eid))
                 return
 
-    def repeat(self, ref: str, episode: Episode) -> Iterable[Derived]:
-        report, rule = episode.r, self.policy.repeat_episodes
+    def repeat(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
+        report, rule, tables = episode.r, self.policy.repeat_episodes, self.tables
         assert report is not None
-        window = rule.window_days * 86400
+        if len(self.state.e) < rule.count or not self._fresh(ref, episode, REPEAT, tables.repeat_step, closed):
+            return
         starts = sorted(
             (e.r.start, e.r.id) for e in self.state.e.values()
-            if e.r is not None and report.start - window <= e.r.start <= report.start
+            if e.r is not None and report.start - tables.repeat_window <= e.r.start <= report.start
         )
         if len(starts) >= rule.count:
             yield Derived(
-                ref, REPEAT, f"{rule.count}in{rule.window_days}d", rule.severity, rule.notify,
+                ref, REPEAT, tables.repeat_step, rule.severity, rule.notify,
                 f"{len(starts)} missing episodes in {rule.window_days} days; strategy discussion needed",
                 report.t, tuple(eid for _, eid in starts[-rule.count:]),
             )
@@ -320,33 +377,42 @@ class _Rules:
                 return candidate
         return NEVER
 
-    def time_rules(self, ref: str, episode: Episode, horizon: int) -> Iterable[tuple[int, Derived]]:
-        """(deadline + lateness, alert) for ladder steps and the return interview; those
-        past ``horizon`` are yielded too, so callers can see what is pending."""
-        report = episode.r
+    def time_points(self, episode: Episode) -> Iterable[tuple[int, str, str, int, Any]]:
+        """(deadline + lateness, rule, step, deadline, ladder step or None) of every ladder
+        step and the return interview that has a deadline, whether past or pending."""
+        report, tables = episode.r, self.tables
         assert report is not None
         reported = (report.t, report.id, report.start)
         starts = sorted([reported, *episode.s]) if episode.s else [reported]
-        for step, after, hours in _ladder_of(self.policy):
+        for step, after, hours in tables.ladder:
             if step.looked_after_only and not report.cared:
                 continue
             due = self.deadline(starts, after)
             if due >= NEVER or self.closed_before(episode, due):
                 continue
-            yield due + self.lateness, Derived(
-                ref, DURATION, hours, step.severity, step.notify,
-                f"Child still {CATEGORY_WORDS[report.cat]} after {step.after_hours:g} hours", due, (report.id,),
-            )
+            yield due + self.lateness, DURATION, hours, due, step
         if episode.f:
-            rhi = self.policy.return_interview
-            due = self.deadline(episode.f, int(rhi.deadline_hours * 3600))
+            due = self.deadline(episode.f, tables.rhi_after)
             if due < NEVER and not (episode.i and episode.i[0] < due):
-                yield due + self.lateness, Derived(
-                    ref, RHI_OVERDUE, f"{rhi.deadline_hours:g}h", rhi.severity, rhi.notify,
-                    f"Return home interview not recorded within {rhi.deadline_hours:g} hours of return",
-                    due, (report.id, episode.f[0][1]),
-                    resolved=episode.i is not None, resolved_reason="Return home interview recorded",
-                )
+                yield due + self.lateness, RHI_OVERDUE, tables.rhi_step, due, None
+
+    def time_rules(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
+        """Ladder steps and the return interview whose deadline plus lateness the horizon
+        has reached."""
+        report = episode.r
+        assert report is not None
+        for fire_at, rule, step, due, ladder_step in self.time_points(episode):
+            if fire_at > self.horizon:
+                continue
+            if ladder_step is not None:
+                if self._fresh(ref, episode, rule, step, closed):
+                    yield Derived(ref, DURATION, step, ladder_step.severity, ladder_step.notify,
+                                  _ladder_reason(report.cat, ladder_step.after_hours), due, (report.id,),
+                                  closed, FOUND if closed else "")
+            elif self._fresh(ref, episode, rule, step, episode.i is not None):
+                rhi = self.policy.return_interview
+                yield Derived(ref, RHI_OVERDUE, step, rhi.severity, rhi.notify, self.tables.rhi_reason, due,
+                              (report.id, episode.f[0][1]), episode.i is not None, RHI_RECORDED)
 
     def at_rest(self, ref: str, episode: Episode) -> bool:
         """After a full derivation at a horizon at or past the watermark: nothing new can
@@ -359,28 +425,25 @@ class _Rules:
             return False
         if episode.i is not None:
             return episode.i[0] < w - lateness
-        overdue = alert_id(self.child_ref, ref, RHI_OVERDUE, f"{self.policy.return_interview.deadline_hours:g}h")
-        return overdue in episode.a
+        return alert_id(self.child_ref, ref, RHI_OVERDUE, self.tables.rhi_step) in episode.a
 
     def derive(self, touched: str | None = None, report: bool = True) -> list[Derived]:
-        """Every alert the facts call for. With ``touched`` (the episode an event was
-        about), episodes at rest are skipped: a shortcut that derives the same set."""
+        """Every alert the facts call for that is not yet said. With ``touched`` (the
+        episode an event was about), episodes at rest are skipped: a shortcut that derives
+        the same set."""
         derived: list[Derived] = []
         rest_after = self.derived_episodes = []
         for ref, episode in self.state.e.items():
             if episode.r is None:
                 continue  # placeholder: nothing to say until the report arrives
-            found = "Child found or returned; alert resolved"
+            closed = bool(episode.f)
             if touched is not None and ref != touched and episode.q:
                 if report:  # a new report can complete a repeat for a later episode
-                    derived += (_with_resolution(d, episode.closed, found) for d in self.repeat(ref, episode))
+                    derived += (_with_resolution(d, closed) for d in self.repeat(ref, episode, closed))
                 continue
             for rule in (self.triage, self.cse_missing, self.unallocated, self.repeat):
-                for d in rule(ref, episode):
-                    derived.append(_with_resolution(d, episode.closed, found))
-            for fire_at, d in self.time_rules(ref, episode, self.horizon):
-                if self.horizon >= fire_at:
-                    derived.append(d if d.rule == RHI_OVERDUE else _with_resolution(d, episode.closed, found))
+                derived += (_with_resolution(d, closed) for d in rule(ref, episode, closed))
+            derived += self.time_rules(ref, episode, closed)
             rest_after.append((ref, episode))
         return derived
 
@@ -388,25 +451,25 @@ class _Rules:
         """Once their alerts are emitted: mark the episodes that are now at rest."""
         for ref, episode in derived_episodes:
             at_rest = self.at_rest(ref, episode)
-            if at_rest != episode.q:  # pydantic attribute writes cost: only when it changes
+            if at_rest != episode.q:
                 episode.q = at_rest
 
     def next_deadline(self) -> int | None:
         """When the next not-yet-raised time rule can fire (for the timer's index)."""
+        child = self.child_ref
         pending = [
             fire_at
             for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
-            for fire_at, d in self.time_rules(ref, episode, NEVER)
-            if alert_id_of(self.child_ref, d) not in episode.a
+            for fire_at, rule, step, _, _ in self.time_points(episode)
+            if alert_id(child, ref, rule, step) not in episode.a
         ]
         return min(pending, default=None)
 
 
-def _with_resolution(d: Derived, closed: bool, reason: str) -> Derived:
+def _with_resolution(d: Derived, closed: bool) -> Derived:
     if not closed:
         return d
-    return Derived(d.episode_ref, d.rule, d.step, d.severity, d.notify, d.reason, d.occurred_at, d.triggers,
-                   resolved=True, resolved_reason=reason)
+    return d._replace(resolved=True, resolved_reason=FOUND)
 
 
 def alert_id_of(child_ref: str, d: Derived) -> str:
@@ -453,32 +516,10 @@ def _resolution_time(episode: Episode, d: Derived) -> int:
     return episode.f[0][0] if episode.f else d.occurred_at
 
 
-_HORIZONS: dict[int, tuple[Policy, int]] = {}
-_LADDERS: dict[int, tuple[Policy, list[tuple[Any, int, str]]]] = {}
-
-
-def _ladder_of(policy: Policy) -> list[tuple[Any, int, str]]:
-    """Ladder steps with their delay in seconds and step name (cached: policies are frozen)."""
-    cached = _LADDERS.get(id(policy))
-    if cached is None or cached[0] is not policy:
-        cached = _LADDERS[id(policy)] = (policy, [
-            (step, int(step.after_hours * 3600), f"{step.after_hours:g}h") for step in policy.duration_ladder.steps])
-    return cached[1]
-
-
-def _horizon_of(policy: Policy) -> int:
-    """Seconds of history any rule can still look at (cached: policies are frozen)."""
-    cached = _HORIZONS.get(id(policy))
-    if cached is None or cached[0] is not policy:
-        cached = _HORIZONS[id(policy)] = (
-            policy, int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60))
-    return cached[1]
-
-
 def _prune(state: ChildState, policy: Policy) -> None:
     """Forget what no rule can look at again: closed (or never reported) episodes and
     superseded facts older than the longest window plus the lateness."""
-    cutoff = state.w - _horizon_of(policy)
+    cutoff = state.w - _tables(policy).horizon
     for ref in [ref for ref, e in state.e.items() if (e.closed or e.r is None) and e.last_fact_time() < cutoff]:
         del state.e[ref]
     state.al = {alias: ref for alias, ref in state.al.items() if ref in state.e}
@@ -504,12 +545,12 @@ def apply_event(
     ``copy=False`` updates ``state`` in place: for a caller that owns it (the worker
     deserialised it for this batch), it saves a deep copy per event."""
     if copy:
-        state = state.model_copy(deep=True)
+        state = state.copy()
     t = epoch(event.time)
     key = (t, event_key(event))
     if key in state.k:
         return state, Outcome(applied=False, duplicate=True)
-    if t < state.w - _horizon_of(policy):
+    if t < state.w - _tables(policy).horizon:
         # Older than anything a rule still looks at (e.g. a replay of pruned history).
         return state, Outcome(applied=False, stale=True)
     state.k.append(key)
@@ -531,7 +572,7 @@ def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tu
     wall = epoch(now)
     if wall <= max(state.w, state.h):
         return state, []
-    state = state.model_copy(deep=True)
+    state = state.copy()
     state.h = wall
     return state, _emit(child_ref, state, policy, now)
 
