@@ -11,10 +11,12 @@ from beacon.core.alerts import AlertRecord, alert_id
 from beacon.core.events import build_event
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
 from harness.kafka import produce, produce_events, read_topic
+from beacon.correlator.state import ChildState
 from harness.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
+CHANGELOG = "beacon-correlator-children-changelog"
 CHILD = "CH-INTEG-0001"
 EPISODE = "MET-INTEG-001"
 
@@ -66,7 +68,11 @@ def _summary(alerts: list[AlertRecord]) -> list[tuple[str, str, str]]:
     return sorted((a.rule, a.step, a.status) for a in alerts)
 
 
-def test_scenario_stream_gives_exactly_the_expected_alerts(settings, env, tmp_path):
+@pytest.mark.parametrize("single_record_batches", [True, False], ids=["record-per-batch", "kafka-batches"])
+def test_scenario_stream_gives_exactly_the_expected_alerts(settings, env, tmp_path, single_record_batches):
+    # Both write paths: one record per Kafka batch (the embedded broker's workaround, used
+    # by every other test) and one Kafka batch per partition (production on Apache Kafka).
+    env = {**env, "BEACON_KAFKA_SINGLE_RECORD_BATCHES": str(single_record_batches).lower()}
     s = Scenario()
     report = s.report(0)
     events = [
@@ -89,6 +95,10 @@ def test_scenario_stream_gives_exactly_the_expected_alerts(settings, env, tmp_pa
     assert by_rule["cse_missing"].severity.value == "critical"
     assert by_rule["duration"].occurred_at == s.t0 + timedelta(hours=24)  # from event time
     assert all(a.council == "southwark" and a.child_ref == CHILD for a in alerts)
+    # The state on the table's changelog is the child's, as the worker last wrote it.
+    states = [r for r in read_topic(settings, CHANGELOG, expect=1, settle_s=1) if r.key == CHILD.encode()]
+    last = ChildState.from_json(states[-1].value)
+    assert list(last.e) == [EPISODE] and last.e[EPISODE].closed
 
 
 def test_restart_recovers_state_and_never_emits_an_alert_twice(settings, env, tmp_path):

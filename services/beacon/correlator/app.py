@@ -1,9 +1,10 @@
 """Correlator worker (Faust): validated events in, alert records out.
 
-Thin shell: the rules are the pure functions in ``engine.py``. Per batch of events this
-module loads each child's state from the ``children`` table, calls ``engine.apply_event``,
-sends the alerts and waits until Kafka has them, and only then writes the new state to
-the table (changelog-backed). A crash in between re-processes the batch (at-least-once):
+Thin shell: the rules are the pure functions in ``engine.py``. Per batch of events (one
+fetch, handed over by a batch agent: see ``beacon.core.faust_batch``) this module loads
+each child's state from the ``children`` table, calls ``engine.apply_event``, sends the
+alerts and waits until Kafka has them, and only then writes the new state to the table
+(changelog-backed). A crash in between re-processes the batch (at-least-once):
 the state then still lacks the emitted ids, so the same alerts are sent again with the
 same ids, which every sink drops. The other order could lose an alert; this one cannot.
 
@@ -25,6 +26,7 @@ from kafka.partitioner.default import murmur2
 from beacon.core.alerts import AlertRecord
 from beacon.core.events import CloudEvent, EventValidationError, event_from_json
 from beacon.core.faust_app import guarded_timer, make_faust_app
+from beacon.core.faust_batch import batch_agent, use_batching_consumer
 from beacon.core.logs import configure_logging, get_logger
 from beacon.core.metrics import (
     ALERTS_RAISED,
@@ -49,9 +51,12 @@ DEBUG_ALERT_LOGS = settings.log_level.upper() == "DEBUG"
 
 # Large producer batches: a batch of events writes one state record per child it touched.
 # (Not with single-record batches, the embedded broker's workaround, which must win.)
-app = make_faust_app("correlator", settings, settings.correlator_port, **(
-    {} if settings.kafka_single_record_batches else {"producer_max_batch_size": 1024 * 1024,
-                                                     "producer_linger": 0.005}))
+app = make_faust_app(
+    "correlator", settings, settings.correlator_port, broker_max_poll_records=settings.correlator_batch_size,
+    **({} if settings.kafka_single_record_batches else {"producer_max_batch_size": 1024 * 1024,
+                                                        "producer_linger": 0.005}))
+# Events arrive as whole fetches (core/faust_batch.py), not one by one through a stream.
+use_batching_consumer(app)
 events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
 dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
@@ -108,25 +113,62 @@ def _update_gauges() -> None:
         CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
 
 
-async def _produce_and_wait(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[Any]:
-    """Hand records straight to the producer and wait until Kafka acknowledged all.
+async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[Any]:
+    """Hand records straight to the producer; returns one future per Kafka batch written,
+    each resolving to (metadata of the batch's first record, number of records).
 
     Not ``topic.send()``: inside an agent Faust turns sends into "attachments" released
     when the event is acked, and its per-send overhead dominated a batch. Not
     ``table[key] = value`` either: that queues changelog records in Faust's producer
-    buffer, which throttles the consumer whenever more than 100 are queued."""
+    buffer, which throttles the consumer whenever more than 100 are queued. Records go
+    as one Kafka batch per partition (a future per batch, not per record), except with
+    single-record batches, the embedded broker's workaround, which must win."""
     if not records:
         return []
     producer = app.producer
-    pending = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]
-    return list(await asyncio.gather(*pending))
+    if settings.kafka_single_record_batches:
+        sent = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]
+        return [_counted(future, 1) for future in sent]
+    kafka = producer._ensure_producer()  # aiokafka's producer: its batch API
+    partitions = sorted(await kafka.partitions_for(topic))
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
+    for key, value, partition in records:
+        by_partition[partitions[partition_of(key, len(partitions))] if partition is None else partition].append(
+            (key, value))
+    futures = []
+    for partition, items in by_partition.items():
+        batch, count = kafka.create_batch(), 0
+        for key, value in items:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append(_counted(await kafka.send_batch(batch, topic, partition=partition), count))
+                batch, count = kafka.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a record for {topic} is larger than the producer's batch size")
+            count += 1
+        futures.append(_counted(await kafka.send_batch(batch, topic, partition=partition), count))
+    return futures
+
+
+def _counted(future: "asyncio.Future[Any]", count: int) -> "asyncio.Future[tuple[Any, int]]":
+    done: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
+
+    def relay(source: "asyncio.Future[Any]") -> None:
+        if source.cancelled():
+            done.cancel()
+        elif source.exception() is not None:
+            done.set_exception(source.exception())  # type: ignore[arg-type]
+        else:
+            done.set_result((source.result(), count))
+
+    future.add_done_callback(relay)
+    return done
 
 
 async def _send_alerts(alerts: list[AlertRecord]) -> None:
     """Send and wait until Kafka acknowledged every record (before state is saved)."""
     if not alerts:
         return
-    await _produce_and_wait(ALERTS, [(alert.key, alert.to_json(), None) for alert in alerts])
+    await asyncio.gather(*await _produce(ALERTS, [(alert.key, alert.to_json(), None) for alert in alerts]))
     # One metric update per label set, not per alert: a replay emits thousands per batch.
     counts = Counter((alert.status, alert.rule, alert.severity.value) for alert in alerts)
     for (status, rule, severity), count in counts.items():
@@ -147,24 +189,25 @@ async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
     flushes the producer before it commits the events' offsets, so a state is on the
     changelog before its events count as processed. A failed write stops the worker
     (its events are then processed again), never a silent loss."""
-    changelog = children.changelog_topic.get_topic_name()
+    records = []
     for key, state, partition in updates:
         value = state.to_json()
         children.data[key] = value
-        future = await app.producer.send(changelog, key, value, partition, None, None)
+        records.append((key, value, partition))
+    for future in await _produce(children.changelog_topic.get_topic_name(), records):
         future.add_done_callback(_on_state_written)
 
 
-def _on_state_written(future: "asyncio.Future[Any]") -> None:
+def _on_state_written(future: "asyncio.Future[tuple[Any, int]]") -> None:
     if future.cancelled() or future.exception() is not None:
         reason = future.exception() or RuntimeError("changelog write cancelled")
         log.error("state write failed; stopping the worker", error=str(reason))
         asyncio.ensure_future(app.crash(reason))
         return
-    metadata = future.result()
+    metadata, count = future.result()
     # What Faust's own changelog callback does: a RocksDB store remembers the offset it
     # holds, so recovery after a restart reads only the changelog tail.
-    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset)
+    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)
 
 
 async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
@@ -175,10 +218,9 @@ async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
 
 
 async def process_batch(batch: list[Any]) -> None:
-    """One batch of Faust events: grouped by child, one load and one save per child."""
+    """One batch of Faust messages: grouped by child, one load and one save per child."""
     by_child: dict[bytes, list[tuple[CloudEvent, int]]] = defaultdict(list)
-    for event in batch:
-        message = event.message
+    for message in batch:
         _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
         try:
             parsed = event_from_json(message.value)
@@ -214,10 +256,9 @@ async def process_batch(batch: list[Any]) -> None:
     _update_gauges()
 
 
-@app.agent(events_topic, concurrency=1)
-async def correlate(stream):  # type: ignore[no-untyped-def]
-    async for batch in stream.take_events(settings.correlator_batch_size, within=settings.correlator_batch_within_s):
-        await process_batch(batch)
+@batch_agent(app, events_topic)
+async def correlate(batch: list[Any]) -> None:
+    await process_batch(batch)
 
 
 def caught_up() -> bool:
