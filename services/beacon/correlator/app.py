@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from kafka.partitioner.default import murmur2
@@ -76,6 +77,7 @@ _indexed_assignment: frozenset[Any] | None = None
 _processed_offsets: dict[Any, int] = {}
 
 
+@lru_cache(maxsize=1 << 16)  # kafka-python's murmur2 is pure Python; the same children recur
 def partition_of(key: bytes, partitions: int) -> int:
     """The events partition of a child (Kafka's default partitioner, as producers use),
     which is also its table changelog partition."""

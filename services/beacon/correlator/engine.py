@@ -150,10 +150,10 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
         add_fact(episode.g, (newer.t, newer.id, newer.risk))
 
 
-def merge(state: ChildState, event: CloudEvent) -> None:
-    """Merge one event's facts into the state (idempotent, commutative)."""
+def merge(state: ChildState, event: CloudEvent, t: int) -> None:
+    """Merge one event's facts (``t``: its time, epoch seconds) into the state
+    (idempotent, commutative)."""
     data = event.data
-    t = epoch(event.time)
     if isinstance(data, EpisodeReported):
         _merge_report(state, event, data, t)
     elif isinstance(data, RiskRegraded):
@@ -520,13 +520,15 @@ def _prune(state: ChildState, policy: Policy) -> None:
     """Forget what no rule can look at again: closed (or never reported) episodes and
     superseded facts older than the longest window plus the lateness."""
     cutoff = state.w - _tables(policy).horizon
-    for ref in [ref for ref, e in state.e.items() if (e.closed or e.r is None) and e.last_fact_time() < cutoff]:
-        del state.e[ref]
-    state.al = {alias: ref for alias, ref in state.al.items() if ref in state.e}
+    gone = [ref for ref, e in state.e.items() if (e.f or e.r is None) and e.last_fact_time() < cutoff]
+    if gone:
+        for ref in gone:
+            del state.e[ref]
+        state.al = {alias: ref for alias, ref in state.al.items() if ref in state.e}
     for facts in (state.c, state.u):
-        old = [f for f in facts if f[0] < cutoff]
-        if len(old) > 1:
-            del facts[: len(old) - 1]  # keep the latest old one: it is still the value as of now
+        if len(facts) > 1 and facts[1][0] < cutoff:  # sorted: the old facts are a prefix
+            old = bisect.bisect_left(facts, (cutoff,))
+            del facts[: old - 1]  # keep the latest old one: it is still the value as of now
 
 
 def decide(
@@ -556,7 +558,7 @@ def apply_event(
     state.k.append(key)
     state.k.sort()
     del state.k[: max(0, len(state.k) - policy.processed_event_memory)]
-    merge(state, event)
+    merge(state, event, t)
     state.w = max(state.w, t)
     if state.h <= state.w:
         state.h = 0  # the watermark has caught up with the last tick: nothing to remember
