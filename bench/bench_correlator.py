@@ -236,7 +236,7 @@ def engine_pass(events: list[dict[str, Any]]) -> tuple[float, list[int]]:
         states[event.subject], _ = apply_event(states.get(event.subject) or ChildState(), event, now, policy,
                                                copy=False)
     elapsed = time.perf_counter() - started
-    return elapsed, sorted(len(s.to_json()) for s in states.values())
+    return elapsed, sorted(len(s.to_bytes()) for s in states.values())
 
 
 def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
@@ -252,8 +252,8 @@ def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
     now = datetime.now(timezone.utc)
     started = time.perf_counter()
     for key, value in payloads:
-        state, _ = apply_event(ChildState.from_json(stored.get(key)), event_from_json(value), now, policy, copy=False)
-        stored[key] = state.to_json()
+        state, _ = apply_event(ChildState.from_bytes(stored.get(key)), event_from_json(value), now, policy, copy=False)
+        stored[key] = state.to_bytes()
     return time.perf_counter() - started
 
 
@@ -298,7 +298,7 @@ def main() -> None:
     print(f"  5 years (~{five_years / 1e6:.1f} M events) at this rate: {five_years / rates['correlator worker'] / 60:.1f} min"
           + ("" if args.days >= FIVE_YEARS_DAYS else " (extrapolated; run --days 1826 to measure)"))
 
-    print(f"\nserialised state per tracked child ({len(sizes):,} children):")
+    print(f"\nserialised state (MessagePack) per tracked child ({len(sizes):,} children):")
     print(f"  mean {statistics.fmean(sizes):.0f} B, p50 {sizes[len(sizes) // 2]} B, "
           f"p99 {sizes[int(len(sizes) * 0.99)]} B, max {sizes[-1]} B")
 

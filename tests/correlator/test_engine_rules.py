@@ -273,5 +273,33 @@ def test_state_of_a_tracked_child_stays_small(run, ev):
     # window and one open now (bench/bench_correlator.py measures a national mix).
     _episodes(run, ev, [0])
     run.feed(ev.cse(1000, "medium"), ev.allocation(1001, "allocated"), ev.reported(1100 * 1, "EP9", risk="high"))
-    assert len(run.state.to_json()) < 1024
-    assert ChildState.from_json(run.state.to_json()) == run.state
+    assert len(run.state.to_bytes()) < 1024
+    assert ChildState.from_bytes(run.state.to_bytes()) == run.state
+
+
+def test_a_state_stored_before_messagepack_is_read_and_pages_nobody_again(run, ev):
+    # Until MessagePack, states were JSON and remembered each alert by its alert id.
+    import json
+
+    from beacon.correlator.engine import load_state
+
+    _episodes(run, ev, [0, 30])
+    run.feed(ev.cse(800, "high"), ev.reported(900, "EP9", risk="high"), ev.sighting(930, "EP9"))
+    assert run.records
+    legacy = json.loads(__import__("msgspec").json.encode(run.state))
+    for ref, episode in legacy["e"].items():
+        episode["a"] = {alert_id(CHILD, ref, *_rule_and_step(key)): status for key, status in episode["a"].items()}
+    payload = json.dumps(legacy).encode()
+
+    state = load_state(CHILD, payload, POLICY)
+    assert state == run.state  # every alert key recovered
+    again, outcome = apply_event(state, ev.sighting(931, "EP9"), at(931), POLICY)
+    assert outcome.alerts == []  # nothing it had said is said again
+    assert load_state(CHILD, state.to_bytes(), POLICY) == state  # the current format reads as itself
+
+
+def _rule_and_step(key: str) -> tuple[str, str]:
+    from beacon.correlator.engine import RULE_CODES
+
+    rule = next(rule for rule, code in RULE_CODES.items() if key.startswith(code))
+    return rule, key[1:]

@@ -64,7 +64,7 @@ dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
 children = app.Table(
     "children", default=None, key_type=bytes, value_type=bytes,
     partitions=settings.topic_partitions,
-    help="Per-child correlator state (JSON), keyed by child reference.",
+    help="Per-child correlator state (MessagePack), keyed by child reference.",
 )
 
 # Serialises batches and timer ticks: both read-modify-write children's state.
@@ -89,7 +89,7 @@ def wall_clock() -> datetime:
 
 
 def _load(key: bytes) -> ChildState:
-    return ChildState.from_json(children.data.get(key))
+    return engine.load_state(key.decode(), children.data.get(key), policy)
 
 
 def _track(key: bytes, child_ref: str, state: ChildState) -> None:
@@ -193,7 +193,7 @@ async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
     (its events are then processed again), never a silent loss."""
     records = []
     for key, state, partition in updates:
-        value = state.to_json()
+        value = state.to_bytes()
         children.data[key] = value
         records.append((key, value, partition))
     for future in await _produce(children.changelog_topic.get_topic_name(), records):
@@ -286,8 +286,8 @@ def _rebuild_index() -> None:
     deadlines.clear()
     missing_now.clear()
     for key, value in children.data.items():
-        state = ChildState.from_json(value)
         child_ref = key.decode() if isinstance(key, bytes) else str(key)
+        state = engine.load_state(child_ref, value, policy)
         _track(key if isinstance(key, bytes) else child_ref.encode(), child_ref, state)
     _indexed_assignment = frozenset(app.consumer.assignment())
     _update_gauges()

@@ -53,7 +53,9 @@ from beacon.core.events import (
     RiskRegraded,
 )
 from beacon.core.policy import Policy
-from beacon.correlator.state import RAISED, RESOLVED, ChildState, Episode, Report, add_fact, earliest
+from beacon.correlator.state import (
+    RAISED, RESOLVED, ChildState, Episode, Report, add_fact, earliest, is_legacy,
+)
 
 RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
 RISK_NAME = {rank: name for name, rank in RISK_RANK.items()}
@@ -74,9 +76,17 @@ DURATION = "duration"
 UNALLOCATED = "unallocated"
 RHI_OVERDUE = "rhi_overdue"
 
-# The same few ids are asked for on every event about a child (each derived alert is
-# checked against the emitted ones): a pure function of strings, so memoised.
+# Computed for every alert emitted (and by the migration below): a pure function of
+# strings, so memoised.
 alert_id = lru_cache(maxsize=1 << 16)(_alert_id)
+
+# An episode remembers what it said per (rule, step), under a short key: the alert id is a
+# function of (child, episode, rule, step), so it need not be stored.
+RULE_CODES = {TRIAGE: "T", REPEAT: "R", CSE_MISSING: "C", DURATION: "D", UNALLOCATED: "U", RHI_OVERDUE: "I"}
+
+
+def alert_key(rule: str, step: str) -> str:
+    return RULE_CODES[rule] + step
 
 
 def epoch(ts: datetime) -> int:
@@ -246,7 +256,7 @@ class _Rules:
         self.lateness = self.tables.lateness
 
     def _fresh(self, ref: str, episode: Episode, rule: str, step: str, resolved: bool) -> bool:
-        status = episode.a.get(alert_id(self.child_ref, ref, rule, step))
+        status = episode.a.get(alert_key(rule, step))
         return status is None or (status == RAISED and resolved)
 
     # -- helpers over settled facts
@@ -425,7 +435,7 @@ class _Rules:
             return False
         if episode.i is not None:
             return episode.i[0] < w - lateness
-        return alert_id(self.child_ref, ref, RHI_OVERDUE, self.tables.rhi_step) in episode.a
+        return alert_key(RHI_OVERDUE, self.tables.rhi_step) in episode.a
 
     def derive(self, touched: str | None = None, report: bool = True) -> list[Derived]:
         """Every alert the facts call for that is not yet said. With ``touched`` (the
@@ -461,7 +471,7 @@ class _Rules:
             fire_at
             for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
             for fire_at, rule, step, _, _ in self.time_points(episode)
-            if alert_id(child, ref, rule, step) not in episode.a
+            if alert_key(rule, step) not in episode.a
         ]
         return min(pending, default=None)
 
@@ -487,25 +497,25 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
     resolved: list[AlertRecord] = []
     for d in derived:
         episode = state.e[d.episode_ref]
-        aid = alert_id_of(child_ref, d)
-        status = episode.a.get(aid)
+        key = alert_key(d.rule, d.step)
+        status = episode.a.get(key)
         if status == RESOLVED or (status == RAISED and not d.resolved):
             continue  # the common case: nothing new to say
         council = episode.r.council if episode.r and episode.r.council else (state.p[2] if state.p else None)
         common = dict(
-            alert_id=aid, child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule, step=d.step,
+            alert_id=alert_id_of(child_ref, d), child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule, step=d.step,
             severity=d.severity, council=council, notify=d.notify, emitted_at=now,
         )
         if status is None:
             raised.append(AlertRecord(status="raised", reason=d.reason, occurred_at=as_datetime(d.occurred_at),
                                       trigger_event_ids=d.triggers, **common))
-            episode.a[aid] = RAISED
+            episode.a[key] = RAISED
             status = RAISED
         if d.resolved and status == RAISED:
             resolved.append(AlertRecord(status="resolved", reason=d.resolved_reason,
                                         occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
                                         trigger_event_ids=d.triggers, **common))
-            episode.a[aid] = RESOLVED
+            episode.a[key] = RESOLVED
     rules.settle(rules.derived_episodes)
     return raised + resolved
 
@@ -582,6 +592,22 @@ def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tu
 def next_deadline(child_ref: str, state: ChildState, policy: Policy) -> int | None:
     """Epoch second at which a tick could next raise a time-rule alert for this child."""
     return _Rules(child_ref, state, policy, NEVER).next_deadline()
+
+
+def load_state(child_ref: str, payload: bytes | None, policy: Policy) -> ChildState:
+    """A stored state; one written before states became MessagePack (JSON, alerts
+    remembered by alert id) is converted, so an upgrade never pages twice."""
+    if not is_legacy(payload):
+        return ChildState.from_bytes(payload)
+    state = ChildState.from_legacy_json(payload)  # type: ignore[arg-type]
+    tables = _tables(policy)
+    steps = [(TRIAGE, level.value) for level in SEVERITIES] + [
+        (CSE_MISSING, "flag"), (UNALLOCATED, "unallocated"), (REPEAT, tables.repeat_step),
+        (RHI_OVERDUE, tables.rhi_step)] + [(DURATION, hours) for _, _, hours in tables.ladder]
+    for ref, episode in state.e.items():
+        keys = {alert_id(child_ref, ref, rule, step): alert_key(rule, step) for rule, step in steps}
+        episode.a = {keys.get(old, old): status for old, status in episode.a.items()}
+    return state
 
 
 def missing_risk(state: ChildState) -> str | None:

@@ -3,10 +3,10 @@
 Every field is a join of the facts seen (sorted sets, minima, maxima), so merging the
 same events in any order, or twice, gives the same state. Times are whole seconds since
 the epoch (event time). Field names are short on purpose: one state per tracked child is
-kept in a changelog-backed table, and the serialised JSON should stay well under 1 KiB.
-msgspec structs, not pydantic models: the worker decodes, updates and encodes a state for
-every child in every batch, and msgspec does that several times faster
-(bench/bench_correlator.py, "decode + load + engine + save").
+kept in a changelog-backed table, stored as MessagePack (a third smaller than the same
+JSON; bench/bench_correlator.py prints the sizes). msgspec structs, not pydantic models:
+the worker decodes, updates and encodes a state for every child in every batch, and
+msgspec does that several times faster.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Episode(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     f: list[Fact] = msgspec.field(default_factory=list)  # closing facts: found/returned (ended_at), corrections
     x: tuple[int, str] | None = None  # Child Rescue Alert (earliest)
     i: tuple[int, str] | None = None  # return interview done or declined (earliest)
-    a: dict[str, int] = msgspec.field(default_factory=dict)  # alert id -> 1 raised, 2 resolved
+    a: dict[str, int] = msgspec.field(default_factory=dict)  # alert key (engine.alert_key) -> 1 raised, 2 resolved
     # At rest: fully derived after it settled; nothing new can come of it unless an event
     # about it arrives (a shortcut, see engine._Rules.at_rest).
     q: bool = False
@@ -75,14 +75,19 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     # Latest processed event keys (time, hash), bounded: the fast path for duplicates.
     k: list[tuple[int, int]] = msgspec.field(default_factory=list)
 
-    def to_json(self) -> bytes:
+    def to_bytes(self) -> bytes:
         return _ENCODER.encode(self)
 
     @classmethod
-    def from_json(cls, payload: bytes | str | None) -> "ChildState":
+    def from_bytes(cls, payload: bytes | None) -> "ChildState":
         if not payload:
             return cls()
         return _DECODER.decode(payload)
+
+    @classmethod
+    def from_legacy_json(cls, payload: bytes) -> "ChildState":
+        """A state as written before MessagePack (see ``engine.load_state``)."""
+        return _LEGACY_DECODER.decode(payload)
 
     def copy(self) -> "ChildState":
         """A deep copy (through the serialised form: the cheapest deep copy there is)."""
@@ -96,8 +101,14 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
         return None
 
 
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(ChildState)
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(ChildState)
+_LEGACY_DECODER = msgspec.json.Decoder(ChildState)
+
+
+def is_legacy(payload: bytes | None) -> bool:
+    """JSON: an object starts with "{", which no MessagePack state does (a map, 0x80-0x8f)."""
+    return bool(payload) and payload[:1] == b"{"  # type: ignore[index]
 
 
 def add_fact(facts: list, fact: tuple) -> bool:  # type: ignore[type-arg]
