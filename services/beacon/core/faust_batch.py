@@ -76,7 +76,6 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     async def _deliver(self, records: Any, active: set[TP] | None,
                        handlers: dict[str, BatchHandler]) -> None:
         generation = self.app.consumer_generation_id
-        read_offset = self._read_offset
         batches: dict[str, list[Message]] = {}
         for tp, tp_records in records.items():
             if active is not None and tp not in active and tp not in self._buffered_partitions:
@@ -86,10 +85,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if handler is None:
                 await self._deliver_one_by_one(tp, tp_records)
                 continue
-            read = read_offset[tp]
             batch = batches.setdefault(tp.topic, [])
-            # Faust's rule: a record below the read offset was delivered already.
-            batch += [self._to_message(tp, r) for r in tp_records if read is None or r.offset >= read]
+            batch += [self._to_message(tp, r) for r in tp_records if self._unread(tp, r.offset)]
         for topic, messages in batches.items():
             if not messages:
                 continue
@@ -114,6 +111,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 self._n_acked = 0
                 await self.commit()
 
+    def _unread(self, tp: TP, offset: int) -> bool:
+        """Faust's rule: a record below the read offset was delivered already."""
+        read = self._read_offset[tp]
+        return read is None or offset >= read
+
     async def _note_read(self, tp: TP, offset: int) -> None:
         """Move the read offset; offsets the broker skipped (compaction, transaction
         markers) become a gap that counts as done, or Faust's commit would stop there."""
@@ -125,13 +127,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     async def _deliver_one_by_one(self, tp: TP, tp_records: list[Any]) -> None:
         """Any other topic of this app: Faust's own per-message delivery."""
         for record in tp_records:
-            read = self._read_offset[tp]
-            if read is not None and record.offset < read:
-                continue
-            if read and record.offset - read > 1 and self.app.topics.acks_enabled_for(tp.topic):
-                await self._add_gap(tp, read + 1, record.offset)
-            await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
-            self._read_offset[tp] = record.offset
+            if self._unread(tp, record.offset):
+                await self._note_read(tp, record.offset)
+                await self.wait_first(self.callback(self._to_message(tp, record)), self.suspend_flow.wait())
 
 
 class BatchingTransport(faust_aiokafka.Transport):

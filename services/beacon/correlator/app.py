@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from kafka.partitioner.default import murmur2
@@ -115,62 +115,45 @@ def _update_gauges() -> None:
         CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
 
 
-async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[Any]:
-    """Hand records straight to the producer; returns one future per Kafka batch written,
-    each resolving to (metadata of the batch's first record, number of records).
+async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[tuple[Any, int]]:
+    """Hand records straight to the producer; returns (future, records in it) per Kafka
+    batch written, the future resolving to the metadata of the batch's first record.
 
     Not ``topic.send()``: inside an agent Faust turns sends into "attachments" released
     when the event is acked, and its per-send overhead dominated a batch. Not
     ``table[key] = value`` either: that queues changelog records in Faust's producer
     buffer, which throttles the consumer whenever more than 100 are queued. Records go
-    as one Kafka batch per partition (a future per batch, not per record), except with
-    single-record batches, the embedded broker's workaround, which must win."""
-    if not records:
-        return []
-    producer = app.producer
+    as one Kafka batch per partition, except with single-record batches, the embedded
+    broker's workaround, which must win."""
     if settings.kafka_single_record_batches:
-        sent = [await producer.send(topic, key, value, partition, None, None) for key, value, partition in records]
-        return [_counted(future, 1) for future in sent]
-    kafka = producer._ensure_producer()  # aiokafka's producer: its batch API
-    partitions = sorted(await kafka.partitions_for(topic))
+        return [(await app.producer.send(topic, key, value, partition, None, None), 1)
+                for key, value, partition in records]
+    kafka = app.producer._ensure_producer()  # aiokafka's producer: its batch API
     by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-    for key, value, partition in records:
-        by_partition[partitions[partition_of(key, len(partitions))] if partition is None else partition].append(
-            (key, value))
-    futures = []
+    if records:
+        partitions = len(await kafka.partitions_for(topic))
+        for key, value, partition in records:
+            by_partition[partition_of(key, partitions) if partition is None else partition].append((key, value))
+    sent = []
     for partition, items in by_partition.items():
         batch, count = kafka.create_batch(), 0
         for key, value in items:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futures.append(_counted(await kafka.send_batch(batch, topic, partition=partition), count))
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
+                sent.append((await kafka.send_batch(batch, topic, partition=partition), count))
                 batch, count = kafka.create_batch(), 0
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record for {topic} is larger than the producer's batch size")
             count += 1
-        futures.append(_counted(await kafka.send_batch(batch, topic, partition=partition), count))
-    return futures
-
-
-def _counted(future: "asyncio.Future[Any]", count: int) -> "asyncio.Future[tuple[Any, int]]":
-    done: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
-
-    def relay(source: "asyncio.Future[Any]") -> None:
-        if source.cancelled():
-            done.cancel()
-        elif source.exception() is not None:
-            done.set_exception(source.exception())  # type: ignore[arg-type]
-        else:
-            done.set_result((source.result(), count))
-
-    future.add_done_callback(relay)
-    return done
+        sent.append((await kafka.send_batch(batch, topic, partition=partition), count))
+    return sent
 
 
 async def _send_alerts(alerts: list[AlertRecord]) -> None:
     """Send and wait until Kafka acknowledged every record (before state is saved)."""
     if not alerts:
         return
-    await asyncio.gather(*await _produce(ALERTS, [(alert.key, alert.to_json(), None) for alert in alerts]))
+    sent = await _produce(ALERTS, [(alert.key, alert.to_json(), None) for alert in alerts])
+    await asyncio.gather(*(future for future, _ in sent))
     # One metric update per label set, not per alert: a replay emits thousands per batch.
     counts = Counter((alert.status, alert.rule, alert.severity.value) for alert in alerts)
     for (status, rule, severity), count in counts.items():
@@ -196,17 +179,17 @@ async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
         value = state.to_bytes()
         children.data[key] = value
         records.append((key, value, partition))
-    for future in await _produce(children.changelog_topic.get_topic_name(), records):
-        future.add_done_callback(_on_state_written)
+    for future, count in await _produce(children.changelog_topic.get_topic_name(), records):
+        future.add_done_callback(partial(_on_state_written, count))
 
 
-def _on_state_written(future: "asyncio.Future[tuple[Any, int]]") -> None:
+def _on_state_written(count: int, future: "asyncio.Future[Any]") -> None:
     if future.cancelled() or future.exception() is not None:
         reason = future.exception() or RuntimeError("changelog write cancelled")
         log.error("state write failed; stopping the worker", error=str(reason))
         asyncio.ensure_future(app.crash(reason))
         return
-    metadata, count = future.result()
+    metadata = future.result()
     # What Faust's own changelog callback does: a RocksDB store remembers the offset it
     # holds, so recovery after a restart reads only the changelog tail.
     children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)

@@ -205,7 +205,8 @@ class _Tables:
         self.lateness = int(policy.allowed_lateness_minutes * 60)
         self.horizon = int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60)
         self.cse_from = CSE_RANK[triage.cse_from_level]
-        self.risk_rank = [triage.risk_severity[RISK_NAME[risk]].rank for risk in sorted(RISK_NAME)]  # type: ignore[index]
+        self.risk_rank = [triage.risk_severity[RISK_NAME[rank]].rank  # type: ignore[index]
+                          for rank in sorted(RISK_NAME)]
         self.young_max_age = triage.young_child_max_age
         self.young_floor = triage.young_child_min_severity.rank
         self.cared_floor = triage.looked_after_min_severity.rank
@@ -466,7 +467,6 @@ class _Rules:
 
     def next_deadline(self) -> int | None:
         """When the next not-yet-raised time rule can fire (for the timer's index)."""
-        child = self.child_ref
         pending = [
             fire_at
             for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
@@ -503,8 +503,8 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
             continue  # the common case: nothing new to say
         council = episode.r.council if episode.r and episode.r.council else (state.p[2] if state.p else None)
         common = dict(
-            alert_id=alert_id_of(child_ref, d), child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule, step=d.step,
-            severity=d.severity, council=council, notify=d.notify, emitted_at=now,
+            alert_id=alert_id_of(child_ref, d), child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule,
+            step=d.step, severity=d.severity, council=council, notify=d.notify, emitted_at=now,
         )
         if status is None:
             raised.append(AlertRecord(status="raised", reason=d.reason, occurred_at=as_datetime(d.occurred_at),
