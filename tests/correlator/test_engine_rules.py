@@ -287,11 +287,14 @@ def test_a_state_stored_before_messagepack_is_read_and_pages_nobody_again(run, e
     run.feed(ev.cse(800, "high"), ev.reported(900, "EP9", risk="high"), ev.sighting(930, "EP9"))
     assert run.records
     legacy = json.loads(__import__("msgspec").json.encode(run.state))
+    del legacy["n"]  # the next-deadline cache came later still
     for ref, episode in legacy["e"].items():
         episode["a"] = {alert_id(CHILD, ref, *_rule_and_step(key)): status for key, status in episode["a"].items()}
     payload = json.dumps(legacy).encode()
 
     state = load_state(CHILD, payload, POLICY)
+    assert state.n == 0  # next deadline not known: found again by the next derivation
+    state.n = run.state.n
     assert state == run.state  # every alert key recovered
     again, outcome = apply_event(state, ev.sighting(931, "EP9"), at(931), POLICY)
     assert outcome.alerts == []  # nothing it had said is said again
@@ -303,3 +306,21 @@ def _rule_and_step(key: str) -> tuple[str, str]:
 
     rule = next(rule for rule, code in RULE_CODES.items() if key.startswith(code))
     return rule, key[1:]
+
+
+def test_a_state_stored_without_its_next_deadline_still_fires_time_rules(run, ev):
+    # ChildState.n (when a time rule can next fire) lets events that only move the
+    # watermark skip the time rules. A state stored before it existed reads as 0, "not
+    # known", so the next event or tick runs every time rule and stores it again.
+    import msgspec
+
+    run.feed(ev.reported(0, risk="medium"))
+    assert run.state.n == int(at(24).timestamp()) + 600
+    fields = msgspec.msgpack.decode(run.state.to_bytes())
+    del fields["n"]
+    older = ChildState.from_bytes(msgspec.msgpack.encode(fields))
+    assert older.n == 0
+    assert next_deadline(CHILD, older, POLICY) == int(at(24).timestamp()) + 600  # found from the facts
+    state, outcome = apply_event(older, ev.sighting(24.2), at(24.2), POLICY)
+    assert [(r.rule, r.step) for r in outcome.alerts] == [("duration", "24h")]
+    assert state.n == int(at(48).timestamp()) + 600

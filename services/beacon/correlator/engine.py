@@ -130,6 +130,29 @@ class Outcome:
 
 # ------------------------------------------------------------------ merging facts
 
+# Which rules must look again after an event: a rule's result is a function of the facts
+# it reads (and, for time rules, of the horizon), so a rule re-evaluated after every change
+# of what it reads never misses an alert, and need not run when something else changed.
+TRIAGE_RULE, CSE_RULE, UNALLOCATED_RULE, REPEAT_RULE, TIME_RULES = 1, 2, 4, 8, 16
+EVERY_RULE = TRIAGE_RULE | CSE_RULE | UNALLOCATED_RULE | REPEAT_RULE | TIME_RULES
+
+
+class Scope(NamedTuple):
+    """Rules to re-evaluate for the episode the event is about, and for every other
+    episode not at rest. Time rules also run, for every episode, once the horizon reaches
+    the child's next deadline (``ChildState.n``)."""
+
+    episode: int = 0
+    others: int = 0
+
+
+REPORT_SCOPE = Scope(EVERY_RULE, REPEAT_RULE)  # a report can complete a repeat for a later episode
+EPISODE_SCOPE = Scope(EVERY_RULE)  # found, correction: the start, the end and what they resolve
+GRADE_SCOPE = Scope(TRIAGE_RULE)  # re-grade, Child Rescue Alert: only triage reads them
+INTERVIEW_SCOPE = Scope(TIME_RULES)  # return interview: the overdue rule, which it may resolve
+CHILD_SCOPE = Scope(EVERY_RULE, EVERY_RULE)  # CSE screening, allocation: read for every episode
+CLOCK_SCOPE = Scope()  # sightings, checks, placements: they only move the watermark
+
 
 def _episode(state: ChildState, ref: str) -> tuple[str, Episode]:
     ref = state.al.get(ref, ref)
@@ -160,38 +183,48 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
         add_fact(episode.g, (newer.t, newer.id, newer.risk))
 
 
-def merge(state: ChildState, event: CloudEvent, t: int) -> None:
+def merge(state: ChildState, event: CloudEvent, t: int) -> Scope:
     """Merge one event's facts (``t``: its time, epoch seconds) into the state
-    (idempotent, commutative)."""
+    (idempotent, commutative); returns which rules must look again."""
     data = event.data
     if isinstance(data, EpisodeReported):
         _merge_report(state, event, data, t)
-    elif isinstance(data, RiskRegraded):
+        return REPORT_SCOPE
+    if isinstance(data, RiskRegraded):
         add_fact(_episode(state, data.episode_ref)[1].g, (t, event.id, RISK_RANK[data.risk.value]))
-    elif isinstance(data, ChildFound):
+        return GRADE_SCOPE
+    if isinstance(data, ChildFound):
         add_fact(_episode(state, data.episode_ref)[1].f, (t, event.id, epoch(data.ended_at)))
-    elif isinstance(data, EpisodeCorrected):
+        return EPISODE_SCOPE
+    if isinstance(data, EpisodeCorrected):
         _, episode = _episode(state, data.episode_ref)
         if data.started_at is not None:
             add_fact(episode.s, (t, event.id, epoch(data.started_at)))
         if data.ended_at is not None:
             add_fact(episode.f, (t, event.id, epoch(data.ended_at)))
-    elif isinstance(data, ChildRescueAlertActivated):
+        return EPISODE_SCOPE
+    if isinstance(data, ChildRescueAlertActivated):
         _, episode = _episode(state, data.episode_ref)
         episode.x = earliest(episode.x, (t, event.id))
-    elif isinstance(data, ReturnInterviewRecorded):
-        if data.status != "offered":  # completed, or declined / not held with a reason
-            _, episode = _episode(state, data.episode_ref)
-            episode.i = earliest(episode.i, (t, event.id))
-    elif isinstance(data, CseScreened):
+        return GRADE_SCOPE
+    if isinstance(data, ReturnInterviewRecorded):
+        if data.status == "offered":  # only completed, or declined / not held with a reason, count
+            return CLOCK_SCOPE
+        _, episode = _episode(state, data.episode_ref)
+        episode.i = earliest(episode.i, (t, event.id))
+        return INTERVIEW_SCOPE
+    if isinstance(data, CseScreened):
         add_fact(state.c, (t, event.id, CSE_RANK[data.level.value]))
-    elif isinstance(data, AllocationChanged):
+        return CHILD_SCOPE
+    if isinstance(data, AllocationChanged):
         add_fact(state.u, (t, event.id, 1 if data.status == "allocated" else 0))
-    elif isinstance(data, PlacementChanged):
+        return CHILD_SCOPE
+    if isinstance(data, PlacementChanged):
         candidate = (t, event.id, data.placing_council)
         if state.p is None or candidate > tuple(state.p):
-            state.p = candidate
+            state.p = candidate  # read when an alert is written, by no rule
     # Sightings, safe-and-well checks and strategy discussions only move the watermark.
+    return CLOCK_SCOPE
 
 
 # ------------------------------------------------------------------ deriving alerts
@@ -253,6 +286,7 @@ class _Rules:
     def __init__(self, child_ref: str, state: ChildState, policy: Policy, horizon: int):
         self.child_ref, self.state, self.policy, self.horizon = child_ref, state, policy, horizon
         self.derived_episodes: list[tuple[str, Episode]] = []
+        self.next_fire = NEVER
         self.tables = _tables(policy)
         self.lateness = self.tables.lateness
 
@@ -409,11 +443,13 @@ class _Rules:
 
     def time_rules(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         """Ladder steps and the return interview whose deadline plus lateness the horizon
-        has reached."""
+        has reached; notes when the earliest one still pending can fire (``next_fire``)."""
         report = episode.r
         assert report is not None
         for fire_at, rule, step, due, ladder_step in self.time_points(episode):
             if fire_at > self.horizon:
+                if fire_at < self.next_fire and alert_key(rule, step) not in episode.a:
+                    self.next_fire = fire_at
                 continue
             if ladder_step is not None:
                 if self._fresh(ref, episode, rule, step, closed):
@@ -426,10 +462,10 @@ class _Rules:
                               (report.id, episode.f[0][1]), episode.i is not None, RHI_RECORDED)
 
     def at_rest(self, ref: str, episode: Episode) -> bool:
-        """After a full derivation at a horizon at or past the watermark: nothing new can
-        be derived for this episode unless an event about it arrives. It closed more than
+        """After a derivation at a horizon at or past the watermark: nothing new can be
+        derived for this episode unless an event about it arrives. It closed more than
         twice the lateness ago (so no late CSE flag or de-allocation can count, and every
-        ladder step due before the return was derived just now), and its return interview
+        ladder step due before the return has been derived), and its return interview
         is settled (recorded before the watermark minus the lateness) or already overdue."""
         w, lateness = self.state.w, self.lateness
         if not episode.f or episode.f[0][0] >= w - 2 * lateness or self.horizon < w:
@@ -438,24 +474,46 @@ class _Rules:
             return episode.i[0] < w - lateness
         return alert_key(RHI_OVERDUE, self.tables.rhi_step) in episode.a
 
-    def derive(self, touched: str | None = None, report: bool = True) -> list[Derived]:
-        """Every alert the facts call for that is not yet said. With ``touched`` (the
-        episode an event was about), episodes at rest are skipped: a shortcut that derives
-        the same set."""
-        derived: list[Derived] = []
-        rest_after = self.derived_episodes = []
-        for ref, episode in self.state.e.items():
+    def derive(self, touched: str | None, scope: Scope) -> list[Derived]:
+        """Every alert the facts call for that is not yet said, re-evaluating only the
+        rules ``scope`` names (see ``Scope``) for the episode ``touched`` (None: every rule
+        of every episode, for a wall-clock tick) and the others. Episodes at rest are
+        skipped, except by a tick. Sets ``next_fire``, the child's next deadline."""
+        state, derived = self.state, []
+        self.derived_episodes = looked_at = []
+        # ``n``: 0 not known yet (then every time rule runs and finds it), -1 nothing pending.
+        time_due = 0 <= state.n <= self.horizon
+        kept = False  # an episode whose time rules did not run keeps its pending deadline
+        for ref, episode in state.e.items():
             if episode.r is None:
                 continue  # placeholder: nothing to say until the report arrives
-            closed = bool(episode.f)
-            if touched is not None and ref != touched and episode.q:
-                if report:  # a new report can complete a repeat for a later episode
-                    derived += (_with_resolution(d, closed) for d in self.repeat(ref, episode, closed))
+            if touched is None:
+                rules = EVERY_RULE
+            elif ref == touched:
+                rules = scope.episode
+            else:
+                rules = scope.others & REPEAT_RULE if episode.q else scope.others
+            if time_due and not episode.q:
+                rules |= TIME_RULES
+            if rules or not episode.q:
+                looked_at.append((ref, episode))  # its rules are all up to date: it may now be at rest
+            if not episode.q and not rules & TIME_RULES:
+                kept = True
+            if not rules:
                 continue
-            for rule in (self.triage, self.cse_missing, self.unallocated, self.repeat):
-                derived += (_with_resolution(d, closed) for d in rule(ref, episode, closed))
-            derived += self.time_rules(ref, episode, closed)
-            rest_after.append((ref, episode))
+            closed = bool(episode.f)
+            if rules & TRIAGE_RULE:
+                derived += (_with_resolution(d, closed) for d in self.triage(ref, episode, closed))
+            if rules & CSE_RULE:
+                derived += (_with_resolution(d, closed) for d in self.cse_missing(ref, episode, closed))
+            if rules & UNALLOCATED_RULE:
+                derived += (_with_resolution(d, closed) for d in self.unallocated(ref, episode, closed))
+            if rules & REPEAT_RULE:
+                derived += (_with_resolution(d, closed) for d in self.repeat(ref, episode, closed))
+            if rules & TIME_RULES:
+                derived += self.time_rules(ref, episode, closed)
+        if kept and state.n > 0:
+            self.next_fire = min(self.next_fire, state.n)
         return derived
 
     def settle(self, derived_episodes: list[tuple[str, Episode]]) -> None:
@@ -466,7 +524,7 @@ class _Rules:
                 episode.q = at_rest
 
     def next_deadline(self) -> int | None:
-        """When the next not-yet-raised time rule can fire (for the timer's index)."""
+        """When the next not-yet-raised time rule can fire, from every episode's facts."""
         pending = [
             fire_at
             for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
@@ -490,9 +548,9 @@ def alert_id_of(child_ref: str, d: Derived) -> str:
 
 
 def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touched: str | None = None,
-          report: bool = True) -> list[AlertRecord]:
+          scope: Scope = CHILD_SCOPE) -> list[AlertRecord]:
     rules = _Rules(child_ref, state, policy, max(state.w, state.h))
-    derived = sorted(rules.derive(touched, report), key=lambda d: (d.occurred_at, d.rule, d.step))
+    derived = sorted(rules.derive(touched, scope), key=lambda d: (d.occurred_at, d.rule, d.step))
     raised: list[AlertRecord] = []
     resolved: list[AlertRecord] = []
     for d in derived:
@@ -517,6 +575,7 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
                                         trigger_event_ids=d.triggers, **common))
             episode.a[key] = RESOLVED
     rules.settle(rules.derived_episodes)
+    state.n = rules.next_fire if rules.next_fire < NEVER else -1
     return raised + resolved
 
 
@@ -568,13 +627,13 @@ def apply_event(
     state.k.append(key)
     state.k.sort()
     del state.k[: max(0, len(state.k) - policy.processed_event_memory)]
-    merge(state, event, t)
+    scope = merge(state, event, t)
     state.w = max(state.w, t)
     if state.h <= state.w:
         state.h = 0  # the watermark has caught up with the last tick: nothing to remember
     ref = getattr(event.data, "episode_ref", None)
     touched = state.al.get(ref, ref) if ref else ""
-    alerts = _emit(event.subject, state, policy, now, touched, isinstance(event.data, EpisodeReported))
+    alerts = _emit(event.subject, state, policy, now, touched, scope)
     _prune(state, policy)
     return state, Outcome(alerts=alerts)
 
@@ -590,7 +649,10 @@ def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tu
 
 
 def next_deadline(child_ref: str, state: ChildState, policy: Policy) -> int | None:
-    """Epoch second at which a tick could next raise a time-rule alert for this child."""
+    """Epoch second at which a tick could next raise a time-rule alert for this child
+    (never later than the real one; it may be earlier)."""
+    if state.n:
+        return state.n if state.n > 0 else None
     return _Rules(child_ref, state, policy, NEVER).next_deadline()
 
 

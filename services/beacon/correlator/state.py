@@ -72,6 +72,9 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     c: list[Fact] = msgspec.field(default_factory=list)  # CSE screenings (level rank)
     u: list[Fact] = msgspec.field(default_factory=list)  # allocation changes (1 allocated, 0 unallocated)
     p: StrFact | None = None  # latest placement: placing council
+    # When a time rule can next fire (never later; a cache of what the facts say, so that
+    # events that only move the watermark skip the time rules): 0 not known, -1 none pending.
+    n: int = 0
     # Latest processed event keys (time, hash), bounded: the fast path for duplicates.
     k: list[tuple[int, int]] = msgspec.field(default_factory=list)
 
