@@ -343,12 +343,12 @@ class _Rules:
         for t, eid, risk, rank in levels:
             if rank < at_report:
                 continue
+            level = SEVERITIES[rank]
+            if not self._fresh(ref, episode, TRIAGE, level.value, closed):
+                continue
             # Up pages again (a new id per level); down or equal never pages.
             settled = [lv for tt, _, _, lv in levels if tt < t - self.lateness]
             if settled and rank <= max(settled):
-                continue
-            level = SEVERITIES[rank]
-            if not self._fresh(ref, episode, TRIAGE, level.value, closed):
                 continue
             grade = "Child Rescue Alert activated" if risk is None else f"police risk {RISK_NAME[risk]}"
             factors = "; in care" if report.cared else ""
@@ -589,7 +589,8 @@ def _prune(state: ChildState, policy: Policy) -> None:
     """Forget what no rule can look at again: closed (or never reported) episodes and
     superseded facts older than the longest window plus the lateness."""
     cutoff = state.w - _tables(policy).horizon
-    gone = [ref for ref, e in state.e.items() if (e.f or e.r is None) and e.last_fact_time() < cutoff]
+    gone = [ref for ref, e in state.e.items()
+            if (e.f or e.r is None) and (e.r is None or e.r.t < cutoff) and e.last_fact_time() < cutoff]
     if gone:
         for ref in gone:
             del state.e[ref]
