@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from beacon.core.alerts import AlertRecord
 from beacon.core.events import CloudEvent, build_event, parse_event
 from beacon.core.policy import Policy
 from beacon.correlator.engine import apply_event, tick
@@ -88,6 +89,13 @@ class Events:
                                                                  "activated_at": iso(hours)}, **kw)
 
 
+def _as_read(alerts: list) -> list:
+    """Every alert the engine writes must read back, unchanged, as a valid AlertRecord."""
+    for alert in alerts:
+        assert AlertRecord.from_json(alert.to_json()).to_json() == alert.to_json()
+    return alerts
+
+
 class Run:
     """Feeds events (and wall-clock ticks) through the engine, collecting every record."""
 
@@ -103,12 +111,12 @@ class Run:
             self.state, outcome = apply_event(self.state, event, event.time, self.policy)
             self.duplicates += outcome.duplicate
             new += outcome.alerts
-        self.records += new
+        self.records += _as_read(new)
         return new
 
     def tick(self, hours: float) -> list:
         self.state, new = tick(self.child, self.state, at(hours), self.policy)
-        self.records += new
+        self.records += _as_read(new)
         return new
 
     def raised(self) -> list[tuple[str, str, str]]:

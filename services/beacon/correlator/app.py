@@ -24,7 +24,7 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
-from beacon.core.alerts import AlertRecord
+from beacon.core.alerts import Alert
 from beacon.core.events import CloudEvent, EventValidationError, event_from_json
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.faust_batch import batch_agent, use_batching_consumer
@@ -148,7 +148,7 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
     return sent
 
 
-async def _send_alerts(alerts: list[AlertRecord]) -> None:
+async def _send_alerts(alerts: list[Alert]) -> None:
     """Send and wait until Kafka acknowledged every record (before state is saved)."""
     if not alerts:
         return
@@ -219,7 +219,7 @@ async def process_batch(batch: list[Any]) -> None:
         by_child[key].append((parsed, message.partition))
     now = datetime.now(timezone.utc)
     async with state_lock:
-        alerts: list[AlertRecord] = []
+        alerts: list[Alert] = []
         updates: list[tuple[bytes, str, ChildState, int]] = []
         outcomes: dict[str, int] = defaultdict(int)
         for key, items in by_child.items():
@@ -290,7 +290,7 @@ async def run_tick() -> int:
     partitions = app.consumer.topic_partitions(EVENTS) or settings.topic_partitions
     emitted = 0
     async with state_lock:
-        alerts: list[AlertRecord] = []
+        alerts: list[Alert] = []
         updates: list[tuple[bytes, str, ChildState]] = []
         for key in due:
             child_ref = key.decode()

@@ -32,13 +32,13 @@ earlier (also resolved at once). Both err towards telling someone.
 from __future__ import annotations
 
 import bisect
-import hashlib
+import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Iterable, NamedTuple
 
-from beacon.core.alerts import AlertRecord, Severity
+from beacon.core.alerts import Alert, Severity
 from beacon.core.alerts import alert_id as _alert_id
 from beacon.core.events import (
     AllocationChanged,
@@ -68,7 +68,7 @@ CATEGORY_WORDS = {
 }
 NEVER = 2**62
 
-# Rule names (the ``rule`` of an AlertRecord).
+# Rule names (the ``rule`` of an alert record).
 TRIAGE = "triage"
 REPEAT = "repeat_episodes"
 CSE_MISSING = "cse_missing"
@@ -89,8 +89,14 @@ def alert_key(rule: str, step: str) -> str:
     return RULE_CODES[rule] + step
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SECOND = timedelta(seconds=1)
+
+
 def epoch(ts: datetime) -> int:
-    return int(ts.timestamp())
+    """Whole seconds since the epoch of an aware datetime (twice as fast as
+    ``int(ts.timestamp())`` with the tzinfo pydantic gives parsed times)."""
+    return (ts - _EPOCH) // _SECOND
 
 
 def as_datetime(seconds: int) -> datetime:
@@ -98,13 +104,13 @@ def as_datetime(seconds: int) -> datetime:
 
 
 def event_key(event: CloudEvent) -> int:
-    """Duplicate key: the same (source, id) is the same event."""
-    digest = hashlib.blake2b(f"{event.source}|{event.id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big")
+    """Duplicate key: the same (source, id) is the same event. Only a fast path: a
+    duplicate whose key is forgotten is merged again, which changes nothing."""
+    return zlib.crc32(f"{event.source}|{event.id}".encode())
 
 
 class Derived(NamedTuple):
-    """An alert the facts call for (before it becomes an AlertRecord)."""
+    """An alert the facts call for (before it becomes an ``Alert`` record)."""
 
     episode_ref: str
     rule: str
@@ -125,7 +131,7 @@ class Outcome:
     applied: bool = True
     duplicate: bool = False
     stale: bool = False
-    alerts: list[AlertRecord] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ merging facts
@@ -537,7 +543,7 @@ class _Rules:
 def _with_resolution(d: Derived, closed: bool) -> Derived:
     if not closed:
         return d
-    return d._replace(resolved=True, resolved_reason=FOUND)
+    return Derived(*d[:8], True, FOUND)  # not d._replace(): three times slower
 
 
 def alert_id_of(child_ref: str, d: Derived) -> str:
@@ -548,11 +554,11 @@ def alert_id_of(child_ref: str, d: Derived) -> str:
 
 
 def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touched: str | None = None,
-          scope: Scope = CHILD_SCOPE) -> list[AlertRecord]:
+          scope: Scope = CHILD_SCOPE) -> list[Alert]:
     rules = _Rules(child_ref, state, policy, max(state.w, state.h))
     derived = sorted(rules.derive(touched, scope), key=lambda d: (d.occurred_at, d.rule, d.step))
-    raised: list[AlertRecord] = []
-    resolved: list[AlertRecord] = []
+    raised: list[Alert] = []
+    resolved: list[Alert] = []
     for d in derived:
         episode = state.e[d.episode_ref]
         key = alert_key(d.rule, d.step)
@@ -565,14 +571,14 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
             step=d.step, severity=d.severity, council=council, notify=d.notify, emitted_at=now,
         )
         if status is None:
-            raised.append(AlertRecord(status="raised", reason=d.reason, occurred_at=as_datetime(d.occurred_at),
-                                      trigger_event_ids=d.triggers, **common))
+            raised.append(Alert(status="raised", reason=d.reason, occurred_at=as_datetime(d.occurred_at),
+                                trigger_event_ids=d.triggers, **common))
             episode.a[key] = RAISED
             status = RAISED
         if d.resolved and status == RAISED:
-            resolved.append(AlertRecord(status="resolved", reason=d.resolved_reason,
+            resolved.append(Alert(status="resolved", reason=d.resolved_reason,
                                         occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
-                                        trigger_event_ids=d.triggers, **common))
+                                  trigger_event_ids=d.triggers, **common))
             episode.a[key] = RESOLVED
     rules.settle(rules.derived_episodes)
     state.n = rules.next_fire if rules.next_fire < NEVER else -1
@@ -603,7 +609,7 @@ def _prune(state: ChildState, policy: Policy) -> None:
 
 def decide(
     state: ChildState, event: CloudEvent, now: datetime, policy: Policy
-) -> tuple[ChildState, list[AlertRecord]]:
+) -> tuple[ChildState, list[Alert]]:
     """Merge one event into the child's state; return the new state and the alerts to emit.
     The state passed in is not modified."""
     state, outcome = apply_event(state, event, now, policy)
@@ -639,7 +645,7 @@ def apply_event(
     return state, Outcome(alerts=alerts)
 
 
-def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tuple[ChildState, list[AlertRecord]]:
+def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tuple[ChildState, list[Alert]]:
     """Fire time rules whose deadline (plus lateness) the wall clock has reached."""
     wall = epoch(now)
     if wall <= max(state.w, state.h):
