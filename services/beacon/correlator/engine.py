@@ -8,8 +8,9 @@ uses event time.
 Order independence by construction
 ----------------------------------
 Events are merged into time-stamped fact sets (see ``state.py``) and alerts are *derived*
-from the facts, each with a deterministic ``alert_id(child, episode, rule, step)``; the
-state remembers emitted ids so each alert is emitted once. An event is *on time* when
+from the facts, each with a deterministic ``alert_id(child, episode, rule, step)``; each
+episode remembers which (rule, step) it raised and resolved, so each alert is emitted
+once. An event is *on time* when
 its time is no more than ``allowed_lateness`` behind the child's watermark (the latest
 event time seen). So when a fact at time ``x`` is known, every fact older than
 ``x - lateness`` is known too ("settled"). Each rule therefore:
@@ -508,14 +509,10 @@ class _Rules:
             if not rules:
                 continue
             closed = bool(episode.f)
-            if rules & TRIAGE_RULE:
-                derived += (_with_resolution(d, closed) for d in self.triage(ref, episode, closed))
-            if rules & CSE_RULE:
-                derived += (_with_resolution(d, closed) for d in self.cse_missing(ref, episode, closed))
-            if rules & UNALLOCATED_RULE:
-                derived += (_with_resolution(d, closed) for d in self.unallocated(ref, episode, closed))
-            if rules & REPEAT_RULE:
-                derived += (_with_resolution(d, closed) for d in self.repeat(ref, episode, closed))
+            for flag, rule in ((TRIAGE_RULE, self.triage), (CSE_RULE, self.cse_missing),
+                               (UNALLOCATED_RULE, self.unallocated), (REPEAT_RULE, self.repeat)):
+                if rules & flag:
+                    derived += (_with_resolution(d, closed) for d in rule(ref, episode, closed))
             if rules & TIME_RULES:
                 derived += self.time_rules(ref, episode, closed)
         if kept and state.n > 0:
