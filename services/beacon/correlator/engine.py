@@ -485,7 +485,8 @@ class _Rules:
         """Every alert the facts call for that is not yet said, re-evaluating only the
         rules ``scope`` names (see ``Scope``) for the episode ``touched`` (None: every rule
         of every episode, for a wall-clock tick) and the others. Episodes at rest are
-        skipped, except by a tick. Sets ``next_fire``, the child's next deadline."""
+        skipped, except by a tick or an event about them, which re-evaluates all their
+        rules. Sets ``next_fire``, the child's next deadline."""
         state, derived = self.state, []
         self.derived_episodes = looked_at = []
         # ``n``: 0 not known yet (then every time rule runs and finds it), -1 nothing pending.
@@ -497,7 +498,8 @@ class _Rules:
             if touched is None:
                 rules = EVERY_RULE
             elif ref == touched:
-                rules = scope.episode
+                # At rest, its rules skipped the child's late facts (CSE, allocation): all again.
+                rules = EVERY_RULE if episode.q else scope.episode
             else:
                 rules = scope.others & REPEAT_RULE if episode.q else scope.others
             if time_due and not episode.q:
