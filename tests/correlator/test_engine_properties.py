@@ -122,8 +122,8 @@ def test_rules_skipped_by_scope_or_rest_had_nothing_to_say(history, seed, order)
     deadline, and skips episodes at rest. So after every event, deriving every rule from
     scratch must find nothing left unsaid, and the cached deadline must never be later than
     the facts say. In any order, late events included, for every episode not at rest; with
-    on-time delivery for those at rest too (a late event may still concern an episode at
-    rest: see engine._Rules.at_rest)."""
+    on-time delivery for those at rest too (a CSE or allocation fact later than the lateness
+    reaches an episode at rest only with the next event about it: engine._Rules.at_rest)."""
     events = deliver(history, seed, 0.3)
     if order == "any":
         random.Random(seed).shuffle(events)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+import msgspec
 import pytest
 
 from beacon.core.alerts import alert_id
 from beacon.core.policy import Policy
-from beacon.correlator.engine import apply_event, next_deadline
+from beacon.correlator.engine import RULE_CODES, apply_event, load_state, next_deadline
 from beacon.correlator.state import ChildState
 from correlator.builders import CHILD, Events, Run, at
 
@@ -279,14 +282,10 @@ def test_state_of_a_tracked_child_stays_small(run, ev):
 
 def test_a_state_stored_before_messagepack_is_read_and_pages_nobody_again(run, ev):
     # Until MessagePack, states were JSON and remembered each alert by its alert id.
-    import json
-
-    from beacon.correlator.engine import load_state
-
     _episodes(run, ev, [0, 30])
     run.feed(ev.cse(800, "high"), ev.reported(900, "EP9", risk="high"), ev.sighting(930, "EP9"))
     assert run.records
-    legacy = json.loads(__import__("msgspec").json.encode(run.state))
+    legacy = json.loads(msgspec.json.encode(run.state))
     del legacy["n"]  # the next-deadline cache came later still
     for ref, episode in legacy["e"].items():
         episode["a"] = {alert_id(CHILD, ref, *_rule_and_step(key)): status for key, status in episode["a"].items()}
@@ -302,8 +301,6 @@ def test_a_state_stored_before_messagepack_is_read_and_pages_nobody_again(run, e
 
 
 def _rule_and_step(key: str) -> tuple[str, str]:
-    from beacon.correlator.engine import RULE_CODES
-
     rule = next(rule for rule, code in RULE_CODES.items() if key.startswith(code))
     return rule, key[1:]
 
@@ -312,8 +309,6 @@ def test_a_state_stored_without_its_next_deadline_still_fires_time_rules(run, ev
     # ChildState.n (when a time rule can next fire) lets events that only move the
     # watermark skip the time rules. A state stored before it existed reads as 0, "not
     # known", so the next event or tick runs every time rule and stores it again.
-    import msgspec
-
     run.feed(ev.reported(0, risk="medium"))
     assert run.state.n == int(at(24).timestamp()) + 600
     fields = msgspec.msgpack.decode(run.state.to_bytes())

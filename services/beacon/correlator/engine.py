@@ -292,12 +292,12 @@ class _Rules:
 
     def __init__(self, child_ref: str, state: ChildState, policy: Policy, horizon: int):
         self.child_ref, self.state, self.policy, self.horizon = child_ref, state, policy, horizon
-        self.derived_episodes: list[tuple[str, Episode]] = []
+        self.looked_at: list[Episode] = []  # episodes whose rules are all up to date
         self.next_fire = NEVER
         self.tables = _tables(policy)
         self.lateness = self.tables.lateness
 
-    def _fresh(self, ref: str, episode: Episode, rule: str, step: str, resolved: bool) -> bool:
+    def _fresh(self, episode: Episode, rule: str, step: str, resolved: bool) -> bool:
         status = episode.a.get(alert_key(rule, step))
         return status is None or (status == RAISED and resolved)
 
@@ -351,7 +351,7 @@ class _Rules:
             if rank < at_report:
                 continue
             level = SEVERITIES[rank]
-            if not self._fresh(ref, episode, TRIAGE, level.value, closed):
+            if not self._fresh(episode, TRIAGE, level.value, closed):
                 continue
             # Up pages again (a new id per level); down or equal never pages.
             settled = [lv for tt, _, _, lv in levels if tt < t - self.lateness]
@@ -368,7 +368,7 @@ class _Rules:
     def cse_missing(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         report, rule = episode.r, self.policy.cse_missing
         assert report is not None
-        if not self.state.c or not self._fresh(ref, episode, CSE_MISSING, "flag", closed):
+        if not self.state.c or not self._fresh(episode, CSE_MISSING, "flag", closed):
             return
         threshold = CSE_RANK[rule.from_level]
         reason = f"Missing child with safeguarding flag; {rule.severity.value}"
@@ -387,7 +387,7 @@ class _Rules:
     def unallocated(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         report, rule = episode.r, self.policy.unallocated
         assert report is not None
-        if not rule.enabled or not self.state.u or not self._fresh(ref, episode, UNALLOCATED, "unallocated", closed):
+        if not rule.enabled or not self.state.u or not self._fresh(episode, UNALLOCATED, "unallocated", closed):
             return
         reason = "Missing child has no allocated worker"
         unallocated_then = [f for f in self.latest_as_of(self.state.u, report.t) if f[2] == 0]
@@ -404,7 +404,7 @@ class _Rules:
     def repeat(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         report, rule, tables = episode.r, self.policy.repeat_episodes, self.tables
         assert report is not None
-        if len(self.state.e) < rule.count or not self._fresh(ref, episode, REPEAT, tables.repeat_step, closed):
+        if len(self.state.e) < rule.count or not self._fresh(episode, REPEAT, tables.repeat_step, closed):
             return
         starts = sorted(
             (e.r.start, e.r.id) for e in self.state.e.values()
@@ -459,16 +459,16 @@ class _Rules:
                     self.next_fire = fire_at
                 continue
             if ladder_step is not None:
-                if self._fresh(ref, episode, rule, step, closed):
+                if self._fresh(episode, rule, step, closed):
                     yield Derived(ref, DURATION, step, ladder_step.severity, ladder_step.notify,
                                   _ladder_reason(report.cat, ladder_step.after_hours), due, (report.id,),
                                   closed, FOUND if closed else "")
-            elif self._fresh(ref, episode, rule, step, episode.i is not None):
+            elif self._fresh(episode, rule, step, episode.i is not None):
                 rhi = self.policy.return_interview
                 yield Derived(ref, RHI_OVERDUE, step, rhi.severity, rhi.notify, self.tables.rhi_reason, due,
                               (report.id, episode.f[0][1]), episode.i is not None, RHI_RECORDED)
 
-    def at_rest(self, ref: str, episode: Episode) -> bool:
+    def at_rest(self, episode: Episode) -> bool:
         """After a derivation at a horizon at or past the watermark: nothing new can be
         derived for this episode unless an event about it arrives. It closed more than
         twice the lateness ago (so no late CSE flag or de-allocation can count, and every
@@ -488,7 +488,7 @@ class _Rules:
         skipped, except by a tick or an event about them, which re-evaluates all their
         rules. Sets ``next_fire``, the child's next deadline."""
         state, derived = self.state, []
-        self.derived_episodes = looked_at = []
+        self.looked_at = looked_at = []
         # ``n``: 0 not known yet (then every time rule runs and finds it), -1 nothing pending.
         time_due = 0 <= state.n <= self.horizon
         kept = False  # an episode whose time rules did not run keeps its pending deadline
@@ -505,7 +505,7 @@ class _Rules:
             if time_due and not episode.q:
                 rules |= TIME_RULES
             if rules or not episode.q:
-                looked_at.append((ref, episode))  # its rules are all up to date: it may now be at rest
+                looked_at.append(episode)  # its rules are all up to date: it may now be at rest
             if not episode.q and not rules & TIME_RULES:
                 kept = True
             if not rules:
@@ -521,12 +521,10 @@ class _Rules:
             self.next_fire = min(self.next_fire, state.n)
         return derived
 
-    def settle(self, derived_episodes: list[tuple[str, Episode]]) -> None:
-        """Once their alerts are emitted: mark the episodes that are now at rest."""
-        for ref, episode in derived_episodes:
-            at_rest = self.at_rest(ref, episode)
-            if at_rest != episode.q:
-                episode.q = at_rest
+    def settle(self) -> None:
+        """Once their alerts are emitted: mark the episodes looked at that are now at rest."""
+        for episode in self.looked_at:
+            episode.q = self.at_rest(episode)
 
     def next_deadline(self) -> int | None:
         """When the next not-yet-raised time rule can fire, from every episode's facts."""
@@ -579,7 +577,7 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
                                         occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
                                   trigger_event_ids=d.triggers, **common))
             episode.a[key] = RESOLVED
-    rules.settle(rules.derived_episodes)
+    rules.settle()
     state.n = rules.next_fire if rules.next_fire < NEVER else -1
     return raised + resolved
 
