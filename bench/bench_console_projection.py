@@ -16,17 +16,17 @@ import random
 import resource
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
-from beacon.console.feed import decode  # noqa: E402
-from beacon.console.projection import ViewState, apply, missing_now, open_alerts, timeline  # noqa: E402
-from beacon.core.alerts import AlertRecord, Severity, alert_id  # noqa: E402
-from beacon.core.audit import AuditRecord  # noqa: E402
-from beacon.core.events import build_event  # noqa: E402
-from beacon.core.topics import ALERTS, AUDIT, EVENTS  # noqa: E402
+from beacon.console.feed import decode
+from beacon.console.projection import ViewState, apply, missing_now, open_alerts, timeline
+from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.audit import AuditRecord
+from beacon.core.events import build_event
+from beacon.core.topics import ALERTS, AUDIT, EVENTS
 
 
 def iso(ts: datetime) -> str:
@@ -35,30 +35,82 @@ def iso(ts: datetime) -> str:
 
 def history(incidents: int, seed: int = 1) -> list[tuple[str, bytes]]:
     rng = random.Random(seed)
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     children = max(1, incidents // 6)  # children in care go missing about six times each
     records: list[tuple[str, bytes]] = []
     for n in range(incidents):
         child, episode = f"CH-{rng.randrange(children):07d}", f"EP-{n:08d}"
         start = t0 + timedelta(minutes=n * 2.4)
         src = "urn:beacon:source:police"
-        records.append((EVENTS, json.dumps(build_event(
-            "beacon.episode.reported.v1", child,
-            {"episode_ref": episode, "category": "missing", "started_at": iso(start), "risk": rng.choice(
-                ["low", "medium", "high"]), "age_years": 14, "looked_after": True, "reporting_org": "met-police"},
-            time=iso(start), source=src, event_id=f"r{n}")).encode()))
+        records.append(
+            (
+                EVENTS,
+                json.dumps(
+                    build_event(
+                        "beacon.episode.reported.v1",
+                        child,
+                        {
+                            "episode_ref": episode,
+                            "category": "missing",
+                            "started_at": iso(start),
+                            "risk": rng.choice(["low", "medium", "high"]),
+                            "age_years": 14,
+                            "looked_after": True,
+                            "reporting_org": "met-police",
+                        },
+                        time=iso(start),
+                        source=src,
+                        event_id=f"r{n}",
+                    )
+                ).encode(),
+            )
+        )
         aid = alert_id(child, episode, "triage", "0h")
-        alert = AlertRecord(alert_id=aid, status="raised", child_ref=child, episode_ref=episode, rule="triage",
-                            step="0h", severity=rng.choice(list(Severity)), reason="Child reported missing",
-                            occurred_at=start, emitted_at=start)
+        alert = AlertRecord(
+            alert_id=aid,
+            status="raised",
+            child_ref=child,
+            episode_ref=episode,
+            rule="triage",
+            step="0h",
+            severity=rng.choice(list(Severity)),
+            reason="Child reported missing",
+            occurred_at=start,
+            emitted_at=start,
+        )
         records.append((ALERTS, alert.to_json()))
-        records.append((AUDIT, AuditRecord(audit_id=f"s{n}", kind="notification_sent", at=start, alert_id=aid,
-                                           child_ref=child, person="oncall-1", channel="sms", step=1).to_json()))
+        records.append(
+            (
+                AUDIT,
+                AuditRecord(
+                    audit_id=f"s{n}",
+                    kind="notification_sent",
+                    at=start,
+                    alert_id=aid,
+                    child_ref=child,
+                    person="oncall-1",
+                    channel="sms",
+                    step=1,
+                ).to_json(),
+            )
+        )
         if n < incidents - 300:  # all but the latest few hundred have been found
             end = start + timedelta(hours=rng.uniform(1, 40))
-            records.append((EVENTS, json.dumps(build_event(
-                "beacon.episode.found.v1", child, {"episode_ref": episode, "outcome": "found", "ended_at": iso(end)},
-                time=iso(end), source=src, event_id=f"f{n}")).encode()))
+            records.append(
+                (
+                    EVENTS,
+                    json.dumps(
+                        build_event(
+                            "beacon.episode.found.v1",
+                            child,
+                            {"episode_ref": episode, "outcome": "found", "ended_at": iso(end)},
+                            time=iso(end),
+                            source=src,
+                            event_id=f"f{n}",
+                        )
+                    ).encode(),
+                )
+            )
             records.append((ALERTS, alert.model_copy(update={"status": "resolved", "occurred_at": end}).to_json()))
     records += rng.sample(records, len(records) // 10)  # at-least-once: 10% delivered twice
     return records
@@ -89,8 +141,10 @@ def main() -> None:
     print(f"incidents                 {args.incidents}")
     print(f"records replayed          {len(records)} ({state.duplicates} duplicates dropped)")
     print(f"replay (decode + apply)   {replay_s:.2f} s = {len(records) / replay_s:,.0f} records/s")
-    print(f"a year of national volume {215_000 * len(records) / args.incidents / (len(records) / replay_s):.0f} s "
-          f"to rebuild (extrapolated)")
+    print(
+        f"a year of national volume {215_000 * len(records) / args.incidents / (len(records) / replay_s):.0f} s "
+        f"to rebuild (extrapolated)"
+    )
     print(f"dashboard query           {query_ms:.2f} ms ({len(rows)} missing now, {len(alerts)} open alerts)")
     print(f"busiest timeline          {timeline_ms:.2f} ms ({len(entries)} entries)")
     print(f"peak memory (RSS)         {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

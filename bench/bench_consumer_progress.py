@@ -39,8 +39,9 @@ def main() -> None:
             producer.flush()
             producer.close()
             tps = [TopicPartition(topic, p) for p in range(count)]
-            consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group,
-                                     enable_auto_commit=False)
+            consumer = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap_servers, group_id=group, enable_auto_commit=False
+            )
             consumer.assign(tps)
             consumer.poll(timeout_ms=2000)
             consumer.commit()

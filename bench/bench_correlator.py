@@ -29,19 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services"))
 
-from beacon.core.broker import EmbeddedBroker, free_port  # noqa: E402
-from beacon.core.events import build_event  # noqa: E402
-from beacon.core.kafka import make_producer  # noqa: E402
-from beacon.core.policy import load_policy  # noqa: E402
-from beacon.core.settings import load_settings  # noqa: E402
-from beacon.core.topics import EVENTS, ensure_topics  # noqa: E402
+from beacon.core.broker import EmbeddedBroker, free_port
+from beacon.core.events import build_event
+from beacon.core.kafka import make_producer
+from beacon.core.policy import load_policy
+from beacon.core.settings import load_settings
+from beacon.core.topics import EVENTS, ensure_topics
 
 INCIDENTS_PER_DAY = 590
 CHILDREN = 75_000
@@ -55,7 +55,7 @@ def _iso(ts: datetime) -> str:
 def synthetic_history(days: int, seed: int = 7) -> list[dict[str, Any]]:
     """A national stream of ``days`` days, sorted by event time, ending a day ago."""
     rng = random.Random(seed)
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=1)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     begin = end - timedelta(days=days)
     # Children in care (a third of those who go missing) go missing ~3x as often.
     looked_after = [rng.random() < 0.35 for _ in range(CHILDREN)]
@@ -66,8 +66,9 @@ def synthetic_history(days: int, seed: int = 7) -> list[dict[str, Any]]:
     def add(kind: str, child: str, at: datetime, data: dict[str, Any], source: str) -> None:
         nonlocal n
         n += 1
-        events.append(build_event(f"beacon.{kind}.v1", child, data, time=_iso(at), source=source,
-                                  event_id=f"bench-{n:09d}"))
+        events.append(
+            build_event(f"beacon.{kind}.v1", child, data, time=_iso(at), source=source, event_id=f"bench-{n:09d}")
+        )
 
     incidents = INCIDENTS_PER_DAY * days
     chosen = rng.choices(range(CHILDREN), weights=weights, k=incidents)
@@ -80,35 +81,82 @@ def synthetic_history(days: int, seed: int = 7) -> list[dict[str, Any]]:
         risk = rng.choices(["no_apparent_risk", "low", "medium", "high"], [20, 35, 35, 10])[0]
         if rng.random() < 0.09:
             level = rng.choice(["low", "medium", "high"])
-            add("cse.screened", child, start - timedelta(days=rng.uniform(1, 60)),
-                {"level": level, "screened_at": _iso(start - timedelta(days=30))}, council)
+            add(
+                "cse.screened",
+                child,
+                start - timedelta(days=rng.uniform(1, 60)),
+                {"level": level, "screened_at": _iso(start - timedelta(days=30))},
+                council,
+            )
         if rng.random() < 0.05:
-            add("allocation.changed", child, start - timedelta(days=rng.uniform(1, 30)),
-                {"status": "unallocated", "effective_at": _iso(start - timedelta(days=2))}, council)
+            add(
+                "allocation.changed",
+                child,
+                start - timedelta(days=rng.uniform(1, 30)),
+                {"status": "unallocated", "effective_at": _iso(start - timedelta(days=2))},
+                council,
+            )
         reported = start + timedelta(minutes=rng.uniform(5, 240))
-        add("episode.reported", child, reported,
-            {"episode_ref": episode, "category": rng.choice(["missing", "missing", "absent"]),
-             "started_at": _iso(start), "risk": risk, "age_years": rng.randint(8, 17), "looked_after": cared,
-             "reporting_org": "met-police", "placing_council": "southwark"}, police)
+        add(
+            "episode.reported",
+            child,
+            reported,
+            {
+                "episode_ref": episode,
+                "category": rng.choice(["missing", "missing", "absent"]),
+                "started_at": _iso(start),
+                "risk": risk,
+                "age_years": rng.randint(8, 17),
+                "looked_after": cared,
+                "reporting_org": "met-police",
+                "placing_council": "southwark",
+            },
+            police,
+        )
         hours = min(rng.expovariate(1 / 14), 24 * 10)  # 90% under 2 days
         ended = start + timedelta(hours=hours)
         if rng.random() < 0.5:
             at = reported + (ended - reported) * rng.random()
-            add("episode.risk_regraded", child, at, {"episode_ref": episode, "risk": rng.choice(["medium", "high"]),
-                                                    "regraded_at": _iso(at)}, police)
+            add(
+                "episode.risk_regraded",
+                child,
+                at,
+                {"episode_ref": episode, "risk": rng.choice(["medium", "high"]), "regraded_at": _iso(at)},
+                police,
+            )
         if rng.random() < 0.5:
             at = reported + (ended - reported) * rng.random()
-            add("episode.sighting", child, at, {"episode_ref": episode, "kind": "sighting",
-                                               "observed_at": _iso(at)}, police)
+            add(
+                "episode.sighting",
+                child,
+                at,
+                {"episode_ref": episode, "kind": "sighting", "observed_at": _iso(at)},
+                police,
+            )
         found_at = max(ended, reported) + timedelta(minutes=10)
-        add("episode.found", child, found_at, {"episode_ref": episode, "outcome": "found",
-                                              "ended_at": _iso(max(ended, start))}, police)
-        add("episode.safe_and_well_checked", child, found_at + timedelta(hours=2),
-            {"episode_ref": episode, "checked_at": _iso(found_at + timedelta(hours=2))}, police)
+        add(
+            "episode.found",
+            child,
+            found_at,
+            {"episode_ref": episode, "outcome": "found", "ended_at": _iso(max(ended, start))},
+            police,
+        )
+        add(
+            "episode.safe_and_well_checked",
+            child,
+            found_at + timedelta(hours=2),
+            {"episode_ref": episode, "checked_at": _iso(found_at + timedelta(hours=2))},
+            police,
+        )
         if rng.random() < 0.8:  # 42% within 72 h, the rest later
             at = found_at + timedelta(hours=rng.uniform(4, 72) if rng.random() < 0.42 else rng.uniform(72, 400))
-            add("return_interview.recorded", child, at,
-                {"episode_ref": episode, "status": "completed", "recorded_at": _iso(at)}, council)
+            add(
+                "return_interview.recorded",
+                child,
+                at,
+                {"episode_ref": episode, "status": "completed", "recorded_at": _iso(at)},
+                council,
+            )
     events.sort(key=lambda e: e["time"])
     return events
 
@@ -128,8 +176,9 @@ def produce_history(settings: Any, payloads: list[tuple[bytes, bytes]]) -> float
 async def raw_consume(bootstrap: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        EVENTS, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     try:
         seen, started = 0, None
@@ -143,7 +192,7 @@ async def raw_consume(bootstrap: str, total: int) -> float:
         await consumer.stop()
 
 
-COUNTER_APP = '''
+COUNTER_APP = """
 import sys, time, faust
 total, out = int(sys.argv[1]), sys.argv[2]
 app = faust.App("bench-counter", broker="kafka://" + sys.argv[3], store="memory://", web_enabled=False,
@@ -163,16 +212,20 @@ async def count(stream):
 if __name__ == "__main__":
     sys.argv = [sys.argv[0], "worker", "-l", "warn"]
     app.main()
-'''
+"""
 
 
 def faust_count(bootstrap: str, total: int, partitions: int, workdir: Path) -> float:
     script, out = workdir / "counter.py", workdir / "counter.out"
-    log = open(workdir / "counter.log", "wb")
+    log = open(workdir / "counter.log", "wb")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
     script.write_text(COUNTER_APP.format(topic=EVENTS))
-    proc = subprocess.Popen([sys.executable, str(script), str(total), str(out), bootstrap, str(partitions)],
-                            cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(total), str(out), bootstrap, str(partitions)],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         while not out.exists():
             if proc.poll() is not None:
@@ -192,20 +245,32 @@ def _processed(port: int) -> float:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
         return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("beacon_correlator_events_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("beacon_correlator_events_total{")
+    )
 
 
 def correlator_run(settings: Any, total: int, workdir: Path, single_record_batches: bool) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEACON_")}
-    env.update(PYTHONPATH=str(ROOT / "services"), BEACON_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-               BEACON_KAFKA_SINGLE_RECORD_BATCHES=str(single_record_batches).lower(),
-               BEACON_DATA_DIR=str(workdir / "data"), BEACON_CORRELATOR_PORT=str(free_port()),
-               BEACON_LOG_LEVEL="WARNING")
+    env.update(
+        PYTHONPATH=str(ROOT / "services"),
+        BEACON_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        BEACON_KAFKA_SINGLE_RECORD_BATCHES=str(single_record_batches).lower(),
+        BEACON_DATA_DIR=str(workdir / "data"),
+        BEACON_CORRELATOR_PORT=str(free_port()),
+        BEACON_LOG_LEVEL="WARNING",
+    )
     port = int(env["BEACON_CORRELATOR_PORT"])
-    log = open(workdir / "correlator.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "beacon", "correlator"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(workdir / "correlator.log", "wb")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beacon", "correlator"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         started: float | None = None
         while True:
@@ -232,14 +297,15 @@ def engine_pass(payloads: list[tuple[bytes, bytes]], chunk: int = 100_000) -> tu
 
     policy = load_policy(ROOT / "deploy" / "policies" / "default.yaml")
     states: dict[str, ChildState] = {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     elapsed = 0.0
     for begin in range(0, len(payloads), chunk):
-        parsed = [event_from_json(value) for _, value in payloads[begin:begin + chunk]]
+        parsed = [event_from_json(value) for _, value in payloads[begin : begin + chunk]]
         started = time.perf_counter()
         for event in parsed:
-            states[event.subject], _ = apply_event(states.get(event.subject) or ChildState(), event, now, policy,
-                                                   copy=False)
+            states[event.subject], _ = apply_event(
+                states.get(event.subject) or ChildState(), event, now, policy, copy=False
+            )
         elapsed += time.perf_counter() - started
     return elapsed, sorted(len(s.to_bytes()) for s in states.values())
 
@@ -254,7 +320,7 @@ def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
 
     policy = load_policy(ROOT / "deploy" / "policies" / "default.yaml")
     stored: dict[bytes, bytes] = {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     started = time.perf_counter()
     for key, value in payloads:
         state, _ = apply_event(ChildState.from_bytes(stored.get(key)), event_from_json(value), now, policy, copy=False)
@@ -265,8 +331,11 @@ def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=30, help="days of national history (1826 = 5 years)")
-    parser.add_argument("--single-record-batches", action="store_true",
-                        help="correlator writes one record per batch (the Tansu workaround used in tests)")
+    parser.add_argument(
+        "--single-record-batches",
+        action="store_true",
+        help="correlator writes one record per batch (the Tansu workaround used in tests)",
+    )
     args = parser.parse_args()
 
     print(f"synthetic national history: {args.days} days ...", flush=True)
@@ -290,23 +359,35 @@ def main() -> None:
 
     engine_s, sizes = engine_pass(payloads)
     worker_path_s = worker_path_pass(payloads)
-    rates = {"raw aiokafka consumer": total / raw, "plain Faust agent (count only)": total / counted,
-             "correlator worker": total / correlated, "engine only (in-process, no Kafka)": total / engine_s,
-             "decode + load + engine + save (no Kafka)": total / worker_path_s}
+    rates = {
+        "raw aiokafka consumer": total / raw,
+        "plain Faust agent (count only)": total / counted,
+        "correlator worker": total / correlated,
+        "engine only (in-process, no Kafka)": total / engine_s,
+        "decode + load + engine + save (no Kafka)": total / worker_path_s,
+    }
     print("\nthroughput over the same stream (1 worker, 2 shared cores):")
     for name, rate in rates.items():
         print(f"  {name:40} {rate:>10,.0f} ev/s")
-    print(f"  correlator / plain Faust agent           {rates['correlator worker'] / rates['plain Faust agent (count only)']:>10.2f}x")
-    print(f"  correlator / raw consumer                {rates['correlator worker'] / rates['raw aiokafka consumer']:>10.3f}x")
+    print(
+        f"  correlator / plain Faust agent           {rates['correlator worker'] / rates['plain Faust agent (count only)']:>10.2f}x"
+    )
+    print(
+        f"  correlator / raw consumer                {rates['correlator worker'] / rates['raw aiokafka consumer']:>10.3f}x"
+    )
 
     five_years = INCIDENTS_PER_DAY * FIVE_YEARS_DAYS * (total / (INCIDENTS_PER_DAY * args.days))
     print(f"\nreplay of {args.days} days: {correlated:.1f} s by the correlator worker")
-    print(f"  5 years (~{five_years / 1e6:.1f} M events) at this rate: {five_years / rates['correlator worker'] / 60:.1f} min"
-          + ("" if args.days >= FIVE_YEARS_DAYS else " (extrapolated; run --days 1826 to measure)"))
+    print(
+        f"  5 years (~{five_years / 1e6:.1f} M events) at this rate: {five_years / rates['correlator worker'] / 60:.1f} min"
+        + ("" if args.days >= FIVE_YEARS_DAYS else " (extrapolated; run --days 1826 to measure)")
+    )
 
     print(f"\nserialised state (MessagePack) per tracked child ({len(sizes):,} children):")
-    print(f"  mean {statistics.fmean(sizes):.0f} B, p50 {sizes[len(sizes) // 2]} B, "
-          f"p99 {sizes[int(len(sizes) * 0.99)]} B, max {sizes[-1]} B")
+    print(
+        f"  mean {statistics.fmean(sizes):.0f} B, p50 {sizes[len(sizes) // 2]} B, "
+        f"p99 {sizes[int(len(sizes) * 0.99)]} B, max {sizes[-1]} B"
+    )
 
 
 if __name__ == "__main__":

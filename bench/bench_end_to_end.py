@@ -18,24 +18,23 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "services"), str(ROOT / "tests")]
 
-import httpx  # noqa: E402
+import httpx
 
-from beacon.core.broker import EmbeddedBroker, free_port  # noqa: E402
-from beacon.core.events import build_event  # noqa: E402
-from beacon.core.settings import load_settings  # noqa: E402
-from beacon.core.topics import ensure_topics  # noqa: E402
-from beacon.ingest.apikeys import ApiKeyStore  # noqa: E402
-from beacon.ingest.settings import IngestSettings  # noqa: E402
-from harness import twilio_mock  # noqa: E402
-from harness.stats import percentile  # noqa: E402
-from harness.services import ServiceProcess, service_env  # noqa: E402
-
+from beacon.core.broker import EmbeddedBroker, free_port
+from beacon.core.events import build_event
+from beacon.core.settings import load_settings
+from beacon.core.topics import ensure_topics
+from beacon.ingest.apikeys import ApiKeyStore
+from beacon.ingest.settings import IngestSettings
+from harness import twilio_mock
+from harness.services import ServiceProcess, service_env
+from harness.stats import percentile
 
 
 def iso(ts: datetime) -> str:
@@ -43,13 +42,23 @@ def iso(ts: datetime) -> str:
 
 
 def report(n: int) -> dict:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return build_event(
-        "beacon.episode.reported.v1", f"CH-E2E-{n:06d}",
-        {"episode_ref": f"E2E-{n:06d}", "category": "missing", "started_at": iso(now - timedelta(minutes=20)),
-         "risk": "high", "age_years": 14, "looked_after": True, "reporting_org": "met-police",
-         "placing_council": "southwark"},
-        time=iso(now), source="urn:beacon:source:met-police", event_id=f"e2e-{n}",
+        "beacon.episode.reported.v1",
+        f"CH-E2E-{n:06d}",
+        {
+            "episode_ref": f"E2E-{n:06d}",
+            "category": "missing",
+            "started_at": iso(now - timedelta(minutes=20)),
+            "risk": "high",
+            "age_years": 14,
+            "looked_after": True,
+            "reporting_org": "met-police",
+            "placing_council": "southwark",
+        },
+        time=iso(now),
+        source="urn:beacon:source:met-police",
+        event_id=f"e2e-{n}",
     )
 
 
@@ -62,28 +71,45 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name, EmbeddedBroker(log_file=Path(tmp_name) / "broker.log") as broker:
         tmp = Path(tmp_name)
         ports = {name: free_port() for name in ("ingest_port", "correlator_port", "notifier_port")}
-        common = dict(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True,
-                      data_dir=tmp / "data", outbox_dir=tmp / "outbox", **ports)
+        common = dict(
+            kafka_bootstrap_servers=broker.bootstrap,
+            kafka_single_record_batches=True,
+            data_dir=tmp / "data",
+            outbox_dir=tmp / "outbox",
+            **ports,
+        )
         ensure_topics(load_settings(**common))
         keys_file = tmp / "api-keys.json"
         _, token = ApiKeyStore(keys_file).create(
-            "met-police", "police", load_settings(IngestSettings, **common).ingest_scopes)
+            "met-police", "police", load_settings(IngestSettings, **common).ingest_scopes
+        )
         prism = twilio_mock.Prism(tmp / "prism.log").start()
         proxy = twilio_mock.TwilioProxy(prism).start()
-        env = service_env(**common, ingest_api_keys_file=keys_file,
-                          oncall_file=ROOT / "deploy" / "oncall" / "example.yaml",
-                          twilio_account_sid=twilio_mock.ACCOUNT_SID, twilio_auth_token=twilio_mock.AUTH_TOKEN,
-                          twilio_from_number=twilio_mock.FROM_NUMBER, twilio_api_base_url=proxy.url,
-                          public_base_url=f"http://127.0.0.1:{ports['notifier_port']}",
-                          notifier_contact_min_interval_s=0, log_level="WARNING")
-        services = [ServiceProcess(name, env, tmp / f"{name}.log", port=ports[f"{name}_port"])
-                    for name in ("ingest", "correlator", "notifier")]
+        env = service_env(
+            **common,
+            ingest_api_keys_file=keys_file,
+            oncall_file=ROOT / "deploy" / "oncall" / "example.yaml",
+            twilio_account_sid=twilio_mock.ACCOUNT_SID,
+            twilio_auth_token=twilio_mock.AUTH_TOKEN,
+            twilio_from_number=twilio_mock.FROM_NUMBER,
+            twilio_api_base_url=proxy.url,
+            public_base_url=f"http://127.0.0.1:{ports['notifier_port']}",
+            notifier_contact_min_interval_s=0,
+            log_level="WARNING",
+        )
+        services = [
+            ServiceProcess(name, env, tmp / f"{name}.log", port=ports[f"{name}_port"])
+            for name in ("ingest", "correlator", "notifier")
+        ]
         try:
             for service in services:
                 service.start()
             accepted_at: dict[str, float] = {}
-            client = httpx.Client(base_url=f"http://127.0.0.1:{ports['ingest_port']}",
-                                  headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            client = httpx.Client(
+                base_url=f"http://127.0.0.1:{ports['ingest_port']}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
             start = time.time()
             for n in range(args.reports):
                 time.sleep(max(0.0, start + n / args.rate - time.time()))
@@ -98,11 +124,15 @@ def main() -> int:
             if not latencies:
                 print("no SMS reached the Twilio mock", file=sys.stderr)
                 return 1
-            print(f"end to end: {len(arrived)}/{args.reports} reports paged at {args.rate:g}/s offered "
-                  f"(10x national peak is ~0.14/s)")
-            print(f"latency ingest 202 -> Twilio mock (ms): p50 {percentile(latencies, 50):.1f}  "
-                  f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
-                  f"mean {statistics.mean(latencies):.1f}  (target p99 < 500)")
+            print(
+                f"end to end: {len(arrived)}/{args.reports} reports paged at {args.rate:g}/s offered "
+                f"(10x national peak is ~0.14/s)"
+            )
+            print(
+                f"latency ingest 202 -> Twilio mock (ms): p50 {percentile(latencies, 50):.1f}  "
+                f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
+                f"mean {statistics.mean(latencies):.1f}  (target p99 < 500)"
+            )
             return 0 if len(arrived) == args.reports else 1
         finally:
             for service in reversed(services):

@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from beacon.core.broker import EmbeddedBroker, free_port  # noqa: E402
-from beacon.core.schemas import example_event  # noqa: E402
-from beacon.core.settings import load_settings  # noqa: E402
-from beacon.core.topics import ensure_topics  # noqa: E402
-from harness.services import ServiceProcess, service_env  # noqa: E402
+from beacon.core.broker import EmbeddedBroker, free_port
+from beacon.core.schemas import example_event
+from beacon.core.settings import load_settings
+from beacon.core.topics import ensure_topics
+from harness.services import ServiceProcess, service_env
 
 
 def event(n: int) -> dict:
@@ -42,12 +42,15 @@ def event(n: int) -> dict:
 
 async def drive(base_url: str, token: str, requests: int, concurrency: int, batch: int) -> tuple[float, list[float]]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    bodies = [json.dumps(event(r) if batch == 1 else [event(r * batch + i) for i in range(batch)]).encode()
-              for r in range(requests)]
+    bodies = [
+        json.dumps(event(r) if batch == 1 else [event(r * batch + i) for i in range(batch)]).encode()
+        for r in range(requests)
+    ]
     latencies: list[float] = []
     next_index = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+
         async def worker() -> None:
             nonlocal next_index
             while next_index < len(bodies):
@@ -66,9 +69,11 @@ async def drive(base_url: str, token: str, requests: int, concurrency: int, batc
 
 def report(label: str, elapsed: float, latencies: list[float], events: int) -> None:
     q = statistics.quantiles(latencies, n=100)
-    print(f"{label:34} {events / elapsed:9.0f} events/s  {len(latencies) / elapsed:7.0f} req/s  "
-          f"p50 {q[49] * 1000:7.1f} ms  p99 {q[98] * 1000:7.1f} ms  ({events} events in {elapsed:.1f} s)",
-          flush=True)
+    print(
+        f"{label:34} {events / elapsed:9.0f} events/s  {len(latencies) / elapsed:7.0f} req/s  "
+        f"p50 {q[49] * 1000:7.1f} ms  p99 {q[98] * 1000:7.1f} ms  ({events} events in {elapsed:.1f} s)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -83,18 +88,32 @@ def main() -> None:
         port = free_port()
         settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True)
         ensure_topics(settings)
-        env = service_env(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True,
-                          data_dir=Path(tmp) / "data", ingest_port=port, log_level="WARNING",
-                          ingest_api_keys_file=Path(tmp) / "keys.json",
-                          ingest_rate_per_s=1e9, ingest_rate_burst=10**9,
-                          ingest_max_batch_events=max(500, args.batch_size))
-        token = subprocess.run([sys.executable, "-m", "beacon", "apikeys", "create", "--source", "met-police",
-                                "--scope", "police"], env=env, capture_output=True, text=True, check=True,
-                               cwd=REPO).stdout.strip()
+        env = service_env(
+            kafka_bootstrap_servers=broker.bootstrap,
+            kafka_single_record_batches=True,
+            data_dir=Path(tmp) / "data",
+            ingest_port=port,
+            log_level="WARNING",
+            ingest_api_keys_file=Path(tmp) / "keys.json",
+            ingest_rate_per_s=1e9,
+            ingest_rate_burst=10**9,
+            ingest_max_batch_events=max(500, args.batch_size),
+        )
+        token = subprocess.run(
+            [sys.executable, "-m", "beacon", "apikeys", "create", "--source", "met-police", "--scope", "police"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout.strip()
         with ServiceProcess("ingest", env, Path(tmp) / "ingest.log", port=port):
             base = f"http://127.0.0.1:{port}"
-            print(f"ingest benchmark: embedded Tansu broker, single-record batches, acks=all, idempotent producer, "
-                  f"{os.cpu_count()} CPUs, concurrency {args.concurrency}", flush=True)
+            print(
+                f"ingest benchmark: embedded Tansu broker, single-record batches, acks=all, idempotent producer, "
+                f"{os.cpu_count()} CPUs, concurrency {args.concurrency}",
+                flush=True,
+            )
             asyncio.run(drive(base, token, 50, 4, 1))  # warm-up: connections, metadata
             elapsed, lat = asyncio.run(drive(base, token, args.requests, args.concurrency, 1))
             report("single events", elapsed, lat, args.requests)

@@ -19,21 +19,20 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "services"), str(ROOT / "tests")]
 
-from beacon.core.alerts import AlertRecord, Severity, alert_id  # noqa: E402
-from beacon.core.broker import EmbeddedBroker, free_port  # noqa: E402
-from beacon.core.kafka import make_producer  # noqa: E402
-from beacon.core.settings import load_settings  # noqa: E402
-from beacon.core.topics import ALERTS, ensure_topics  # noqa: E402
-from harness import twilio_mock  # noqa: E402
-from harness.stats import percentile  # noqa: E402
-from harness.services import ServiceProcess, service_env  # noqa: E402
-
+from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.broker import EmbeddedBroker, free_port
+from beacon.core.kafka import make_producer
+from beacon.core.settings import load_settings
+from beacon.core.topics import ALERTS, ensure_topics
+from harness import twilio_mock
+from harness.services import ServiceProcess, service_env
+from harness.stats import percentile
 
 
 def print_hops(settings, sent_at: dict[str, float], arrived: dict[str, float]) -> None:
@@ -63,8 +62,12 @@ def print_hops(settings, sent_at: dict[str, float], arrived: dict[str, float]) -
         "routed -> escalated": [audited[e] - routed[e] for e in common],
         "escalated -> Twilio mock": [arrived[e] - audited[e] for e in common],
     }
-    print("  per hop, p50 / p99 (ms): " + "; ".join(
-        f"{name} {percentile(v, 50) * 1000:.0f} / {percentile(v, 99) * 1000:.0f}" for name, v in hops.items()))
+    print(
+        "  per hop, p50 / p99 (ms): "
+        + "; ".join(
+            f"{name} {percentile(v, 50) * 1000:.0f} / {percentile(v, 99) * 1000:.0f}" for name, v in hops.items()
+        )
+    )
 
 
 def main() -> int:
@@ -76,17 +79,30 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name, EmbeddedBroker(log_file=Path(tmp_name) / "broker.log") as broker:
         tmp = Path(tmp_name)
         port = free_port()
-        settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True,
-                                 data_dir=tmp / "data", outbox_dir=tmp / "outbox", notifier_port=port)
+        settings = load_settings(
+            kafka_bootstrap_servers=broker.bootstrap,
+            kafka_single_record_batches=True,
+            data_dir=tmp / "data",
+            outbox_dir=tmp / "outbox",
+            notifier_port=port,
+        )
         ensure_topics(settings)
         prism = twilio_mock.Prism(tmp / "prism.log").start()
         proxy = twilio_mock.TwilioProxy(prism).start()
-        env = service_env(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True,
-                          data_dir=tmp / "data", outbox_dir=tmp / "outbox", notifier_port=port,
-                          twilio_account_sid=twilio_mock.ACCOUNT_SID, twilio_auth_token=twilio_mock.AUTH_TOKEN,
-                          twilio_from_number=twilio_mock.FROM_NUMBER, twilio_api_base_url=proxy.url,
-                          public_base_url=f"http://127.0.0.1:{port}", notifier_contact_min_interval_s=0,
-                          log_level="WARNING")
+        env = service_env(
+            kafka_bootstrap_servers=broker.bootstrap,
+            kafka_single_record_batches=True,
+            data_dir=tmp / "data",
+            outbox_dir=tmp / "outbox",
+            notifier_port=port,
+            twilio_account_sid=twilio_mock.ACCOUNT_SID,
+            twilio_auth_token=twilio_mock.AUTH_TOKEN,
+            twilio_from_number=twilio_mock.FROM_NUMBER,
+            twilio_api_base_url=proxy.url,
+            public_base_url=f"http://127.0.0.1:{port}",
+            notifier_contact_min_interval_s=0,
+            log_level="WARNING",
+        )
         notifier = ServiceProcess("notifier", env, tmp / "notifier.log", port=port)
         try:
             notifier.start()
@@ -97,11 +113,20 @@ def main() -> int:
                 due = start + n / args.rate
                 time.sleep(max(0.0, due - time.time()))
                 episode = f"BENCH-{n:06d}"
-                now = datetime.now(timezone.utc)
-                alert = AlertRecord(alert_id=alert_id(f"CH-BENCH-{n}", episode, "triage", "high"), status="raised",
-                                    child_ref=f"CH-BENCH-{n}", episode_ref=episode, rule="triage", step="high",
-                                    severity=Severity.high, reason="bench", council="southwark",
-                                    occurred_at=now, emitted_at=now)
+                now = datetime.now(UTC)
+                alert = AlertRecord(
+                    alert_id=alert_id(f"CH-BENCH-{n}", episode, "triage", "high"),
+                    status="raised",
+                    child_ref=f"CH-BENCH-{n}",
+                    episode_ref=episode,
+                    rule="triage",
+                    step="high",
+                    severity=Severity.high,
+                    reason="bench",
+                    council="southwark",
+                    occurred_at=now,
+                    emitted_at=now,
+                )
                 sent_at[episode] = time.time()
                 producer.send(ALERTS, key=alert.key, value=alert.to_json())
                 producer.flush()
@@ -112,11 +137,15 @@ def main() -> int:
                 print("no SMS reached the Twilio mock", file=sys.stderr)
                 return 1
             elapsed = max(arrived.values()) - start
-            print(f"notifier: {len(arrived)}/{args.alerts} alerts paged at {args.rate:g}/s offered "
-                  f"(10x national peak is ~0.14/s); throughput {len(arrived) / elapsed:.2f} pages/s")
-            print(f"latency ALERTS -> Twilio mock (ms): p50 {percentile(latencies, 50):.1f}  "
-                  f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
-                  f"mean {statistics.mean(latencies):.1f}")
+            print(
+                f"notifier: {len(arrived)}/{args.alerts} alerts paged at {args.rate:g}/s offered "
+                f"(10x national peak is ~0.14/s); throughput {len(arrived) / elapsed:.2f} pages/s"
+            )
+            print(
+                f"latency ALERTS -> Twilio mock (ms): p50 {percentile(latencies, 50):.1f}  "
+                f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}  "
+                f"mean {statistics.mean(latencies):.1f}"
+            )
             print_hops(settings, sent_at, arrived)
             return 0 if len(arrived) == args.alerts else 1
         finally:

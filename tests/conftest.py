@@ -41,6 +41,15 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
     """Process environment carrying ``settings`` to service subprocesses."""
-    fields = ("kafka_bootstrap_servers", "kafka_single_record_batches", "data_dir", "outbox_dir",
-              "correlator_port", "notifier_port", "ingest_port", "console_port", "validator_port")
+    fields = (
+        "kafka_bootstrap_servers",
+        "kafka_single_record_batches",
+        "data_dir",
+        "outbox_dir",
+        "correlator_port",
+        "notifier_port",
+        "ingest_port",
+        "console_port",
+        "validator_port",
+    )
     return service_env(**{f: getattr(settings, f) for f in fields})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import time
+from datetime import UTC
 from pathlib import Path
 
 import typer
@@ -131,8 +132,9 @@ def validator() -> None:
 
 @apikeys_cli.command("create")
 def apikeys_create(
-    source: str = typer.Option(..., help="Source name, e.g. met-police: its events must have source "
-                               "urn:beacon:source:<name>."),
+    source: str = typer.Option(
+        ..., help="Source name, e.g. met-police: its events must have source urn:beacon:source:<name>."
+    ),
     scope: str = typer.Option(..., help="Scope: which event types the key may send (police, council)."),
 ) -> None:
     """Create a key. The key is printed once and never stored (only its hash)."""
@@ -174,8 +176,12 @@ def apikeys_list() -> None:
 
 @cli.command("import")
 def import_events(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Events as .jsonl (one CloudEvent per "
-                                "line) or .csv (envelope columns + data.<field> columns)."),
+    file: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="Events as .jsonl (one CloudEvent per line) or .csv (envelope columns + data.<field> columns).",
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only validate: write nothing to Kafka."),
     rejects: Path = typer.Option(None, help="Write refused records with their reasons here (JSONL)."),
     resume: bool = typer.Option(False, "--resume", help="Skip the lines a previous run already wrote."),
@@ -200,14 +206,29 @@ def import_events(
         producer = KafkaProducer(**{**ingest_producer_config(settings), "client_id": "beacon-import"})
     try:
         with tqdm(total=count_lines(file), unit="line", desc=file.name) as progress:
-            summary = run_import(file, producer=producer, topic=EVENTS, dry_run=dry_run, rejects=rejects,
-                                 resume=resume, limit=limit, chunk=chunk, progress=progress,
-                                 future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s))
+            summary = run_import(
+                file,
+                producer=producer,
+                topic=EVENTS,
+                dry_run=dry_run,
+                rejects=rejects,
+                resume=resume,
+                limit=limit,
+                chunk=chunk,
+                progress=progress,
+                future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
+            )
     finally:
         if producer is not None:
             producer.close(timeout=10)
-    typer.echo(("dry run, nothing written\n" if dry_run else f"written to {EVENTS}; checkpoint at line "
-                f"{summary.stopped_at_line}\n") + summary.render())
+    typer.echo(
+        (
+            "dry run, nothing written\n"
+            if dry_run
+            else f"written to {EVENTS}; checkpoint at line {summary.stopped_at_line}\n"
+        )
+        + summary.render()
+    )
 
 
 @schemas_cli.command("openapi")
@@ -303,7 +324,7 @@ cli.add_typer(oncall_cli, name="oncall")
 @oncall_cli.command("check")
 def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCALL_FILE.")) -> None:
     """Validate an on-call file and show who is on call now (exit status 2 if invalid)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from beacon.notifier.oncall import OnCallConfigError, load_oncall
     from beacon.notifier.settings import NotifierSettings
@@ -314,11 +335,14 @@ def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCA
     except OnCallConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    now = datetime.now(timezone.utc)
-    typer.echo(f"{file}: valid ({len(config.people)} people, {len(config.teams)} teams, "
-               f"{len(config.policies)} policies)")
+    now = datetime.now(UTC)
+    typer.echo(
+        f"{file}: valid ({len(config.people)} people, {len(config.teams)} teams, {len(config.policies)} policies)"
+    )
     for name, team in config.teams.items():
-        typer.echo(f"  {name:20} on call now: {team.rotation.on_call(now):16} councils: {', '.join(team.councils) or '-'}")
+        typer.echo(
+            f"  {name:20} on call now: {team.rotation.on_call(now):16} councils: {', '.join(team.councils) or '-'}"
+        )
 
 
 def main() -> None:

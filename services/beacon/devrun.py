@@ -40,10 +40,13 @@ SERVICES: tuple[Service, ...] = (
 
 
 def _spawn(service: Service, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    log = open(log_dir / f"{service.name}.log", "ab")
+    log = open(log_dir / f"{service.name}.log", "ab")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
     return subprocess.Popen(
         [sys.executable, "-m", "beacon", service.name],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -152,8 +155,11 @@ def run(with_demo: bool = True) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         broker.start()
-        env = {**os.environ, "BEACON_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-               "BEACON_KAFKA_SINGLE_RECORD_BATCHES": "true"}
+        env = {
+            **os.environ,
+            "BEACON_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "BEACON_KAFKA_SINGLE_RECORD_BATCHES": "true",
+        }
         settings: Settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True)
         ensure_topics(settings)
         for service in SERVICES:
@@ -162,7 +168,9 @@ def run(with_demo: bool = True) -> int:
         print(f"\nBeacon is running on the embedded broker ({broker.bootstrap}).")
         for service in SERVICES:
             if service.url_setting:
-                print(f"  {service.name:11} http://{settings.bind_host}:{getattr(settings, service.url_setting)}/  {service.what}")
+                print(
+                    f"  {service.name:11} http://{settings.bind_host}:{getattr(settings, service.url_setting)}/  {service.what}"
+                )
         user, password = _create_demo_console_user()
         print(f"  console login: {user} / {password}")
         print(f"  logs        {log_dir}/")
@@ -174,15 +182,19 @@ def run(with_demo: bool = True) -> int:
         if with_demo:
             events = demo_events()
             _post_demo_events(ingest_url, events, processes["ingest"], demo_key_ids)
-            print(f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they "
-                  "are sent:", flush=True)
+            print(
+                f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they are sent:",
+                flush=True,
+            )
 
         seen = 0
         while not stopping:
             for name, proc in processes.items():
                 if proc.poll() is not None:
-                    print(f"service {name} exited with status {proc.returncode}; see {log_dir}/{name}.log",
-                          file=sys.stderr)
+                    print(
+                        f"service {name} exited with status {proc.returncode}; see {log_dir}/{name}.log",
+                        file=sys.stderr,
+                    )
                     return 1
             seen = _print_new_notifications(outbox, seen)
             time.sleep(0.5)

@@ -17,10 +17,20 @@ from harness.services import ServiceProcess
 
 @pytest.fixture
 def console_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    console_env = {**env, "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json"),
-                   "BEACON_CONSOLE_SESSION_SECRET": "test-session-secret"}
-    added = subprocess.run([sys.executable, "-m", "beacon", "console-user", "add", USER], input=PASSWORD + "\n",
-                           env=console_env, capture_output=True, text=True, timeout=60)
+    console_env = {
+        **env,
+        "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json"),
+        "BEACON_CONSOLE_SESSION_SECRET": "test-session-secret",
+    }
+    added = subprocess.run(
+        [sys.executable, "-m", "beacon", "console-user", "add", USER],
+        input=PASSWORD + "\n",
+        env=console_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert added.returncode == 0, added.stderr
     return console_env
 

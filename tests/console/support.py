@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,28 +37,73 @@ def logged_in_client(settings, user: str = USER, password: str = PASSWORD) -> ht
 
 
 def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def reported_event(child: str, episode: str, *, risk: str = "high", hours_ago: float = 2) -> dict[str, Any]:
-    started = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
-    return build_event("beacon.episode.reported.v1", child,
-                       {"episode_ref": episode, "category": "missing", "started_at": iso(started), "risk": risk,
-                        "age_years": 14, "looked_after": True, "reporting_org": "met-police",
-                        "placing_council": "southwark"},
-                       time=iso(started + timedelta(minutes=20)), source="urn:beacon:source:met-police",
-                       event_id=f"rep-{episode}")
+    started = datetime.now(UTC) - timedelta(hours=hours_ago)
+    return build_event(
+        "beacon.episode.reported.v1",
+        child,
+        {
+            "episode_ref": episode,
+            "category": "missing",
+            "started_at": iso(started),
+            "risk": risk,
+            "age_years": 14,
+            "looked_after": True,
+            "reporting_org": "met-police",
+            "placing_council": "southwark",
+        },
+        time=iso(started + timedelta(minutes=20)),
+        source="urn:beacon:source:met-police",
+        event_id=f"rep-{episode}",
+    )
 
 
-def raised_alert(child: str, episode: str, *, severity: Severity = Severity.high, rule: str = "triage",
-                 step: str = "high", reason: str = "Child reported missing, police risk high") -> AlertRecord:
-    now = datetime.now(timezone.utc)
-    return AlertRecord(alert_id=alert_id(child, episode, rule, step), status="raised", child_ref=child,
-                       episode_ref=episode, rule=rule, step=step, severity=severity, reason=reason,
-                       council="southwark", occurred_at=now - timedelta(minutes=1), emitted_at=now)
+def raised_alert(
+    child: str,
+    episode: str,
+    *,
+    severity: Severity = Severity.high,
+    rule: str = "triage",
+    step: str = "high",
+    reason: str = "Child reported missing, police risk high",
+) -> AlertRecord:
+    now = datetime.now(UTC)
+    return AlertRecord(
+        alert_id=alert_id(child, episode, rule, step),
+        status="raised",
+        child_ref=child,
+        episode_ref=episode,
+        rule=rule,
+        step=step,
+        severity=severity,
+        reason=reason,
+        council="southwark",
+        occurred_at=now - timedelta(minutes=1),
+        emitted_at=now,
+    )
 
 
-def audit_record(alert: AlertRecord, kind: str, audit_id: str, *, person: str = "oncall-sam",
-                 channel: str | None = "sms", detail: str = "", step: int | None = 1) -> AuditRecord:
-    return AuditRecord(audit_id=audit_id, kind=kind, at=datetime.now(timezone.utc), alert_id=alert.alert_id,
-                       child_ref=alert.child_ref, person=person, channel=channel, step=step, detail=detail)
+def audit_record(
+    alert: AlertRecord,
+    kind: str,
+    audit_id: str,
+    *,
+    person: str = "oncall-sam",
+    channel: str | None = "sms",
+    detail: str = "",
+    step: int | None = 1,
+) -> AuditRecord:
+    return AuditRecord(
+        audit_id=audit_id,
+        kind=kind,
+        at=datetime.now(UTC),
+        alert_id=alert.alert_id,
+        child_ref=alert.child_ref,
+        person=person,
+        channel=channel,
+        step=step,
+        detail=detail,
+    )

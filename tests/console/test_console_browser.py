@@ -15,16 +15,35 @@ from harness.kafka import produce, produce_events, read_topic
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start_console, tmp_path):
     child, episode = "CH-7F3A9C21", "MET-2026-000123"
-    other = raised_alert("CH-2B81D4E0", "MET-2026-000119", severity=Severity.medium, rule="repeat_episodes",
-                         step="3_in_42d", reason="Third missing episode in 42 days")
-    produce_events(settings, EVENTS, [reported_event(child, episode, hours_ago=3),
-                                      reported_event("CH-2B81D4E0", "MET-2026-000119", risk="medium", hours_ago=26)])
+    other = raised_alert(
+        "CH-2B81D4E0",
+        "MET-2026-000119",
+        severity=Severity.medium,
+        rule="repeat_episodes",
+        step="3_in_42d",
+        reason="Third missing episode in 42 days",
+    )
+    produce_events(
+        settings,
+        EVENTS,
+        [
+            reported_event(child, episode, hours_ago=3),
+            reported_event("CH-2B81D4E0", "MET-2026-000119", risk="medium", hours_ago=26),
+        ],
+    )
     produce(settings, ALERTS, [(other.key, other.to_json())])
     start_console()
 
@@ -45,8 +64,14 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
             page.evaluate("window.__notReloaded = true")
 
             # The correlator raises an alert and the notifier pages someone: both are pushed to the open page.
-            alert = raised_alert(child, episode, severity=Severity.critical, rule="cse_missing", step="0h",
-                                 reason="High risk missing, CSE screening on record")
+            alert = raised_alert(
+                child,
+                episode,
+                severity=Severity.critical,
+                rule="cse_missing",
+                step="0h",
+                reason="High risk missing, CSE screening on record",
+            )
             produce(settings, ALERTS, [(alert.key, alert.to_json())])
             sent = audit_record(alert, "notification_sent", "au-sent-1", person="oncall-sam")
             delivered = audit_record(alert, "delivery_status", "au-dlv-1", person="oncall-sam", detail="delivered")
@@ -71,7 +96,11 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
 
             [command] = [AckCommand.from_json(r.value) for r in read_topic(settings, ACKS, expect=1)]
             assert (command.alert_id, command.action, command.by, command.via) == (
-                alert.alert_id, "acknowledge", USER, "console")
+                alert.alert_id,
+                "acknowledge",
+                USER,
+                "console",
+            )
 
             # The notifier confirms; the open page follows by itself.
             confirmed = audit_record(alert, "acknowledged", "au-ack-1", person=USER, channel=None, detail="via=console")

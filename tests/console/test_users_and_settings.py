@@ -27,7 +27,9 @@ def test_hash_verifies_only_the_right_password_and_is_salted():
     assert hash_password("a long enough password", **FAST) != encoded
 
 
-@pytest.mark.parametrize("garbage", ["", "plain", "bcrypt$1$2$3$4$5", "scrypt$x$8$1$AA==$AA==", "scrypt$1024$8$1$!!$!!"])
+@pytest.mark.parametrize(
+    "garbage", ["", "plain", "bcrypt$1$2$3$4$5", "scrypt$x$8$1$AA==$AA==", "scrypt$1024$8$1$!!$!!"]
+)
 def test_a_malformed_hash_never_verifies(garbage):
     assert verify_password("anything at all", garbage) is False
 
@@ -63,8 +65,15 @@ def test_cli_reads_the_password_from_stdin_and_lists_names_only(tmp_path):
     env = service_env(console_users_file=tmp_path / "users.json")
 
     def beacon(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "beacon", *args], input=stdin, env=env, capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "beacon", *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     added = beacon("console-user", "add", "duty-1", stdin="a password from stdin\n")
     assert added.returncode == 0 and "added duty-1" in added.stdout
@@ -82,15 +91,24 @@ def test_a_bad_time_zone_names_the_variable(monkeypatch):
         load_settings(ConsoleSettings)
 
 
-@pytest.mark.parametrize(("target", "expected"), [
-    ("/children/CH-1", "/children/CH-1"), ("https://evil.example/", "/"), ("//evil.example", "/"),
-    ("/\\evil.example", "/"), (None, "/"), ("", "/"),
-])
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/children/CH-1", "/children/CH-1"),
+        ("https://evil.example/", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        (None, "/"),
+        ("", "/"),
+    ],
+)
 def test_redirects_stay_inside_the_console(target, expected):
     assert _local_path(target) == expected
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0 min"), (59 * 60, "59 min"), (3 * 3600 + 5 * 60, "3 h 05 min"),
-                                               (26 * 3600, "1 d 2 h"), (-30, "0 min")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 min"), (59 * 60, "59 min"), (3 * 3600 + 5 * 60, "3 h 05 min"), (26 * 3600, "1 d 2 h"), (-30, "0 min")],
+)
 def test_durations_read_like_a_person_says_them(seconds, text):
     assert _format_duration(seconds) == text

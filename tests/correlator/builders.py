@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beacon.core.alerts import AlertRecord
@@ -11,7 +11,7 @@ from beacon.core.policy import Policy
 from beacon.correlator.engine import apply_event, tick
 from beacon.correlator.state import ChildState
 
-T0 = datetime(2026, 3, 2, 18, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
 CHILD = "CH-TEST-0001"
 
 
@@ -31,30 +31,59 @@ class Events:
 
     def make(self, event_type: str, hours: float, data: dict[str, Any], event_id: str | None = None) -> CloudEvent:
         self.count += 1
-        raw = build_event(f"beacon.{event_type}.v1", self.child, data, time=iso(hours), source=self.source,
-                          event_id=event_id or f"e{self.count:03d}")
+        raw = build_event(
+            f"beacon.{event_type}.v1",
+            self.child,
+            data,
+            time=iso(hours),
+            source=self.source,
+            event_id=event_id or f"e{self.count:03d}",
+        )
         return parse_event(raw)
 
-    def reported(self, hours: float, episode: str = "EP1", *, risk: str = "medium", age: int = 15,
-                 looked_after: bool = False, category: str = "missing", started: float | None = None,
-                 council: str | None = "norfolk-cc", **kw: Any) -> CloudEvent:
-        data = {"episode_ref": episode, "category": category, "started_at": iso(hours if started is None else started),
-                "risk": risk, "age_years": age, "looked_after": looked_after, "reporting_org": "met-police"}
+    def reported(
+        self,
+        hours: float,
+        episode: str = "EP1",
+        *,
+        risk: str = "medium",
+        age: int = 15,
+        looked_after: bool = False,
+        category: str = "missing",
+        started: float | None = None,
+        council: str | None = "norfolk-cc",
+        **kw: Any,
+    ) -> CloudEvent:
+        data = {
+            "episode_ref": episode,
+            "category": category,
+            "started_at": iso(hours if started is None else started),
+            "risk": risk,
+            "age_years": age,
+            "looked_after": looked_after,
+            "reporting_org": "met-police",
+        }
         if council:
             data["placing_council"] = council
         return self.make("episode.reported", hours, data, **kw)
 
     def regraded(self, hours: float, episode: str = "EP1", risk: str = "high", **kw: Any) -> CloudEvent:
-        return self.make("episode.risk_regraded", hours, {"episode_ref": episode, "risk": risk,
-                                                          "regraded_at": iso(hours)}, **kw)
+        return self.make(
+            "episode.risk_regraded", hours, {"episode_ref": episode, "risk": risk, "regraded_at": iso(hours)}, **kw
+        )
 
     def sighting(self, hours: float, episode: str = "EP1", **kw: Any) -> CloudEvent:
-        return self.make("episode.sighting", hours, {"episode_ref": episode, "kind": "sighting",
-                                                     "observed_at": iso(hours)}, **kw)
+        return self.make(
+            "episode.sighting", hours, {"episode_ref": episode, "kind": "sighting", "observed_at": iso(hours)}, **kw
+        )
 
     def found(self, hours: float, episode: str = "EP1", ended: float | None = None, **kw: Any) -> CloudEvent:
-        return self.make("episode.found", hours, {"episode_ref": episode, "outcome": "found",
-                                                  "ended_at": iso(hours if ended is None else ended)}, **kw)
+        return self.make(
+            "episode.found",
+            hours,
+            {"episode_ref": episode, "outcome": "found", "ended_at": iso(hours if ended is None else ended)},
+            **kw,
+        )
 
     def rhi(self, hours: float, episode: str = "EP1", status: str = "completed", **kw: Any) -> CloudEvent:
         data: dict[str, Any] = {"episode_ref": episode, "status": status, "recorded_at": iso(hours)}
@@ -72,11 +101,16 @@ class Events:
         return self.make("allocation.changed", hours, data, **kw)
 
     def placement(self, hours: float, placing: str = "kent-cc", host: str = "medway", **kw: Any) -> CloudEvent:
-        return self.make("placement.changed", hours, {"change": "admission", "effective_at": iso(hours),
-                                                      "placing_council": placing, "host_council": host}, **kw)
+        return self.make(
+            "placement.changed",
+            hours,
+            {"change": "admission", "effective_at": iso(hours), "placing_council": placing, "host_council": host},
+            **kw,
+        )
 
-    def corrected(self, hours: float, episode: str = "EP1", *, started: float | None = None,
-                  ended: float | None = None, **kw: Any) -> CloudEvent:
+    def corrected(
+        self, hours: float, episode: str = "EP1", *, started: float | None = None, ended: float | None = None, **kw: Any
+    ) -> CloudEvent:
         data: dict[str, Any] = {"episode_ref": episode, "corrected_at": iso(hours)}
         if started is not None:
             data["started_at"] = iso(started)
@@ -85,8 +119,9 @@ class Events:
         return self.make("episode.corrected", hours, data, **kw)
 
     def rescue_alert(self, hours: float, episode: str = "EP1", **kw: Any) -> CloudEvent:
-        return self.make("child_rescue_alert.activated", hours, {"episode_ref": episode,
-                                                                 "activated_at": iso(hours)}, **kw)
+        return self.make(
+            "child_rescue_alert.activated", hours, {"episode_ref": episode, "activated_at": iso(hours)}, **kw
+        )
 
 
 def _as_read(alerts: list) -> list:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacon.core.alerts import AlertRecord, alert_id
 from beacon.core.events import build_event
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
-from harness.kafka import produce, produce_events, read_topic
 from beacon.correlator.state import ChildState
+from harness.kafka import produce, produce_events, read_topic
 from harness.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -30,38 +30,59 @@ class Scenario:
     wall clock never reaches a ladder deadline: every time rule below fires from event time."""
 
     def __init__(self) -> None:
-        self.t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+        self.t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
         self.n = 0
 
     def event(self, kind: str, hours: float, data: dict, child: str = CHILD) -> dict:
         self.n += 1
-        return build_event(f"beacon.{kind}.v1", child, data, time=_iso(self.t0 + timedelta(hours=hours)),
-                           source="urn:beacon:source:integ", event_id=f"integ-{self.n:03d}")
+        return build_event(
+            f"beacon.{kind}.v1",
+            child,
+            data,
+            time=_iso(self.t0 + timedelta(hours=hours)),
+            source="urn:beacon:source:integ",
+            event_id=f"integ-{self.n:03d}",
+        )
 
     def at(self, hours: float) -> str:
         return _iso(self.t0 + timedelta(hours=hours))
 
     def report(self, hours: float = 0, risk: str = "high", child: str = CHILD, episode: str = EPISODE) -> dict:
-        return self.event("episode.reported", hours, {
-            "episode_ref": episode, "category": "missing", "started_at": self.at(hours), "risk": risk,
-            "age_years": 14, "looked_after": True, "reporting_org": "met-police", "placing_council": "southwark"},
-            child)
+        return self.event(
+            "episode.reported",
+            hours,
+            {
+                "episode_ref": episode,
+                "category": "missing",
+                "started_at": self.at(hours),
+                "risk": risk,
+                "age_years": 14,
+                "looked_after": True,
+                "reporting_org": "met-police",
+                "placing_council": "southwark",
+            },
+            child,
+        )
 
     def cse(self, hours: float, level: str = "medium") -> dict:
         return self.event("cse.screened", hours, {"level": level, "screened_at": self.at(hours)})
 
     def sighting(self, hours: float) -> dict:
-        return self.event("episode.sighting", hours, {"episode_ref": EPISODE, "kind": "sighting",
-                                                      "observed_at": self.at(hours)})
+        return self.event(
+            "episode.sighting", hours, {"episode_ref": EPISODE, "kind": "sighting", "observed_at": self.at(hours)}
+        )
 
     def found(self, hours: float) -> dict:
-        return self.event("episode.found", hours, {"episode_ref": EPISODE, "outcome": "found",
-                                                   "ended_at": self.at(hours)})
+        return self.event(
+            "episode.found", hours, {"episode_ref": EPISODE, "outcome": "found", "ended_at": self.at(hours)}
+        )
 
 
 def _alerts(settings, expect: int, settle_s: float = 3.0) -> list[AlertRecord]:
-    return [AlertRecord.from_json(r.value) for r in read_topic(settings, ALERTS, expect=expect, timeout_s=90,
-                                                              settle_s=settle_s)]
+    return [
+        AlertRecord.from_json(r.value)
+        for r in read_topic(settings, ALERTS, expect=expect, timeout_s=90, settle_s=settle_s)
+    ]
 
 
 def _summary(alerts: list[AlertRecord]) -> list[tuple[str, str, str]]:
@@ -76,18 +97,23 @@ def test_scenario_stream_gives_exactly_the_expected_alerts(settings, env, tmp_pa
     s = Scenario()
     report = s.report(0)
     events = [
-        s.cse(-48), report,
+        s.cse(-48),
+        report,
         report,  # a resend of the same event: no second alert
-        s.sighting(10), s.sighting(24.5),  # event time passes the 24 h step (+ lateness)
+        s.sighting(10),
+        s.sighting(24.5),  # event time passes the 24 h step (+ lateness)
         s.found(25),
     ]
     with ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port):
         produce_events(settings, EVENTS, events)
         alerts = _alerts(settings, expect=6)
     assert _summary(alerts) == [
-        ("cse_missing", "flag", "raised"), ("cse_missing", "flag", "resolved"),
-        ("duration", "24h", "raised"), ("duration", "24h", "resolved"),
-        ("triage", "high", "raised"), ("triage", "high", "resolved"),
+        ("cse_missing", "flag", "raised"),
+        ("cse_missing", "flag", "resolved"),
+        ("duration", "24h", "raised"),
+        ("duration", "24h", "resolved"),
+        ("triage", "high", "raised"),
+        ("triage", "high", "resolved"),
     ]
     by_rule = {a.rule: a for a in alerts if a.status == "raised"}
     assert by_rule["triage"].alert_id == alert_id(CHILD, EPISODE, "triage", "high")
@@ -108,17 +134,22 @@ def test_restart_recovers_state_and_never_emits_an_alert_twice(settings, env, tm
     correlator = ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port)
     with correlator:
         produce_events(settings, EVENTS, first)
-        assert _summary(_alerts(settings, expect=2)) == [("cse_missing", "flag", "raised"),
-                                                         ("triage", "high", "raised")]
+        assert _summary(_alerts(settings, expect=2)) == [
+            ("cse_missing", "flag", "raised"),
+            ("triage", "high", "raised"),
+        ]
         time.sleep(5)  # past the offset commit interval: the crash below loses no processed work
         correlator.kill()
         produce_events(settings, EVENTS, second)
         correlator.start()  # same consumer group and table changelog: recovers, then resumes
         alerts = _alerts(settings, expect=6, settle_s=5)
     assert _summary(alerts) == [
-        ("cse_missing", "flag", "raised"), ("cse_missing", "flag", "resolved"),
-        ("duration", "24h", "raised"), ("duration", "24h", "resolved"),
-        ("triage", "high", "raised"), ("triage", "high", "resolved"),
+        ("cse_missing", "flag", "raised"),
+        ("cse_missing", "flag", "resolved"),
+        ("duration", "24h", "raised"),
+        ("duration", "24h", "resolved"),
+        ("triage", "high", "raised"),
+        ("triage", "high", "resolved"),
     ]
     assert len({(a.alert_id, a.status) for a in alerts}) == len(alerts)
 
@@ -138,8 +169,7 @@ def test_invalid_payload_goes_to_the_dead_letter_topic_and_the_worker_carries_on
 
 def test_wall_clock_timer_fires_the_ladder_once_caught_up(settings, env, tmp_path):
     # Test-only clock: the worker's timer believes it is 25 hours later.
-    shifted = {**env, "BEACON_CORRELATOR_CLOCK_OFFSET_S": str(25 * 3600),
-               "BEACON_CORRELATOR_TICK_INTERVAL_S": "1"}
+    shifted = {**env, "BEACON_CORRELATOR_CLOCK_OFFSET_S": str(25 * 3600), "BEACON_CORRELATOR_TICK_INTERVAL_S": "1"}
     s = Scenario()
     with ServiceProcess("correlator", shifted, tmp_path / "correlator.log", port=settings.correlator_port):
         produce_events(settings, EVENTS, [s.report(1, risk="low")])
@@ -160,8 +190,10 @@ def test_metrics_count_events_and_alerts(settings, env, tmp_path):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             text = httpx.get(f"http://127.0.0.1:{settings.correlator_port}/metrics").text
-            if ('beacon_correlator_events_total{outcome="duplicate"} 1.0' in text
-                    and 'beacon_timer_last_run_timestamp_seconds{loop="correlator"}' in text):
+            if (
+                'beacon_correlator_events_total{outcome="duplicate"} 1.0' in text
+                and 'beacon_timer_last_run_timestamp_seconds{loop="correlator"}' in text
+            ):
                 break
             time.sleep(0.5)
     assert 'beacon_correlator_events_total{outcome="applied"} 1.0' in text

@@ -34,8 +34,16 @@ def histories(draw: st.DrawFn) -> list:
         ref = f"EP{n}"
         risk = draw(st.sampled_from(["no_apparent_risk", "low", "medium", "high"]))
         report_at = start + draw(st.integers(0, 30)) * minute
-        events.append(ev.reported(report_at, ref, risk=risk, age=draw(st.integers(10, 17)),
-                                  looked_after=draw(st.booleans()), started=start))
+        events.append(
+            ev.reported(
+                report_at,
+                ref,
+                risk=risk,
+                age=draw(st.integers(10, 17)),
+                looked_after=draw(st.booleans()),
+                started=start,
+            )
+        )
         cursor = report_at
         for _ in range(draw(st.integers(0, 5))):
             cursor += draw(st.integers(0, 15)) * minute

@@ -43,8 +43,7 @@ def run() -> Run:
 )
 def test_triage_severity_from_risk_age_and_care(run, ev, risk, age, looked_after, expected):
     records = run.feed(ev.reported(0, risk=risk, age=age, looked_after=looked_after))
-    assert [(r.rule, r.step, r.severity.value, r.status) for r in records] == [
-        ("triage", expected, expected, "raised")]
+    assert [(r.rule, r.step, r.severity.value, r.status) for r in records] == [("triage", expected, expected, "raised")]
     alert = records[0]
     assert alert.alert_id == alert_id(CHILD, "EP1", "triage", expected)
     assert alert.trigger_event_ids == ("e001",) and alert.council == "norfolk-cc"
@@ -137,7 +136,8 @@ def test_ladder_fires_from_event_time_after_the_lateness(run, ev):
     assert run.feed(ev.sighting(24)) == []  # at the deadline: waits for the allowed lateness
     records = run.feed(ev.sighting(24.2))
     assert [(r.rule, r.step, r.severity.value, r.notify) for r in records] == [
-        ("duration", "24h", "medium", "team_manager")]
+        ("duration", "24h", "medium", "team_manager")
+    ]
     run.feed(ev.sighting(200))
     assert [r[1] for r in run.raised() if r[0] == "duration"] == ["24h", "48h", "72h", "168h"]
 
@@ -167,8 +167,16 @@ def test_correction_moving_the_start_later_delays_the_step(run, ev):
 
 
 def test_looked_after_only_step(ev):
-    kent = Policy.model_validate({"council": "kent", "duration_ladder": {"steps": [
-        {"after_hours": 48, "severity": "high", "notify": "senior_manager", "looked_after_only": True}]}})
+    kent = Policy.model_validate(
+        {
+            "council": "kent",
+            "duration_ladder": {
+                "steps": [
+                    {"after_hours": 48, "severity": "high", "notify": "senior_manager", "looked_after_only": True}
+                ]
+            },
+        }
+    )
     in_care, at_home = Run(kent), Run(kent, child="CH-TEST-0002")
     in_care.feed(ev.reported(0, looked_after=True))
     at_home.feed(Events("CH-TEST-0002").reported(0))
@@ -264,7 +272,7 @@ def test_second_report_while_open_updates_the_open_episode(run, ev):
 
 def test_history_older_than_every_window_is_pruned_and_stale_replays_ignored(run, ev):
     run.feed(ev.reported(0, "OLD"), ev.found(5, "OLD"), ev.rhi(10, "OLD"))
-    far = (POLICY.longest_window_hours + 24)
+    far = POLICY.longest_window_hours + 24
     run.feed(ev.reported(far, "NEW"))
     assert list(run.state.e) == ["NEW"]
     state, outcome = apply_event(run.state, ev.reported(0, "OLD"), at(far), POLICY)
@@ -295,7 +303,7 @@ def test_a_state_stored_before_messagepack_is_read_and_pages_nobody_again(run, e
     assert state.n == 0  # next deadline not known: found again by the next derivation
     state.n = run.state.n
     assert state == run.state  # every alert key recovered
-    again, outcome = apply_event(state, ev.sighting(931, "EP9"), at(931), POLICY)
+    _again, outcome = apply_event(state, ev.sighting(931, "EP9"), at(931), POLICY)
     assert outcome.alerts == []  # nothing it had said is said again
     assert load_state(CHILD, state.to_bytes(), POLICY) == state  # the current format reads as itself
 

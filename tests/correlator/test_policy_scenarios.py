@@ -15,8 +15,10 @@ POLICIES = REPO_ROOT / "deploy" / "policies"
 
 def test_norfolk_third_episode_in_42_days_prompts_a_strategy_discussion():
     norfolk, default = load_policy(POLICIES / "norfolk.yaml"), load_policy(POLICIES / "default.yaml")
-    for days, expected in (([0, 20, 41], {"norfolk": ["EP2"], "default": ["EP2"]}),
-                           ([0, 30, 60], {"norfolk": [], "default": ["EP2"]})):
+    for days, expected in (
+        ([0, 20, 41], {"norfolk": ["EP2"], "default": ["EP2"]}),
+        ([0, 30, 60], {"norfolk": [], "default": ["EP2"]}),
+    ):
         for name, policy in (("norfolk", norfolk), ("default", default)):
             run, ev = Run(policy), Events()
             for n, day in enumerate(days):
@@ -47,7 +49,9 @@ def test_southwark_any_high_risk_goes_to_the_assistant_director_at_once():
     tool_high, ev2 = Run(southwark, child="CH-TEST-0002"), Events("CH-TEST-0002")
     records = tool_high.feed(ev2.cse(-24, "medium"), ev2.reported(0, risk="low", council="southwark"))
     assert {(r.rule, r.severity.value, r.notify) for r in records} == {
-        ("triage", "high", "assistant_director"), ("cse_missing", "critical", "director")}
+        ("triage", "high", "assistant_director"),
+        ("cse_missing", "critical", "director"),
+    }
 
 
 def test_triage_policy_errors_name_the_key_and_the_reason(tmp_path: Path):
@@ -66,11 +70,25 @@ def test_policy_check_command_prints_the_rules_or_names_the_bad_key(tmp_path: Pa
 
     from harness.services import service_env
 
-    ok = subprocess.run([sys.executable, "-m", "beacon", "policy", "check", str(POLICIES / "kent.yaml")],
-                        env=service_env(), capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "beacon", "policy", "check", str(POLICIES / "kent.yaml")],
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert ok.returncode == 0 and "still missing 48 h (children in care) -> high, senior_manager" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("council: x\nreturn_interview: {deadline_hours: 0}\n")
-    refused = subprocess.run([sys.executable, "-m", "beacon", "policy", "check", str(bad)],
-                             env=service_env(), capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 2 and "return_interview.deadline_hours: Input should be greater than 0" in refused.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "beacon", "policy", "check", str(bad)],
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        refused.returncode == 2 and "return_interview.deadline_hours: Input should be greater than 0" in refused.stderr
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,10 +14,10 @@ import pytest
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
+from beacon.core.settings import load_settings
 from beacon.core.topics import ALERTS
 from beacon.ingest.apikeys import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
-from beacon.core.settings import load_settings
 from harness.kafka import read_topic
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
@@ -59,13 +59,14 @@ def stack(settings, env, tmp_path: Path) -> Iterator[tuple[Stack, str]]:
 
 def test_a_report_posted_twice_pages_once_the_reply_acknowledges_and_the_return_is_told(stack, settings):
     notifier, token = stack
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     report = copy.deepcopy(example_event("beacon.episode.reported.v1"))  # high risk, placed by Southwark
     report["time"] = _iso(now - timedelta(minutes=1))
     report["data"]["started_at"] = _iso(now - timedelta(minutes=30))
     episode = report["data"]["episode_ref"]
-    ingest = httpx.Client(base_url=f"http://127.0.0.1:{settings.ingest_port}",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    ingest = httpx.Client(
+        base_url=f"http://127.0.0.1:{settings.ingest_port}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
 
     # A resend (same source and id) is accepted and changes nothing downstream.
     assert ingest.post("/v1/events", json=report).status_code == 202
@@ -85,7 +86,7 @@ def test_a_report_posted_twice_pages_once_the_reply_acknowledges_and_the_return_
     notifier.wait_state(triage[0], lambda state: state.get("acked_by") == oncall)
 
     found = copy.deepcopy(example_event("beacon.episode.found.v1"))
-    found["time"] = _iso(datetime.now(timezone.utc))
+    found["time"] = _iso(datetime.now(UTC))
     found["data"]["ended_at"] = found["time"]
     assert ingest.post("/v1/events", json=found).status_code == 202
     resolution = phone.expect_sms(contains=episode, timeout_s=60)

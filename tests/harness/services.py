@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -28,18 +29,29 @@ def service_env(**settings: object) -> dict[str, str]:
 class ServiceProcess:
     """Start a service, wait until its HTTP port answers ``ready_path``, stop it on exit."""
 
-    def __init__(self, name: str, env: dict[str, str], log_file: Path, port: int | None = None,
-                 ready_path: str = "/readyz", ready_timeout_s: float = 60.0, args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        name: str,
+        env: dict[str, str],
+        log_file: Path,
+        port: int | None = None,
+        ready_path: str = "/readyz",
+        ready_timeout_s: float = 60.0,
+        args: tuple[str, ...] = (),
+    ):
         self.name, self.env, self.log_file, self.port = name, env, log_file, port
         self.ready_path, self.ready_timeout_s, self.args = ready_path, ready_timeout_s, args
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "ServiceProcess":
+    def start(self) -> ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab")
+        log = open(self.log_file, "ab")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "beacon", self.name, *self.args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         if self.port is not None:
             try:
@@ -84,9 +96,10 @@ class ServiceProcess:
         """SIGKILL: the crash a worker restart test simulates."""
         self.stop(signal.SIGKILL)
 
-    def __enter__(self) -> "ServiceProcess":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -30,21 +30,28 @@ USERNAME, PASSWORD = "beacon", "smtp-test-password"
 def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
     cert_file, key_file = directory / "smtp-cert.pem", directory / "smtp-key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -60,18 +67,27 @@ class _Handler:
     def __init__(self, inbox: list[Mail]):
         self.inbox = inbox
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         assert session.authenticated, "mail accepted without AUTH"
         message = message_from_bytes(envelope.content, policy=policy.default)
         body = message.get_body(("plain",))
-        self.inbox.append(Mail(list(envelope.rcpt_tos), str(message["Subject"]),
-                               body.get_content() if body else "", str(message["Message-ID"])))
+        self.inbox.append(
+            Mail(
+                list(envelope.rcpt_tos),
+                str(message["Subject"]),
+                body.get_content() if body else "",
+                str(message["Message-ID"]),
+            )
+        )
         return "250 OK"
 
 
 def _authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == USERNAME.encode() \
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == USERNAME.encode()
         and auth_data.password == PASSWORD.encode()
+    )
     return AuthResult(success=ok, handled=False)
 
 
@@ -82,12 +98,18 @@ class SmtpServer:
         self.inbox: list[Mail] = []
         self._controller: Controller | None = None
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(self.cert_file, self.key_file)
         self._controller = Controller(
-            _Handler(self.inbox), hostname="127.0.0.1", port=self.port, server_hostname="127.0.0.1",
-            tls_context=tls, require_starttls=True, auth_required=True, auth_require_tls=True,
+            _Handler(self.inbox),
+            hostname="127.0.0.1",
+            port=self.port,
+            server_hostname="127.0.0.1",
+            tls_context=tls,
+            require_starttls=True,
+            auth_required=True,
+            auth_require_tls=True,
             authenticator=_authenticator,
         )
         self._controller.start()
@@ -105,7 +127,9 @@ class SmtpServer:
                 if to in mail.to and contains in mail.body:
                     return mail
             time.sleep(0.1)
-        raise AssertionError(f"no email to {to} containing {contains!r}; inbox: {[(m.to, m.subject) for m in self.inbox]}")
+        raise AssertionError(
+            f"no email to {to} containing {contains!r}; inbox: {[(m.to, m.subject) for m in self.inbox]}"
+        )
 
     def emails_to(self, to: str) -> list[Mail]:
         return [m for m in self.inbox if to in m.to]

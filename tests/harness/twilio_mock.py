@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 from urllib.parse import parse_qsl
 
 import httpx
@@ -31,8 +32,18 @@ from beacon.core.broker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRISM = REPO_ROOT / "tests" / "tools" / "node_modules" / ".bin" / "prism"
-TWILIO_SPEC = (REPO_ROOT / "tests" / "tools" / "node_modules" / "@twilio-alpha" / "mcp" / "twilio-oai" / "spec"
-               / "json" / "twilio_api_v2010.json")
+TWILIO_SPEC = (
+    REPO_ROOT
+    / "tests"
+    / "tools"
+    / "node_modules"
+    / "@twilio-alpha"
+    / "mcp"
+    / "twilio-oai"
+    / "spec"
+    / "json"
+    / "twilio_api_v2010.json"
+)
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 FROM_NUMBER = "+447700900999"
@@ -48,11 +59,13 @@ class Prism:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Prism":
-        log = open(self.log_file, "ab")
+    def start(self) -> Prism:
+        log = open(self.log_file, "ab")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
         self.process = subprocess.Popen(
             [str(PRISM), "mock", "-p", str(self.port), "--host", "127.0.0.1", str(TWILIO_SPEC)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -119,14 +132,14 @@ class TwilioProxy:
         with self._lock:
             self._inject.extend(modes)
 
-    def start(self) -> "TwilioProxy":
+    def start(self) -> TwilioProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 received_at = time.time()
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 params = dict(parse_qsl(body.decode()))
@@ -134,25 +147,44 @@ class TwilioProxy:
                     mode = proxy._inject.pop(0) if proxy._inject else None
                 if mode == "hang":
                     with proxy._lock:
-                        proxy.requests.append(Sms(params.get("To", "(none)"), params.get("Body", ""),
-                                                  params.get("StatusCallback", ""), 0, received_at))
+                        proxy.requests.append(
+                            Sms(
+                                params.get("To", "(none)"),
+                                params.get("Body", ""),
+                                params.get("StatusCallback", ""),
+                                0,
+                                received_at,
+                            )
+                        )
                     time.sleep(30)
                     self.close_connection = True
                     return
                 if mode == "500":
-                    status, payload, ctype = 500, json.dumps(
-                        {"code": 20500, "message": "Internal Server Error", "status": 500}).encode(), "application/json"
+                    status, payload, ctype = (
+                        500,
+                        json.dumps({"code": 20500, "message": "Internal Server Error", "status": 500}).encode(),
+                        "application/json",
+                    )
                 else:
                     if mode == "invalid":
                         params.pop("To", None)
-                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "accept", "user-agent")}
+                    headers = {
+                        k: v for k, v in self.headers.items() if k.lower() in ("authorization", "accept", "user-agent")
+                    }
                     response = httpx.post(proxy.prism.url + self.path, data=params, headers=headers, timeout=30)
                     status, payload = response.status_code, response.content
                     ctype = response.headers.get("content-type", "application/json")
                 if self.path.endswith("/Messages.json"):
                     with proxy._lock:
-                        proxy.requests.append(Sms(params.get("To", "(none)"), params.get("Body", ""),
-                                                  params.get("StatusCallback", ""), status, received_at))
+                        proxy.requests.append(
+                            Sms(
+                                params.get("To", "(none)"),
+                                params.get("Body", ""),
+                                params.get("StatusCallback", ""),
+                                status,
+                                received_at,
+                            )
+                        )
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(payload)))
@@ -186,21 +218,27 @@ class TwilioProxy:
             time.sleep(0.2)
         return arrived
 
-    def phone(self, number: str) -> "Phone":
+    def phone(self, number: str) -> Phone:
         return Phone(self, number)
 
     def send_status(self, sms: Sms, status: str, error_code: str = "") -> httpx.Response:
-        params = {"MessageSid": "SM" + "a" * 32, "MessageStatus": status, "To": sms.to, "From": FROM_NUMBER,
-                  "AccountSid": ACCOUNT_SID}
+        params = {
+            "MessageSid": "SM" + "a" * 32,
+            "MessageStatus": status,
+            "To": sms.to,
+            "From": FROM_NUMBER,
+            "AccountSid": ACCOUNT_SID,
+        }
         if error_code:
             params["ErrorCode"] = error_code
         return signed_post(sms.status_callback, params)
 
-    def __enter__(self) -> "TwilioProxy":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -221,7 +259,7 @@ class Phone:
         """The next message to this phone (after those already expected), waiting for it."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            fresh = self.messages()[self.seen:]
+            fresh = self.messages()[self.seen :]
             for i, sms in enumerate(fresh):
                 if contains in sms.body:
                     self.seen += i + 1
@@ -231,7 +269,7 @@ class Phone:
 
     def expect_no_sms(self, settle_s: float = 2.0) -> None:
         time.sleep(settle_s)
-        fresh = self.messages()[self.seen:]
+        fresh = self.messages()[self.seen :]
         assert not fresh, f"{self.number} got unexpected SMS: {[m.body for m in fresh]}"
 
     def reply(self, text: str, message_sid: str | None = None) -> str:
@@ -242,4 +280,3 @@ class Phone:
         response = signed_post(url, params)
         assert response.status_code == 200, response.text
         return response.text
-

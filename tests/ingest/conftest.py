@@ -15,8 +15,15 @@ from harness.services import REPO_ROOT, ServiceProcess
 
 
 def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "beacon", *args], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "beacon", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"beacon {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
@@ -24,14 +31,19 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 
 @pytest.fixture
 def ingest_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return {**env, "BEACON_INGEST_API_KEYS_FILE": str(tmp_path / "api-keys.json"),
-            "BEACON_INGEST_KAFKA_TIMEOUT_S": "3", "BEACON_INGEST_RETRY_AFTER_S": "7"}
+    return {
+        **env,
+        "BEACON_INGEST_API_KEYS_FILE": str(tmp_path / "api-keys.json"),
+        "BEACON_INGEST_KAFKA_TIMEOUT_S": "3",
+        "BEACON_INGEST_RETRY_AFTER_S": "7",
+    }
 
 
 @pytest.fixture
 def create_key(ingest_env: dict[str, str]) -> Callable[[str, str], str]:
     def create(source: str, scope: str) -> str:
         return run_cli(ingest_env, "apikeys", "create", "--source", source, "--scope", scope).stdout.strip()
+
     return create
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,10 +16,10 @@ from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
 from beacon.ingest.settings import POLICE_TYPES, IngestSettings
 from beacon.ingest.validator import DeadLetter, Forward, classify
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TOLERANCE = timedelta(minutes=5)
 POLICE = Caller("met-police", "police", frozenset(POLICE_TYPES), "urn:beacon:source:met-police")
-LIMITS = dict(max_events=3, max_bytes=10_000)
+LIMITS = {"max_events": 3, "max_bytes": 10_000}
 
 
 def decode(body: object, content_type: str = "application/json", headers: dict | None = None):
@@ -44,8 +44,14 @@ def test_content_types_and_shapes():
 
 
 def test_binary_mode_takes_the_envelope_from_headers():
-    headers = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "urn:beacon:source:met-police",
-               "ce-type": "beacon.episode.found.v1", "ce-time": "2026-11-21T09:30:00Z", "ce-subject": "CH-1234"}
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": "urn:beacon:source:met-police",
+        "ce-type": "beacon.episode.found.v1",
+        "ce-time": "2026-11-21T09:30:00Z",
+        "ce-subject": "CH-1234",
+    }
     data = {"episode_ref": "MET-1", "outcome": "found", "ended_at": "2026-11-21T09:20:00Z"}
     [event], batch = decode(data, headers=headers)
     assert not batch and event["id"] == "b-1" and event["data"] == data and event["subject"] == "CH-1234"
@@ -72,8 +78,9 @@ def test_scope_and_source_give_403_saying_which():
 
 def test_future_time_beyond_tolerance_is_refused():
     event = example_event("beacon.episode.found.v1")
-    assert not isinstance(check_events([{**event, "time": "2026-11-21T12:04:00Z"}], False, POLICE, NOW, TOLERANCE),
-                          Problem)
+    assert not isinstance(
+        check_events([{**event, "time": "2026-11-21T12:04:00Z"}], False, POLICE, NOW, TOLERANCE), Problem
+    )
     result = check_events([{**event, "time": "2026-11-21T12:06:00Z"}], False, POLICE, NOW, TOLERANCE)
     assert result.status == 422 and result.errors[0].field == "time"
 
@@ -119,8 +126,12 @@ def test_validator_classify_never_raises_and_keeps_the_original():
 
 def test_csv_row_to_event():
     row = {"id": "1", "type": "t", "data.level": "high", "data.disclosure": "true", "data.episode_ref": ""}
-    assert csv_row_to_event(row) == {"specversion": "1.0", "id": "1", "type": "t",
-                                     "data": {"level": "high", "disclosure": "true"}}
+    assert csv_row_to_event(row) == {
+        "specversion": "1.0",
+        "id": "1",
+        "type": "t",
+        "data": {"level": "high", "disclosure": "true"},
+    }
 
 
 def test_checked_in_openapi_matches_the_service():

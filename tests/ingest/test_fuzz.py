@@ -12,7 +12,9 @@ import string
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from beacon.core.events import EVENT_TYPES
 from beacon.core.schemas import example_event
@@ -46,20 +48,35 @@ bodies = st.one_of(
     st.lists(mutated_events(), min_size=0, max_size=5),
 )
 header_text = st.text(alphabet=string.ascii_letters + string.digits + ":-._/ +", max_size=30).map(str.strip)
-content_types = st.sampled_from([
-    "application/json", "application/cloudevents+json", "application/cloudevents-batch+json",
-    "application/json; charset=utf-8", "text/plain", "", "application/xml",
-])
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+        "application/json; charset=utf-8",
+        "text/plain",
+        "",
+        "application/xml",
+    ]
+)
 
 
 def test_no_input_gives_a_server_error(settings, client, create_key):
     token = create_key("met-police", "police")
 
     @hsettings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(body=bodies, raw=st.binary(max_size=64), use_raw=st.booleans(), content_type=content_types,
-           ce=st.dictionaries(st.sampled_from(["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time",
-                                               "ce-subject", "ce-extra"]), header_text, max_size=6),
-           authorised=st.booleans())
+    @given(
+        body=bodies,
+        raw=st.binary(max_size=64),
+        use_raw=st.booleans(),
+        content_type=content_types,
+        ce=st.dictionaries(
+            st.sampled_from(["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time", "ce-subject", "ce-extra"]),
+            header_text,
+            max_size=6,
+        ),
+        authorised=st.booleans(),
+    )
     def check(body, raw, use_raw, content_type, ce, authorised):  # type: ignore[no-untyped-def]
         headers = {"Content-Type": content_type, **ce}
         if authorised:

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -48,8 +48,11 @@ def test_events_land_in_order_per_child_on_one_partition(settings, client, creat
             assert r.json() == {"accepted": [event["id"]], "count": 1}
             sent[child].append(event["id"])
     batch = [police_event(n, "CH-DDD-004") for n in range(100, 150)]
-    r = client.post("/v1/events", content=json.dumps(batch), headers={
-        **auth(token), "Content-Type": "application/cloudevents-batch+json"})
+    r = client.post(
+        "/v1/events",
+        content=json.dumps(batch),
+        headers={**auth(token), "Content-Type": "application/cloudevents-batch+json"},
+    )
     assert r.status_code == 202, r.text
     assert r.json()["accepted"] == [e["id"] for e in batch]
     sent["CH-DDD-004"] = [e["id"] for e in batch]
@@ -70,12 +73,16 @@ def test_events_land_in_order_per_child_on_one_partition(settings, client, creat
 def test_structured_binary_and_json_modes(settings, client, create_key):
     token = create_key("southwark", "council")
     event = example_event("beacon.cse.screened.v1")
-    r = client.post("/v1/events", content=json.dumps(event),
-                    headers={**auth(token), "Content-Type": "application/cloudevents+json; charset=utf-8"})
+    r = client.post(
+        "/v1/events",
+        content=json.dumps(event),
+        headers={**auth(token), "Content-Type": "application/cloudevents+json; charset=utf-8"},
+    )
     assert r.status_code == 202, r.text
     binary_headers = {f"ce-{k}": event[k] for k in ("specversion", "source", "type", "time", "subject")}
-    r = client.post("/v1/events", json=event["data"],
-                    headers={**auth(token), **binary_headers, "ce-id": "swk-binary-1"})
+    r = client.post(
+        "/v1/events", json=event["data"], headers={**auth(token), **binary_headers, "ce-id": "swk-binary-1"}
+    )
     assert r.status_code == 202, r.text
     assert r.json()["accepted"] == ["swk-binary-1"]
     ids = sorted(event_from_json(rec.value).id for rec in read_topic(settings, EVENTS, expect=2))
@@ -101,13 +108,16 @@ def test_every_bad_input_gets_its_documented_status_and_body(settings, client, c
         assert "API key" in body["detail"]
 
     # 415: wrong content type
-    body = _problem(client.post("/v1/events", content=json.dumps(good),
-                                headers={**auth(police), "Content-Type": "text/plain"}), 415)
+    body = _problem(
+        client.post("/v1/events", content=json.dumps(good), headers={**auth(police), "Content-Type": "text/plain"}), 415
+    )
     assert "text/plain" in body["detail"]
 
     # 400: malformed JSON
-    _problem(client.post("/v1/events", content=b"{not json",
-                         headers={**auth(police), "Content-Type": "application/json"}), 400)
+    _problem(
+        client.post("/v1/events", content=b"{not json", headers={**auth(police), "Content-Type": "application/json"}),
+        400,
+    )
 
     # 413: body over the byte limit, and a batch over the count limit
     huge = b"[" + b" " * (1_048_576 + 10) + b"]"
@@ -132,7 +142,7 @@ def test_every_bad_input_gets_its_documented_status_and_body(settings, client, c
     assert body["errors"][0]["field"] == "type" and "unknown event type" in body["errors"][0]["reason"]
 
     # 422: time in the future beyond the tolerance
-    future = {**good, "time": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}
+    future = {**good, "time": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
     body = _problem(client.post("/v1/events", json=future, headers=auth(police)), 422)
     assert body["errors"][0]["field"] == "time"
 
@@ -170,7 +180,8 @@ def test_duplicate_id_is_accepted_twice_with_the_same_source_and_id(settings, cl
 
 
 def test_kafka_down_gives_503_and_nothing_is_acknowledged_that_kafka_does_not_hold(
-        settings, broker, client, create_key):
+    settings, broker, client, create_key
+):
     token = create_key("met-police", "police")
     acknowledged = []
     for n in range(5):
@@ -198,8 +209,8 @@ def test_api_key_cli_create_list_revoke(settings, client, ingest_env, create_key
     listing = run_cli(ingest_env, "apikeys", "list").stdout
     assert key_id in listing and "met-police" in listing and "active" in listing
     assert token not in listing
-    stored = (ingest_env["BEACON_INGEST_API_KEYS_FILE"])
-    assert token not in open(stored).read()
+    stored = ingest_env["BEACON_INGEST_API_KEYS_FILE"]
+    assert token not in open(stored).read()  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
 
     event = police_event(1, "CH-AAA-001")
     assert client.post("/v1/events", json=event, headers=auth(token)).status_code == 202
@@ -215,10 +226,13 @@ def test_rate_limit_gives_429_with_retry_after(settings, ingest_env, create_key,
     env = {**ingest_env, "BEACON_INGEST_RATE_PER_S": "0.5", "BEACON_INGEST_RATE_BURST": "3"}
     token = create_key("met-police", "police")
     other = create_key("southwark", "council")
-    with ServiceProcess("ingest", env, tmp_path / "ingest-rl.log", port=settings.ingest_port), \
-         httpx.Client(base_url=f"http://127.0.0.1:{settings.ingest_port}", timeout=30) as client:
-        statuses = [client.post("/v1/events", json=police_event(n, "CH-AAA-001"), headers=auth(token))
-                    for n in range(4)]
+    with (
+        ServiceProcess("ingest", env, tmp_path / "ingest-rl.log", port=settings.ingest_port),
+        httpx.Client(base_url=f"http://127.0.0.1:{settings.ingest_port}", timeout=30) as client,
+    ):
+        statuses = [
+            client.post("/v1/events", json=police_event(n, "CH-AAA-001"), headers=auth(token)) for n in range(4)
+        ]
         assert [r.status_code for r in statuses] == [202, 202, 202, 429]
         limited = statuses[-1]
         assert limited.headers["content-type"] == "application/problem+json"
@@ -238,8 +252,17 @@ def test_openapi_and_docs_are_served(client):
 
 def test_the_curl_example_works(settings, client, create_key):
     token = create_key("met-police", "police")
-    result = subprocess.run([str(REPO_ROOT / "examples" / "post_event.sh"), str(REPO_ROOT / "examples" / "reported.json"),
-                             str(client.base_url).rstrip("/")], env={**os.environ, "BEACON_API_KEY": token},
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [
+            str(REPO_ROOT / "examples" / "post_event.sh"),
+            str(REPO_ROOT / "examples" / "reported.json"),
+            str(client.base_url).rstrip("/"),
+        ],
+        env={**os.environ, "BEACON_API_KEY": token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert result.stdout.startswith("HTTP/1.1 202")
     assert '"accepted":["met-evt-000001"]' in result.stdout

@@ -52,7 +52,9 @@ def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path
     assert "accepted: 14" in first.stdout and "rejected: 1" in first.stdout
     assert json.loads((tmp_path / "history.jsonl.checkpoint").read_text())["last_line"] == 15
     second = run_cli(ingest_env, "import", str(source), "--rejects", str(rejects), "--resume", "--chunk", "4")
-    assert "accepted: 26" in second.stdout and "rejected: 1" in second.stdout and "skipped (resume): 15" in second.stdout
+    assert (
+        "accepted: 26" in second.stdout and "rejected: 1" in second.stdout and "skipped (resume): 15" in second.stdout
+    )
     assert "data/risk" in second.stdout  # summary by reason
 
     written = [event_from_json(r.value) for r in read_topic(settings, EVENTS, expect=40)]
@@ -65,15 +67,41 @@ def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path
 
 def test_import_csv(settings, ingest_env, tmp_path):
     source = tmp_path / "council.csv"
-    columns = ["id", "source", "type", "time", "subject", "data.level", "data.screened_at", "data.disclosure",
-               "data.episode_ref", "data.status", "data.recorded_at", "data.reason"]
+    columns = [
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "data.level",
+        "data.screened_at",
+        "data.disclosure",
+        "data.episode_ref",
+        "data.status",
+        "data.recorded_at",
+        "data.reason",
+    ]
     rows = [
-        {"id": "swk-1", "source": "urn:beacon:source:southwark", "type": "beacon.cse.screened.v1",
-         "time": "2025-03-01T10:00:00Z", "subject": "CH-CSV-001", "data.level": "high",
-         "data.screened_at": "2025-03-01T09:00:00Z", "data.disclosure": "true"},
-        {"id": "swk-2", "source": "urn:beacon:source:southwark", "type": "beacon.return_interview.recorded.v1",
-         "time": "2025-03-04T10:00:00Z", "subject": "CH-CSV-001", "data.episode_ref": "MET-2025-1",
-         "data.status": "declined", "data.recorded_at": "2025-03-04T09:00:00Z"},  # no reason: rejected
+        {
+            "id": "swk-1",
+            "source": "urn:beacon:source:southwark",
+            "type": "beacon.cse.screened.v1",
+            "time": "2025-03-01T10:00:00Z",
+            "subject": "CH-CSV-001",
+            "data.level": "high",
+            "data.screened_at": "2025-03-01T09:00:00Z",
+            "data.disclosure": "true",
+        },
+        {
+            "id": "swk-2",
+            "source": "urn:beacon:source:southwark",
+            "type": "beacon.return_interview.recorded.v1",
+            "time": "2025-03-04T10:00:00Z",
+            "subject": "CH-CSV-001",
+            "data.episode_ref": "MET-2025-1",
+            "data.status": "declined",
+            "data.recorded_at": "2025-03-04T09:00:00Z",
+        },  # no reason: rejected
     ]
     with open(source, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

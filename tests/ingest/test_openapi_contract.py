@@ -25,9 +25,13 @@ PRISM = REPO_ROOT / "tests" / "tools" / "node_modules" / ".bin" / "prism"
 @pytest.fixture
 def prism(tmp_path):
     port = free_port()
-    log = open(tmp_path / "prism.log", "wb")
-    process = subprocess.Popen([str(PRISM), "mock", "-p", str(port), "-h", "127.0.0.1", str(OPENAPI_FILE)],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(tmp_path / "prism.log", "wb")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
+    process = subprocess.Popen(
+        [str(PRISM), "mock", "-p", str(port), "-h", "127.0.0.1", str(OPENAPI_FILE)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -51,8 +55,9 @@ def test_prism_accepts_the_examples_and_refuses_a_broken_event(prism):
             r = client.post("/v1/events", json=example_event(event_type), headers=headers)
             assert r.status_code == 202, (event_type, r.text)
         batch = [example_event(t) for t in EVENT_TYPES]
-        r = client.post("/v1/events", json=batch,
-                        headers={**headers, "Content-Type": "application/cloudevents-batch+json"})
+        r = client.post(
+            "/v1/events", json=batch, headers={**headers, "Content-Type": "application/cloudevents-batch+json"}
+        )
         assert r.status_code == 202, r.text
 
         broken = copy.deepcopy(example_event("beacon.episode.reported.v1"))

@@ -15,8 +15,12 @@ pytestmark = pytest.mark.slow
 
 
 async def test_idempotent_acked_writes_and_kafka_down(settings, broker):
-    ingest_settings = load_settings(IngestSettings, kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-                                    kafka_single_record_batches=True, ingest_kafka_timeout_s=2)
+    ingest_settings = load_settings(
+        IngestSettings,
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        kafka_single_record_batches=True,
+        ingest_kafka_timeout_s=2,
+    )
     producer = AckedProducer(ingest_settings)
     try:
         acked = await producer.write(EVENTS, [(b"CH-AAA-001", b'{"n": 1}', []), (b"CH-AAA-001", b'{"n": 2}', [])])

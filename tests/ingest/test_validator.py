@@ -33,14 +33,25 @@ def test_valid_records_continue_and_invalid_ones_go_to_the_dlq_with_reasons(sett
     with ServiceProcess("validator", env, tmp_path / "validator.log", port=settings.validator_port):
         produce(settings, EVENTS_RAW, records)
         # the integrators' example script takes the same path
-        example = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "produce_kafka.py"),
-                                  "--bootstrap", settings.kafka_bootstrap_servers],
-                                 capture_output=True, text=True, timeout=60, check=True)
+        example = subprocess.run(
+            [
+                sys.executable,
+                str(REPO_ROOT / "examples" / "produce_kafka.py"),
+                "--bootstrap",
+                settings.kafka_bootstrap_servers,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert "sent met-evt-000001 to beacon.events.raw" in example.stdout
         forwarded = read_topic(settings, EVENTS, expect=3, timeout_s=90)
         dead = read_topic(settings, EVENTS_DLQ, expect=3, timeout_s=60)
 
-    assert sorted(event_from_json(r.value).id for r in forwarded) == sorted([e["id"] for e in good] + ["met-evt-000001"])
+    assert sorted(event_from_json(r.value).id for r in forwarded) == sorted(
+        [e["id"] for e in good] + ["met-evt-000001"]
+    )
     assert all(r.key == event_from_json(r.value).subject.encode() for r in forwarded)  # keyed by subject
 
     letters = sorted((json.loads(r.value) for r in dead), key=lambda d: d["offset"] + 100 * d["partition"])

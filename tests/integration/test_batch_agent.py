@@ -39,9 +39,10 @@ def _start(env: dict[str, str], out: Path, log: Path, **extra: str) -> tuple[sub
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(APP)],
-        env={**env, "PYTHONPATH": f"{REPO_ROOT / 'services'}", "BATCH_PORT": str(port), "BATCH_OUT": str(out),
-             **extra},
-        stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        env={**env, "PYTHONPATH": f"{REPO_ROOT / 'services'}", "BATCH_PORT": str(port), "BATCH_OUT": str(out), **extra},
+        stdout=open(log, "ab"),  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     return proc, port
 
@@ -119,14 +120,19 @@ def test_failing_handler_stops_the_worker_and_the_batch_is_read_again(settings, 
 
     proc, _ = _start(env, out, log)  # fixed: the same group resumes from its committed offsets
     try:
-        _wait_for(lambda: any(v == "poison" for b in _delivered(out) for _, _, v in b), 90, "the poison record",
-                  log=log)
-        _wait_for(lambda: {v for b in _delivered(out) for _, _, v in b} >= {f"v{i}" for i in range(200) if i != 150},
-                  60, "every record", log=log)
+        _wait_for(
+            lambda: any(v == "poison" for b in _delivered(out) for _, _, v in b), 90, "the poison record", log=log
+        )
+        _wait_for(
+            lambda: {v for b in _delivered(out) for _, _, v in b} >= {f"v{i}" for i in range(200) if i != 150},
+            60,
+            "every record",
+            log=log,
+        )
     finally:
         _stop(proc)
     everything = {r for batch in _delivered(out) for r in batch}
     # Nothing was skipped, and the restart re-read from the committed offsets, not beyond.
     assert {v for _, _, v in everything} == {f"v{i}" for i in range(200) if i != 150} | {"poison"}
-    for (partition, offset, value) in everything - first_run:
+    for partition, offset, value in everything - first_run:
         assert committed[partition] is None or offset >= committed[partition], (partition, offset, value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,11 +20,13 @@ pytestmark = pytest.mark.slow
 def test_high_risk_report_reaches_the_outbox(settings, env, tmp_path):
     report = example_event("beacon.episode.reported.v1")  # risk: high
     # Reported now (the example is dated in the past; the duration ladder would page too).
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     report["time"] = now.isoformat()
     report["data"] = {**report["data"], "started_at": (now - timedelta(minutes=30)).isoformat()}
-    with ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port), \
-         ServiceProcess("notifier", env, tmp_path / "notifier.log", port=settings.notifier_port):
+    with (
+        ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port),
+        ServiceProcess("notifier", env, tmp_path / "notifier.log", port=settings.notifier_port),
+    ):
         produce_events(settings, EVENTS, [report])
         alerts = [AlertRecord.from_json(r.value) for r in read_topic(settings, ALERTS, expect=1, timeout_s=60)]
         assert [a.episode_ref for a in alerts if a.status == "raised"] == [report["data"]["episode_ref"]]

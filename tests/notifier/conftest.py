@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.notifier.oncall import OnCallConfig, load_oncall
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "oncall" / "example.yaml"
-T0 = datetime(2026, 11, 20, 22, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -19,11 +19,24 @@ def oncall() -> OnCallConfig:
     return load_oncall(EXAMPLE)
 
 
-def make_alert(status: str = "raised", severity: Severity = Severity.high, rule: str = "triage",
-               council: str | None = "southwark", episode: str | None = "MET-2026-000123",
-               child: str = "CH-7F3A9C21") -> AlertRecord:
+def make_alert(
+    status: str = "raised",
+    severity: Severity = Severity.high,
+    rule: str = "triage",
+    council: str | None = "southwark",
+    episode: str | None = "MET-2026-000123",
+    child: str = "CH-7F3A9C21",
+) -> AlertRecord:
     return AlertRecord(
-        alert_id=alert_id(child, episode, rule, "high"), status=status, child_ref=child,  # type: ignore[arg-type]
-        episode_ref=episode, rule=rule, step="high", severity=severity, reason="Child reported missing, risk high",
-        council=council, occurred_at=T0, emitted_at=T0,
+        alert_id=alert_id(child, episode, rule, "high"),
+        status=status,
+        child_ref=child,  # type: ignore[arg-type]
+        episode_ref=episode,
+        rule=rule,
+        step="high",
+        severity=severity,
+        reason="Child reported missing, risk high",
+        council=council,
+        occurred_at=T0,
+        emitted_at=T0,
     )

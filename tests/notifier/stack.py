@@ -6,15 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from beacon.core.broker import free_port
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.audit import AuditRecord
+from beacon.core.broker import free_port
 from beacon.core.settings import Settings
 from beacon.core.topics import ALERTS, AUDIT
 from beacon.notifier.oncall import OnCallConfig, load_oncall
@@ -30,15 +30,25 @@ API_TOKEN = "test-api-token"
 
 def spare_port(settings: Settings) -> int:
     """A free port none of the test's services has been given (they bind later)."""
-    taken = {settings.notifier_port, settings.correlator_port, settings.ingest_port, settings.console_port,
-             settings.validator_port}
+    taken = {
+        settings.notifier_port,
+        settings.correlator_port,
+        settings.ingest_port,
+        settings.console_port,
+        settings.validator_port,
+    }
     while (port := free_port()) in taken:
         pass
     return port
 
 
-def notifier_env(env: dict[str, str], settings: Settings, twilio: twilio_mock.TwilioProxy,
-                 smtp: smtp_harness.SmtpServer, **extra: str) -> dict[str, str]:
+def notifier_env(
+    env: dict[str, str],
+    settings: Settings,
+    twilio: twilio_mock.TwilioProxy,
+    smtp: smtp_harness.SmtpServer,
+    **extra: str,
+) -> dict[str, str]:
     return {
         **env,
         "BEACON_ONCALL_FILE": str(ONCALL_FILE),
@@ -76,7 +86,7 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.notifier_port}"
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.notifier = ServiceProcess("notifier", self.env, self.log_file, port=self.settings.notifier_port)
         self.notifier.start()
         self.twilio.notifier_url = self.url
@@ -107,29 +117,42 @@ class Stack:
     def raise_alert(self, severity: Severity = Severity.high, council: str = "southwark") -> AlertRecord:
         self._alerts += 1
         episode = f"MET-2026-{self._alerts:06d}"
-        now = datetime.now(timezone.utc)
-        alert = AlertRecord(alert_id=alert_id("CH-TEST-0001", episode, "triage", "high"), status="raised",
-                            child_ref="CH-TEST-0001", episode_ref=episode, rule="triage", step="high",
-                            severity=severity, reason="Child reported missing, police risk high", council=council,
-                            occurred_at=now, emitted_at=now)
+        now = datetime.now(UTC)
+        alert = AlertRecord(
+            alert_id=alert_id("CH-TEST-0001", episode, "triage", "high"),
+            status="raised",
+            child_ref="CH-TEST-0001",
+            episode_ref=episode,
+            rule="triage",
+            step="high",
+            severity=severity,
+            reason="Child reported missing, police risk high",
+            council=council,
+            occurred_at=now,
+            emitted_at=now,
+        )
         produce(self.settings, ALERTS, [(alert.key, alert.to_json())])
         return alert
 
     def resolve(self, alert: AlertRecord) -> None:
-        resolved = alert.model_copy(update={"status": "resolved", "emitted_at": datetime.now(timezone.utc)})
+        resolved = alert.model_copy(update={"status": "resolved", "emitted_at": datetime.now(UTC)})
         produce(self.settings, ALERTS, [(resolved.key, resolved.to_json())])
 
     def advance(self, minutes: float = 0, hours: float = 0) -> None:
-        response = httpx.post(f"{self.url}/test/clock/advance", json={"seconds": minutes * 60 + hours * 3600},
-                              timeout=5)
+        response = httpx.post(
+            f"{self.url}/test/clock/advance", json={"seconds": minutes * 60 + hours * 3600}, timeout=5
+        )
         assert response.status_code == 200, response.text
 
     def alert_state(self, alert: AlertRecord) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/v1/alerts/{alert.alert_id}", timeout=5,
-                             headers={"Authorization": f"Bearer {API_TOKEN}"})
+        response = httpx.get(
+            f"{self.url}/v1/alerts/{alert.alert_id}", timeout=5, headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
         return response.json() if response.status_code == 200 else {}
 
-    def wait_state(self, alert: AlertRecord, check: Callable[[dict[str, Any]], bool], timeout_s: float = 30) -> dict[str, Any]:
+    def wait_state(
+        self, alert: AlertRecord, check: Callable[[dict[str, Any]], bool], timeout_s: float = 30
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         state: dict[str, Any] = {}
         while time.monotonic() < deadline:

@@ -7,24 +7,49 @@ from datetime import timedelta
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import Severity
 from beacon.notifier.escalation import (
-    AckReceived, AlertRaised, AlertResolved, Audit, Chain, ChainStep, ChainTarget, Contact, DeliveryResult,
-    EscalationState, Envelope, SendNotification, Tick, apply, case_reference, reply_code, resolve_chain,
+    AckReceived,
+    AlertRaised,
+    AlertResolved,
+    Audit,
+    Chain,
+    ChainStep,
+    ChainTarget,
+    Contact,
+    DeliveryResult,
+    Envelope,
+    EscalationState,
+    SendNotification,
+    Tick,
+    apply,
+    case_reference,
+    reply_code,
+    resolve_chain,
 )
 from notifier.conftest import T0, make_alert
 
-ONCALL = ChainTarget(person="oncall", contacts=(Contact(channel="sms", to="+447700900001"),
-                                                Contact(channel="email", to="oncall@example.org")))
+ONCALL = ChainTarget(
+    person="oncall",
+    contacts=(Contact(channel="sms", to="+447700900001"), Contact(channel="email", to="oncall@example.org")),
+)
 MANAGER = ChainTarget(person="manager", contacts=(Contact(channel="sms", to="+447700900010"),))
-CHAIN = Chain(policy="standard", team="t", repeat=1, steps=(
-    ChainStep(delay_s=900, ask="Please acknowledge.", targets=(ONCALL,)),
-    ChainStep(delay_s=900, ask="Manager: please acknowledge.", targets=(MANAGER,)),
-))
+CHAIN = Chain(
+    policy="standard",
+    team="t",
+    repeat=1,
+    steps=(
+        ChainStep(delay_s=900, ask="Please acknowledge.", targets=(ONCALL,)),
+        ChainStep(delay_s=900, ask="Manager: please acknowledge.", targets=(MANAGER,)),
+    ),
+)
 ALERT = make_alert()
 
 
 def sends(actions):
-    return [(a.notice.step, a.notice.person, a.notice.channel, a.notice.kind) for a in actions
-            if isinstance(a, SendNotification)]
+    return [
+        (a.notice.step, a.notice.person, a.notice.channel, a.notice.kind)
+        for a in actions
+        if isinstance(a, SendNotification)
+    ]
 
 
 def audits(actions):
@@ -57,8 +82,9 @@ def test_raised_pages_step_one_and_audits():
 def test_audit_ids_are_deterministic_so_replays_dedup():
     _, first = raised()
     _, again = raised()
-    assert [a.record.audit_id for a in first if isinstance(a, Audit)] == \
-           [a.record.audit_id for a in again if isinstance(a, Audit)]
+    assert [a.record.audit_id for a in first if isinstance(a, Audit)] == [
+        a.record.audit_id for a in again if isinstance(a, Audit)
+    ]
 
 
 def test_a_replayed_raise_keeps_the_chain_fixed_at_the_start():
@@ -150,8 +176,9 @@ def test_delivered_receipt_is_audited():
 def test_a_failed_sms_falls_back_to_email():
     state, _ = raised()
     state, _ = sent(state, "1:oncall:sms")
-    state, actions = apply(state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="undelivered",
-                                                  reason="30003"), T0)
+    state, actions = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="undelivered", reason="30003"), T0
+    )
     assert state.notices["1:oncall:sms"].status == "failed"
     assert sends(actions) == [(1, "oncall", "email", "page")]
     assert audits(actions) == [("delivery_status", "undelivered:30003"), ("fallback", "sms->email")]
@@ -160,10 +187,14 @@ def test_a_failed_sms_falls_back_to_email():
 
 def test_a_send_error_on_the_last_method_of_the_whole_step_escalates_at_once():
     state, _ = raised()
-    state, _ = apply(state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="error",
-                                           reason="http_400"), T0)
-    state, actions = apply(state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:email", outcome="error",
-                                                 reason="smtp_550"), T0 + timedelta(seconds=5))
+    state, _ = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="error", reason="http_400"), T0
+    )
+    state, actions = apply(
+        state,
+        DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:email", outcome="error", reason="smtp_550"),
+        T0 + timedelta(seconds=5),
+    )
     assert ("notification_failed", "error:smtp_550") in audits(actions)
     assert ("escalation_step", "step_unreachable") in audits(actions)
     assert sends(actions) == [(2, "manager", "sms", "page")]
@@ -171,8 +202,9 @@ def test_a_send_error_on_the_last_method_of_the_whole_step_escalates_at_once():
 
 def test_resolution_tells_everyone_who_was_paged_on_the_method_that_worked():
     state, _ = raised()
-    state, _ = apply(state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="error",
-                                           reason="http_400"), T0)
+    state, _ = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="error", reason="http_400"), T0
+    )
     state, _ = sent(state, "1:oncall:email")
     state, _ = apply(state, Tick(alert_id=ALERT.alert_id), T0 + timedelta(minutes=15))
     state, _ = sent(state, "2:manager:sms")
@@ -229,13 +261,18 @@ def test_state_and_envelope_round_trip_as_json():
 def test_reply_code_and_case_reference():
     assert reply_code(ALERT.alert_id) == reply_code(ALERT.alert_id) and len(reply_code(ALERT.alert_id)) == 3
     assert case_reference(ALERT) == "MET-2026-000123"
-    assert case_reference(make_alert(episode="Jane Doe, 12 High St")) == make_alert(episode="Jane Doe, 12 High St").alert_id
+    assert (
+        case_reference(make_alert(episode="Jane Doe, 12 High St"))
+        == make_alert(episode="Jane Doe, 12 High St").alert_id
+    )
     assert case_reference(make_alert(episode=None)).startswith("A")
 
 
 def test_severity_changes_the_resolved_policy(oncall):
     chain = resolve_chain(oncall, make_alert(severity=Severity.critical), T0)
     state, actions = apply(None, AlertRaised(alert=make_alert(severity=Severity.critical), chain=chain), T0)
-    assert {(s[1], s[2]) for s in sends(actions)} == {("sw-dm-eli", "email"),
-                                                      (oncall.teams["southwark-mash"].rotation.on_call(T0), "sms")}
+    assert {(s[1], s[2]) for s in sends(actions)} == {
+        ("sw-dm-eli", "email"),
+        (oncall.teams["southwark-mash"].rotation.on_call(T0), "sms"),
+    }
     assert state.next_due == T0 + timedelta(minutes=10)

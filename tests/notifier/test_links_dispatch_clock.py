@@ -31,12 +31,15 @@ def test_an_expired_link_is_refused():
     assert err.value.reason == "expired"
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
-    lambda t: "eyJhIjoiQTIiLCJwIjoicCIsImUiOjk5OTk5OTk5OTksIm4iOiJ4In0" + t[t.index("."):],  # payload swapped
-    lambda t: t.replace(".", ""),  # no separator
-    lambda t: "garbage.garbage",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
+        lambda t: "eyJhIjoiQTIiLCJwIjoicCIsImUiOjk5OTk5OTk5OTksIm4iOiJ4In0" + t[t.index(".") :],  # payload swapped
+        lambda t: t.replace(".", ""),  # no separator
+        lambda t: "garbage.garbage",
+    ],
+)
 def test_a_forged_link_is_refused(mangle):
     token = make_token(SECRET, "A1", "p", "1:p:sms", T0, timedelta(hours=1))
     with pytest.raises(LinkError) as err:

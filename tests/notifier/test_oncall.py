@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -29,11 +29,14 @@ def test_example_file_is_valid(oncall):
     assert oncall.team_for("nowhere") == oncall.default_team
 
 
-@pytest.mark.parametrize("bad_number, key", [
-    ("07700900001", "people.sw-sw-amara.contacts.0"),  # national format, not E.164
-    ("+44 7700 900001", "people.sw-sw-amara.contacts.0"),  # spaces
-    ("+4477", "people.sw-sw-amara.contacts.0"),  # too short to be possible
-])
+@pytest.mark.parametrize(
+    "bad_number, key",
+    [
+        ("07700900001", "people.sw-sw-amara.contacts.0"),  # national format, not E.164
+        ("+44 7700 900001", "people.sw-sw-amara.contacts.0"),  # spaces
+        ("+4477", "people.sw-sw-amara.contacts.0"),  # too short to be possible
+    ],
+)
 def test_a_bad_phone_number_is_refused_naming_the_key(tmp_path, bad_number, key):
     path = _write(tmp_path, lambda raw: raw["people"]["sw-sw-amara"]["contacts"][0].update(to=bad_number))
     with pytest.raises(OnCallConfigError) as err:
@@ -62,7 +65,9 @@ def test_dangling_references_are_named(tmp_path):
 
 
 def test_a_target_must_be_exactly_one_kind(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["policies"]["standard"]["steps"][0]["targets"][0].update(role="team_manager"))
+    path = _write(
+        tmp_path, lambda raw: raw["policies"]["standard"]["steps"][0]["targets"][0].update(role="team_manager")
+    )
     with pytest.raises(OnCallConfigError, match="policies.standard.steps.0.targets.0"):
         load_oncall(path)
 
@@ -87,10 +92,10 @@ def test_weekly_rotation_hands_over_at_the_handover_time(oncall):
 
 def test_an_override_wins_inside_its_window_only(oncall):
     rotation = oncall.teams["southwark-mash"].rotation
-    inside = datetime(2026, 12, 22, 12, 0, tzinfo=timezone.utc)  # week 50: Chidi's, overridden
+    inside = datetime(2026, 12, 22, 12, 0, tzinfo=UTC)  # week 50: Chidi's, overridden
     assert rotation.on_call(inside) == "sw-sw-ben"
-    assert rotation.on_call(datetime(2026, 12, 21, 8, 59, tzinfo=timezone.utc)) == "sw-sw-ben"  # week 49: Ben's own
-    assert rotation.on_call(datetime(2026, 12, 28, 9, 0, tzinfo=timezone.utc)) == "sw-sw-amara"  # week 51
+    assert rotation.on_call(datetime(2026, 12, 21, 8, 59, tzinfo=UTC)) == "sw-sw-ben"  # week 49: Ben's own
+    assert rotation.on_call(datetime(2026, 12, 28, 9, 0, tzinfo=UTC)) == "sw-sw-amara"  # week 51
 
 
 def test_routes_pick_the_policy_by_severity_and_rule(oncall):
@@ -124,11 +129,12 @@ def test_the_cli_checks_a_file(tmp_path):
 
 def test_overrides_are_imported_from_ical(oncall):
     rotation = oncall.teams["kent-missing"].rotation
-    assert rotation.on_call(datetime(2027, 1, 6, 12, 0, tzinfo=timezone.utc)) == "ke-tm-isla"
+    assert rotation.on_call(datetime(2027, 1, 6, 12, 0, tzinfo=UTC)) == "ke-tm-isla"
     # 09:00 London in February is 09:00 UTC; the TZID is honoured
-    assert rotation.on_call(datetime(2027, 2, 15, 10, 0, tzinfo=timezone.utc)) == "ke-sw-harry"
-    assert rotation.on_call(datetime(2027, 2, 15, 8, 59, tzinfo=timezone.utc)) == rotation.on_call(
-        datetime(2027, 2, 15, 8, 0, tzinfo=timezone.utc))
+    assert rotation.on_call(datetime(2027, 2, 15, 10, 0, tzinfo=UTC)) == "ke-sw-harry"
+    assert rotation.on_call(datetime(2027, 2, 15, 8, 59, tzinfo=UTC)) == rotation.on_call(
+        datetime(2027, 2, 15, 8, 0, tzinfo=UTC)
+    )
 
 
 ICS = """BEGIN:VCALENDAR
@@ -145,10 +151,13 @@ END:VCALENDAR
 """
 
 
-@pytest.mark.parametrize("person, extra, message", [
-    ("nobody", "", "teams.kent-missing.rotation.overrides.0.person: no person 'nobody'"),
-    ("ke-sw-gita", "RRULE:FREQ=WEEKLY\n", "overrides_ical: .*recurring events are not supported"),
-])
+@pytest.mark.parametrize(
+    "person, extra, message",
+    [
+        ("nobody", "", "teams.kent-missing.rotation.overrides.0.person: no person 'nobody'"),
+        ("ke-sw-gita", "RRULE:FREQ=WEEKLY\n", "overrides_ical: .*recurring events are not supported"),
+    ],
+)
 def test_bad_ical_overrides_are_named(tmp_path, person, extra, message):
     (tmp_path / "cover.ics").write_text(ICS.format(person=person, extra=extra))
 

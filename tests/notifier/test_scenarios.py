@@ -76,7 +76,7 @@ def test_no_reply_escalates_to_the_manager_whose_ack_stops_it_then_both_hear_of_
     assert 'beacon_notifications_total{channel="sms",outcome="sent"} 4.0' in metrics
     assert 'beacon_acknowledgement_latency_seconds_count{via="sms"} 1.0' in metrics
     assert 'beacon_escalation_steps_total{step="2"} 1.0' in metrics
-    assert 'beacon_end_to_end_latency_seconds_count 1.0' in metrics
+    assert "beacon_end_to_end_latency_seconds_count 1.0" in metrics
     assert 'beacon_timer_last_run_timestamp_seconds{loop="escalation"}' in metrics
 
 
@@ -88,7 +88,9 @@ def test_forged_webhooks_are_refused_with_403(stack: Stack):
     assert signed_post(url, params, token="not-the-auth-token").status_code == 403
     status_url = f"{stack.url}/webhooks/twilio/status?refs=A1%7C1%3Ap%3Asms"
     assert signed_post(status_url, {"MessageStatus": "failed"}, token="wrong").status_code == 403
-    assert signed_post(url, {**params, "Body": "hello"}, token=AUTH_TOKEN).status_code == 200  # the real signature works
+    assert (
+        signed_post(url, {**params, "Body": "hello"}, token=AUTH_TOKEN).status_code == 200
+    )  # the real signature works
 
 
 def test_ack_links_are_single_use_and_expire(stack: Stack):

@@ -8,8 +8,18 @@ from beacon.notifier.escalation import parse_sms_reply, sms_reply
 from notifier.test_escalation import ack, raised
 
 
-@pytest.mark.parametrize("body, parsed", [("123a", ("123", "a")), (" 123 E ", ("123", "e")), ("123c", ("123", "c")),
-                                          ("123", None), ("12a", None), ("ack", None), ("123x", None)])
+@pytest.mark.parametrize(
+    "body, parsed",
+    [
+        ("123a", ("123", "a")),
+        (" 123 E ", ("123", "e")),
+        ("123c", ("123", "c")),
+        ("123", None),
+        ("12a", None),
+        ("ack", None),
+        ("123x", None),
+    ],
+)
 def test_reply_codes_are_three_digits_and_a_letter(body, parsed):
     assert parse_sms_reply(body) == parsed
 

@@ -31,8 +31,13 @@ def test_hostile_alert_fields_never_reach_a_message(kind, channel):
     alert = alert.model_copy(update={"reason": HOSTILE_REASON})
     case_ref = case_reference(alert)
     assert case_ref == alert.alert_id  # free text is never used as a case reference
-    fields = MessageFields(case_ref=case_ref, severity=alert.severity.value, ask="Please acknowledge.",
-                           reply_code="123", ack_url="https://beacon.example/ack/TOKEN")
+    fields = MessageFields(
+        case_ref=case_ref,
+        severity=alert.severity.value,
+        ask="Please acknowledge.",
+        reply_code="123",
+        ack_url="https://beacon.example/ack/TOKEN",
+    )
     rendered = render(kind, channel, fields)
     text = rendered.subject + "\n" + rendered.body
     for leak in ("Jane", "Doe", "Acacia", "CSE", "exploited", "49", HOSTILE_CHILD, "male"):
@@ -48,8 +53,13 @@ def test_hostile_alert_fields_never_reach_a_message(kind, channel):
 
 def test_a_safe_episode_reference_is_the_case_reference():
     alert = make_alert(episode="MET-2026-000123")
-    fields = MessageFields(case_ref=case_reference(alert), severity="high", ask="Please acknowledge.",
-                           reply_code="123", ack_url="https://b/ack/x")
+    fields = MessageFields(
+        case_ref=case_reference(alert),
+        severity="high",
+        ask="Please acknowledge.",
+        reply_code="123",
+        ack_url="https://b/ack/x",
+    )
     body = render("page", "sms", fields).body
     assert "MET-2026-000123" in body and "123a" in body and "123e" in body and "123c" in body
 

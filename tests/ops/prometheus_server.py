@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -19,8 +19,9 @@ from beacon.core.broker import free_port
 
 
 class PrometheusServer:
-    def __init__(self, workdir: Path, targets: dict[str, str], scrape_interval: str = "1s",
-                 rule_files: tuple[Path, ...] = ()):
+    def __init__(
+        self, workdir: Path, targets: dict[str, str], scrape_interval: str = "1s", rule_files: tuple[Path, ...] = ()
+    ):
         """``targets`` maps a job name to one ``host:port``."""
         self.workdir, self.port = workdir, free_port()
         self.config_file = workdir / "prometheus.yml"
@@ -38,16 +39,24 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> "PrometheusServer":
+    def start(self, timeout_s: float = 60.0) -> PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config))
         self.process = subprocess.Popen(
-            ["prometheus", f"--config.file={self.config_file}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=open(self.log_file, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "prometheus",
+                f"--config.file={self.config_file}",
+                f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=open(self.log_file, "ab"),  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        self.wait_for(lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200,
-                      timeout_s, "prometheus ready")
+        self.wait_for(
+            lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200, timeout_s, "prometheus ready"
+        )
         return self
 
     def wait_for(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -88,9 +97,10 @@ class PrometheusServer:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def __enter__(self) -> "PrometheusServer":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

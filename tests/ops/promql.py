@@ -10,15 +10,35 @@ import beacon.core.metrics  # noqa: F401 - registers every Beacon metric
 
 # Series Prometheus itself provides, which Beacon's rules and panels may use.
 PROMETHEUS_SERIES = frozenset({"up"})
-KEYWORDS = frozenset({"and", "or", "unless", "offset", "bool", "by", "without", "on", "ignoring",
-                      "group_left", "group_right", "inf", "nan"})
+KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "bool",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "inf",
+        "nan",
+    }
+)
 
 
 def beacon_series_names() -> set[str]:
     """Every series name the metrics in beacon.core.metrics can expose (counters' _total,
     histograms' _bucket/_sum/_count, ...)."""
-    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count"),
-                "summary": ("_sum", "_count", ""), "info": ("_info",)}
+    suffixes = {
+        "counter": ("_total",),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("_sum", "_count", ""),
+        "info": ("_info",),
+    }
     names: set[str] = set()
     for family in REGISTRY.collect():
         if family.name.startswith("beacon_"):

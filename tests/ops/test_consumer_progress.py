@@ -92,13 +92,18 @@ def test_exporter_sets_gauges_and_removes_series_of_revoked_partitions(tmp_path)
     app = make_faust_app("unit-exporter", load_settings(data_dir=tmp_path), web_port=1)
     exporter = ConsumerProgressExporter(app, _FakeReader())  # type: ignore[arg-type]
     both = {("beacon.events", 0), ("beacon.events", 1)}
-    exporter.publish([PartitionProgress("beacon.events", 0, 4, 0, 6),
-                      PartitionProgress("beacon.events", 1, None, 0, 2)], both)
+    exporter.publish(
+        [PartitionProgress("beacon.events", 0, 4, 0, 6), PartitionProgress("beacon.events", 1, None, 0, 2)], both
+    )
     assert CONSUMER_COMMITTED_OFFSET.labels("beacon-unit", "beacon.events", "0")._value.get() == 4
     assert CONSUMER_LAG.labels("beacon-unit", "beacon.events", "0")._value.get() == 2
     assert CONSUMER_LAG.labels("beacon-unit", "beacon.events", "1")._value.get() == 2
 
     exporter.publish([PartitionProgress("beacon.events", 0, 6, 0, 6)], {("beacon.events", 0)})
-    exported = {tuple(s.labels.values()) for m in CONSUMER_LAG.collect() for s in m.samples
-                if s.labels["group"] == "beacon-unit"}
+    exported = {
+        tuple(s.labels.values())
+        for m in CONSUMER_LAG.collect()
+        for s in m.samples
+        if s.labels["group"] == "beacon-unit"
+    }
     assert exported == {("beacon-unit", "beacon.events", "0")}

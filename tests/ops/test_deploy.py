@@ -29,21 +29,32 @@ from harness.services import REPO_ROOT
 from ops.crd_schemas import CRD_SCHEMAS
 
 sys.path.insert(0, str(REPO_ROOT / "deploy" / "k8s"))
-import sync_prometheusrule  # noqa: E402
+import sync_prometheusrule
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 K8S = REPO_ROOT / "deploy" / "k8s"
 PROM = REPO_ROOT / "deploy" / "prometheus"
 BEACON_IMAGE = "beacon:0.1.0"
 CORE_KINDS = {"Namespace", "ConfigMap", "Deployment", "StatefulSet", "Service", "PodDisruptionBudget"}
-SECRET_SETTINGS = {"BEACON_ACK_LINK_SECRET", "BEACON_TWILIO_AUTH_TOKEN", "BEACON_SMTP_PASSWORD",
-                   "BEACON_TWILIO_ACCOUNT_SID"}
+SECRET_SETTINGS = {
+    "BEACON_ACK_LINK_SECRET",
+    "BEACON_TWILIO_AUTH_TOKEN",
+    "BEACON_SMTP_PASSWORD",
+    "BEACON_TWILIO_ACCOUNT_SID",
+}
 
 
 def offline_env() -> dict[str, str]:
     closed = "http://127.0.0.1:9"
-    return {**os.environ, "HTTP_PROXY": closed, "HTTPS_PROXY": closed, "http_proxy": closed,
-            "https_proxy": closed, "NO_PROXY": "", "no_proxy": ""}
+    return {
+        **os.environ,
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "http_proxy": closed,
+        "https_proxy": closed,
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
 
 
 def tool(name: str) -> str:
@@ -67,22 +78,39 @@ def compose() -> dict:
 
 
 def beacon_services() -> dict[str, dict]:
-    return {name: svc for name, svc in compose()["services"].items()
-            if svc.get("image") == BEACON_IMAGE and name != "topics"}
+    return {
+        name: svc
+        for name, svc in compose()["services"].items()
+        if svc.get("image") == BEACON_IMAGE and name != "topics"
+    }
 
 
 def test_compose_file_is_valid_against_the_compose_spec():
-    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
-                            capture_output=True, text=True, env=offline_env(), timeout=120)
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok -- validation done" in result.stdout
 
 
 def test_compose_validation_catches_a_broken_file(tmp_path):
     broken = tmp_path / "docker-compose.yml"
-    broken.write_text(COMPOSE_FILE.read_text().replace("    depends_on:\n      kafka:", "    depends_onn:\n      kafka:"))
-    result = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken)],
-                            capture_output=True, text=True, env=offline_env(), timeout=120)
+    broken.write_text(
+        COMPOSE_FILE.read_text().replace("    depends_on:\n      kafka:", "    depends_onn:\n      kafka:")
+    )
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(broken)],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1 and "depends_onn" in result.stdout + result.stderr
 
 
@@ -151,8 +179,11 @@ def test_compose_grafana_is_provisioned_with_the_dashboard():
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
-            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def test_dockerfile_builds_a_non_root_image_of_the_locked_package():
@@ -166,8 +197,11 @@ def test_dockerfile_builds_a_non_root_image_of_the_locked_package():
 
 
 def test_dockerfile_copies_only_files_that_exist_and_are_not_dockerignored():
-    ignored = [line.strip().rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip().rstrip("/")
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for op, arg in dockerfile_instructions():
         if op != "COPY":
             continue
@@ -195,8 +229,14 @@ def of_kind(kind: str) -> list[dict]:
 
 
 def kubernetes_validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool("kubernetes-validate"), "--strict", "--kubernetes-version", "1.31.0", str(path)],
-                          capture_output=True, text=True, env=offline_env(), timeout=300)
+    return subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "--kubernetes-version", "1.31.0", str(path)],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        timeout=300,
+        check=False,
+    )
 
 
 def test_every_manifest_kind_is_validated_by_one_of_the_two_validators():
@@ -243,8 +283,10 @@ def test_kafka_is_kraft_with_node_pools():
     assert "zookeeper" not in kafka["spec"]
     roles = {role for pool in of_kind("KafkaNodePool") for role in pool["spec"]["roles"]}
     assert roles == {"controller", "broker"}
-    assert all(p["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
-               for p in of_kind("KafkaNodePool") + of_kind("KafkaTopic"))
+    assert all(
+        p["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
+        for p in of_kind("KafkaNodePool") + of_kind("KafkaTopic")
+    )
 
 
 def test_kafka_topics_are_beacons_topics_with_the_configured_partitions():
@@ -267,7 +309,10 @@ def test_config_map_holds_only_beacon_settings_and_no_secret():
     (config,) = of_kind("ConfigMap")
     assert_settings_names(set(config["data"]), "ConfigMap beacon-config")
     assert SECRET_SETTINGS.isdisjoint(config["data"])
-    assert config["data"]["BEACON_KAFKA_BOOTSTRAP_SERVERS"] == f"{of_kind('Kafka')[0]['metadata']['name']}-kafka-bootstrap:9092"
+    assert (
+        config["data"]["BEACON_KAFKA_BOOTSTRAP_SERVERS"]
+        == f"{of_kind('Kafka')[0]['metadata']['name']}-kafka-bootstrap:9092"
+    )
 
 
 def test_every_service_runs_with_probes_resources_a_service_and_a_disruption_budget():
@@ -297,8 +342,10 @@ def test_every_service_runs_with_probes_resources_a_service_and_a_disruption_bud
         assert "/var/lib/beacon" in mounts  # BEACON_DATA_DIR and the outbox, writable
         if workload["kind"] == "StatefulSet":
             assert [t["metadata"]["name"] for t in workload["spec"]["volumeClaimTemplates"]] == ["data"]
-            assert any(s["metadata"]["name"] == workload["spec"]["serviceName"] and s["spec"].get("clusterIP") == "None"
-                       for s in services)
+            assert any(
+                s["metadata"]["name"] == workload["spec"]["serviceName"] and s["spec"].get("clusterIP") == "None"
+                for s in services
+            )
         scraped = [s for s in services if s["metadata"]["name"] == name]
         assert len(scraped) == 1 and scraped[0]["spec"]["selector"].items() <= labels.items()
         assert scraped[0]["metadata"]["labels"]["beacon/job"] == f"beacon-{name}"
@@ -308,7 +355,9 @@ def test_every_service_runs_with_probes_resources_a_service_and_a_disruption_bud
 def test_service_monitor_scrapes_the_labelled_services_once_each():
     (monitor,) = of_kind("ServiceMonitor")
     selector = monitor["spec"]["selector"]["matchLabels"]
-    selected = [s["metadata"]["name"] for s in of_kind("Service") if selector.items() <= s["metadata"]["labels"].items()]
+    selected = [
+        s["metadata"]["name"] for s in of_kind("Service") if selector.items() <= s["metadata"]["labels"].items()
+    ]
     assert sorted(selected) == sorted(w["metadata"]["name"] for w in of_kind("Deployment") + of_kind("StatefulSet"))
     assert monitor["spec"]["endpoints"][0]["port"] == "http" and monitor["spec"]["endpoints"][0]["path"] == "/metrics"
 
@@ -316,11 +365,13 @@ def test_service_monitor_scrapes_the_labelled_services_once_each():
 def test_prometheus_rule_is_the_rules_file():
     (rule,) = of_kind("PrometheusRule")
     assert rule["spec"]["groups"] == yaml.safe_load((PROM / "beacon-rules.yml").read_text())["groups"]
-    assert (K8S / "monitoring.yaml").read_text() == sync_prometheusrule.render(), \
+    assert (K8S / "monitoring.yaml").read_text() == sync_prometheusrule.render(), (
         "run: python deploy/k8s/sync_prometheusrule.py"
+    )
 
 
 def test_kustomization_lists_every_manifest():
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == sorted(p.name for p in K8S.glob("*.yaml")
-                                                        if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(
+        p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"
+    )

@@ -9,7 +9,7 @@ import sys
 
 from harness.services import REPO_ROOT
 
-SCRIPT = r'''
+SCRIPT = r"""
 import logging, warnings
 from beacon.core.logs import configure_logging, get_logger
 configure_logging("INFO")
@@ -20,12 +20,18 @@ logging.getLogger("faust.worker").info("multi\nline table")
 logging.getLogger("kafka.conn").info("chatty client line")
 warnings.warn("a library warning")
 raise RuntimeError("crash")
-'''
+"""
 
 
 def test_every_line_is_json_and_payload_keys_are_redacted():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60,
-                            env={"PYTHONPATH": str(REPO_ROOT / "services"), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(REPO_ROOT / "services"), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
     assert result.returncode == 1
     lines = (result.stdout + result.stderr).splitlines()
     records = [json.loads(line) for line in lines]  # fails on any non-JSON line

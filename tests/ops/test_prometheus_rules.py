@@ -25,7 +25,7 @@ def alert_rules() -> list[dict]:
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["promtool", *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(["promtool", *map(str, args)], capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_promtool_checks_the_rules_file():
@@ -60,8 +60,10 @@ def test_every_alert_has_its_own_unit_test_that_fires_and_stays_quiet():
 
 def test_every_alert_has_severity_annotations_and_a_runbook_in_the_readme():
     readme = (REPO_ROOT / "README.md").read_text()
-    anchors = {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
-               for h in re.findall(r"^#+ (.+)$", readme, flags=re.M)}
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", readme, flags=re.MULTILINE)
+    }
     for rule in alert_rules():
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
         annotations = rule["annotations"]
@@ -78,7 +80,10 @@ def test_rules_only_use_metrics_that_beacon_exports():
 
 def test_readme_documents_every_metric():
     readme = (REPO_ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^\| `(beacon_[a-z_]+)` \|", readme, flags=re.M))
-    exported = {family.name + ("_total" if family.type == "counter" else "")
-                for family in REGISTRY.collect() if family.name.startswith("beacon_")}
+    documented = set(re.findall(r"^\| `(beacon_[a-z_]+)` \|", readme, flags=re.MULTILINE))
+    exported = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in REGISTRY.collect()
+        if family.name.startswith("beacon_")
+    }
     assert documented == exported

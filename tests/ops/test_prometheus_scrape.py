@@ -66,28 +66,33 @@ def with_job(selector: str, job: str) -> str:
 def test_prometheus_scrapes_every_service_and_series_move_with_events(settings, env, tmp_path):
     with ExitStack() as stack:
         for service in SERVICES:
-            stack.enter_context(ServiceProcess(service.name, env, tmp_path / f"{service.name}.log",
-                                               port=getattr(settings, service.port_setting)))
+            stack.enter_context(
+                ServiceProcess(
+                    service.name, env, tmp_path / f"{service.name}.log", port=getattr(settings, service.port_setting)
+                )
+            )
         targets = {f"beacon-{s.name}": f"127.0.0.1:{getattr(settings, s.port_setting)}" for s in SERVICES}
         prometheus = stack.enter_context(PrometheusServer(tmp_path / "prometheus", targets))
 
         # Every target up, and each exports its own series before any event flows.
         for job in targets:
-            prometheus.wait_for(lambda: prometheus.value(f'up{{job="{job}"}}') == 1, DEADLINE_S, f"{job} up")
+            prometheus.wait_for(lambda job=job: prometheus.value(f'up{{job="{job}"}}') == 1, DEADLINE_S, f"{job} up")
         for service in SERVICES:
             for selector in service.must_export:
                 query = with_job(selector, f"beacon-{service.name}")
-                prometheus.wait_for(lambda: bool(prometheus.query(query)), DEADLINE_S, query)
+                prometheus.wait_for(lambda query=query: bool(prometheus.query(query)), DEADLINE_S, query)
 
         heartbeat = 'max(beacon_timer_last_run_timestamp_seconds{job="beacon-correlator",loop="consumer_progress"})'
         first_beat = prometheus.value(heartbeat)
         assert first_beat is not None
-        assert prometheus.query('beacon_alerts_raised_total') == []  # nothing has happened yet
+        assert prometheus.query("beacon_alerts_raised_total") == []  # nothing has happened yet
 
         produce_events(settings, EVENTS, high_risk_reports(EVENT_COUNT))
 
-        committed = ('sum(beacon_consumer_committed_offset{job="beacon-correlator",group="beacon-correlator",'
-                     f'topic="{EVENTS}"}})')
+        committed = (
+            'sum(beacon_consumer_committed_offset{job="beacon-correlator",group="beacon-correlator",'
+            f'topic="{EVENTS}"}})'
+        )
         moves = {
             committed: EVENT_COUNT,
             "sum(beacon_alerts_raised_total)": EVENT_COUNT,
@@ -99,9 +104,13 @@ def test_prometheus_scrapes_every_service_and_series_move_with_events(settings, 
             'sum(beacon_consumer_committed_offset{job="beacon-notifier",group="beacon-notifier"})': EVENT_COUNT,
         }
         for query, at_least in moves.items():
-            prometheus.wait_for(lambda: (prometheus.value(query) or 0) >= at_least, DEADLINE_S,
-                                f"{query} >= {at_least}")
+            prometheus.wait_for(
+                lambda query=query, at_least=at_least: (prometheus.value(query) or 0) >= at_least,
+                DEADLINE_S,
+                f"{query} >= {at_least}",
+            )
         # The heartbeat keeps beating, and once everything is committed nothing lags.
         prometheus.wait_for(lambda: prometheus.value(heartbeat) > first_beat, DEADLINE_S, "heartbeat moves")
-        prometheus.wait_for(lambda: prometheus.value("sum(beacon_consumer_lag_records)") == 0, DEADLINE_S,
-                            "lag back to 0")
+        prometheus.wait_for(
+            lambda: prometheus.value("sum(beacon_consumer_lag_records)") == 0, DEADLINE_S, "lag back to 0"
+        )

@@ -48,8 +48,10 @@ def test_readyz_is_503_until_the_worker_joined_its_group_then_200(env, settings,
 
 def test_every_worker_log_line_is_json_without_payloads(env, settings, tmp_path):
     report = example_event("beacon.episode.reported.v1")
-    workers = [ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port),
-               ServiceProcess("notifier", env, tmp_path / "notifier.log", port=settings.notifier_port)]
+    workers = [
+        ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port),
+        ServiceProcess("notifier", env, tmp_path / "notifier.log", port=settings.notifier_port),
+    ]
     try:
         for worker in workers:
             worker.start()

@@ -11,7 +11,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,13 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from beacon.core.logs import get_logger
 from beacon.console import projection
 from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
 from beacon.console.users import UserStore
 from beacon.core.acks import AckCommand
-
+from beacon.core.logs import get_logger
 
 log = get_logger("console")
 HERE = Path(__file__).parent
@@ -82,8 +81,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
     templates.env.filters["when"] = local_time
     templates.env.filters["iso"] = lambda ts: ts.isoformat() if ts else ""
     templates.env.filters["since"] = lambda ts, now: _format_duration((now - ts).total_seconds()) if ts else "-"
-    templates.env.globals.update(risk_label=projection.RISK_LABEL, category_label=projection.CATEGORY_LABEL,
-                                 zone_name=settings.console_timezone)
+    templates.env.globals.update(
+        risk_label=projection.RISK_LABEL, category_label=projection.CATEGORY_LABEL, zone_name=settings.console_timezone
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -93,9 +93,14 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
 
     app = FastAPI(title="Beacon console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     secret = settings.console_session_secret.get_secret_value() or secrets.token_urlsafe(32)
-    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="beacon_console",
-                       max_age=settings.console_session_max_age_s, same_site="lax",
-                       https_only=settings.console_cookie_secure)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie="beacon_console",
+        max_age=settings.console_session_max_age_s,
+        same_site="lax",
+        https_only=settings.console_cookie_secure,
+    )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.middleware("http")
@@ -116,9 +121,18 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         if "text/html" not in request.headers.get("accept", "") or request.url.path.startswith("/fragments/"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         user = request.session.get("user")
-        return templates.TemplateResponse(request, "error.html", {
-            "user": user, "csrf": csrf_token(request), "ready": feed.ready, "detail": exc.detail,
-            "status_code": exc.status_code}, status_code=exc.status_code)
+        return templates.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "user": user,
+                "csrf": csrf_token(request),
+                "ready": feed.ready,
+                "detail": exc.detail,
+                "status_code": exc.status_code,
+            },
+            status_code=exc.status_code,
+        )
 
     # ---------------------------------------------------------------- helpers
 
@@ -132,8 +146,10 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         expected = request.session.get("csrf")
         if not expected or not secrets.compare_digest(str(expected).encode(), submitted.encode()):
             log.warning("console_csrf_rejected", path=request.url.path)
-            raise HTTPException(status_code=403, detail="The form expired or did not come from this console. "
-                                "Go back, reload the page and try again.")
+            raise HTTPException(
+                status_code=403,
+                detail="The form expired or did not come from this console. Go back, reload the page and try again.",
+            )
 
     def current_user(request: Request) -> str:
         name = request.session.get("user")
@@ -142,12 +158,18 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
             raise LoginRequired()
         return str(name)
 
-    def render(request: Request, template: str, user: str | None, status_code: int = 200,
-               **context: Any) -> HTMLResponse:
+    def render(
+        request: Request, template: str, user: str | None, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
         whole_page = not template.startswith("_")  # live fragments leave messages for the next page
-        context.update(user=user, csrf=csrf_token(request), now=datetime.now(timezone.utc), ready=feed.ready,
-                       flash=request.session.pop("flash", None) if whole_page else None,
-                       flash_error=request.session.pop("flash_error", None) if whole_page else None)
+        context.update(
+            user=user,
+            csrf=csrf_token(request),
+            now=datetime.now(UTC),
+            ready=feed.ready,
+            flash=request.session.pop("flash", None) if whole_page else None,
+            flash_error=request.session.pop("flash_error", None) if whole_page else None,
+        )
         return templates.TemplateResponse(request, template, context, status_code=status_code)
 
     def dashboard_context() -> dict[str, Any]:
@@ -159,12 +181,19 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         child = feed.state.children.get(child_ref)
         if child is None:
             raise HTTPException(status_code=404, detail="No record of this child reference.")
-        episodes = sorted(child.episodes.values(), key=lambda e: e.started_at or e.ended_at or projection._NEVER,
-                          reverse=True)
-        alerts = sorted((feed.state.alerts[a] for a in child.alert_ids if a in feed.state.alerts),
-                        key=lambda a: (not a.is_open, projection.alert_order(a)))
-        return {"child": child, "episodes": episodes, "alerts": alerts,
-                "entries": list(reversed(projection.timeline(feed.state, child_ref)))}
+        episodes = sorted(
+            child.episodes.values(), key=lambda e: e.started_at or e.ended_at or projection._NEVER, reverse=True
+        )
+        alerts = sorted(
+            (feed.state.alerts[a] for a in child.alert_ids if a in feed.state.alerts),
+            key=lambda a: (not a.is_open, projection.alert_order(a)),
+        )
+        return {
+            "child": child,
+            "episodes": episodes,
+            "alerts": alerts,
+            "entries": list(reversed(projection.timeline(feed.state, child_ref))),
+        }
 
     def alert_context(alert_id: str) -> dict[str, Any]:
         alert = feed.state.alerts.get(alert_id)
@@ -196,8 +225,13 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         return render(request, "login.html", None, next=_local_path(next), error=None)
 
     @app.post("/login", response_class=HTMLResponse)
-    async def login(request: Request, username: str = Form(max_length=64), password: str = Form(max_length=1024),
-                    csrf: str = Form(""), next: str = Form("/")) -> Response:
+    async def login(
+        request: Request,
+        username: str = Form(max_length=64),
+        password: str = Form(max_length=1024),
+        csrf: str = Form(""),
+        next: str = Form("/"),
+    ) -> Response:
         check_csrf(request, csrf)
         if await asyncio.to_thread(users.authenticate, username, password):  # scrypt off the event loop
             request.session.clear()  # a fresh session (and CSRF token) at every login
@@ -205,8 +239,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
             log.info("console_login", user=username)
             return RedirectResponse(_local_path(next), status_code=303)
         log.warning("console_login_failed")  # no name: a mistyped password can land in the name field
-        return render(request, "login.html", None, status_code=401, next=_local_path(next),
-                      error="Wrong user name or password.")
+        return render(
+            request, "login.html", None, status_code=401, next=_local_path(next), error="Wrong user name or password."
+        )
 
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:
@@ -239,8 +274,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
     @app.get("/children/{child_ref}", response_class=HTMLResponse)
     async def child_page(request: Request, child_ref: str) -> HTMLResponse:
         user = current_user(request)
-        return render(request, "child.html", user, fragment=f"/fragments/children/{quote(child_ref)}",
-                      **child_context(child_ref))
+        return render(
+            request, "child.html", user, fragment=f"/fragments/children/{quote(child_ref)}", **child_context(child_ref)
+        )
 
     @app.get("/fragments/children/{child_ref}", response_class=HTMLResponse)
     async def child_fragment(request: Request, child_ref: str) -> HTMLResponse:
@@ -250,8 +286,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
         user = current_user(request)
-        return render(request, "alert.html", user, fragment=f"/fragments/alerts/{quote(alert_id)}",
-                      **alert_context(alert_id))
+        return render(
+            request, "alert.html", user, fragment=f"/fragments/alerts/{quote(alert_id)}", **alert_context(alert_id)
+        )
 
     @app.get("/fragments/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_fragment(request: Request, alert_id: str) -> HTMLResponse:
@@ -269,17 +306,34 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
             request.session["flash_error"] = f"Alert {alert_id} is already {alert.status}: nothing to do."
             return RedirectResponse(_local_path(next), status_code=303)
         # One command per (alert, person): a double click or a resubmitted form is the same command.
-        command = AckCommand(command_id=f"console:{alert_id}:{user}", alert_id=alert_id, action="acknowledge",
-                             by=user, via="console", at=datetime.now(timezone.utc))
+        command = AckCommand(
+            command_id=f"console:{alert_id}:{user}",
+            alert_id=alert_id,
+            action="acknowledge",
+            by=user,
+            via="console",
+            at=datetime.now(UTC),
+        )
         try:
             await send_ack(command)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to hand the ack to Kafka is answered 503
             log.error("console_ack_not_sent", alert_id=alert_id, by=user, error=type(exc).__name__)
-            raise HTTPException(status_code=503, detail="Kafka did not take the acknowledgement. It was NOT "
-                                "recorded: try again, or acknowledge by SMS or phone.") from None
-        log.info("console_ack_requested", alert_id=alert_id, child_ref=alert.child_ref, by=user,
-                 command_id=command.command_id, via="console")
-        request.session["flash"] = f"Acknowledgement of alert {alert_id} sent. The notifier stops the escalation and confirms it here."
+            raise HTTPException(
+                status_code=503,
+                detail="Kafka did not take the acknowledgement. It was NOT "
+                "recorded: try again, or acknowledge by SMS or phone.",
+            ) from None
+        log.info(
+            "console_ack_requested",
+            alert_id=alert_id,
+            child_ref=alert.child_ref,
+            by=user,
+            command_id=command.command_id,
+            via="console",
+        )
+        request.session["flash"] = (
+            f"Acknowledgement of alert {alert_id} sent. The notifier stops the escalation and confirms it here."
+        )
         return RedirectResponse(_local_path(next), status_code=303)
 
     @app.get("/live")
@@ -302,7 +356,6 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
                 version = new_version
                 yield f"event: change\ndata: {version}\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"X-Accel-Buffering": "no"})
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
     return app

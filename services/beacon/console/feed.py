@@ -15,12 +15,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from beacon.core.logs import get_logger
 from beacon.console.projection import Record, ViewState, apply
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
 from beacon.core.events import EventValidationError, event_from_json
+from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
@@ -112,13 +112,15 @@ class Feed:
         await consumer.start()
         try:
             await consumer.topics()  # refresh metadata so every topic's partitions are known
-            partitions = [TopicPartition(topic, p) for topic in FEED_TOPICS
-                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in FEED_TOPICS
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end_at_start: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-            log.info("console_feed_started", partitions=len(partitions),
-                     records_at_start=sum(end_at_start.values()))
+            log.info("console_feed_started", partitions=len(partitions), records_at_start=sum(end_at_start.values()))
             await self._check_caught_up(consumer, end_at_start)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
@@ -144,8 +146,9 @@ class Feed:
         except (EventValidationError, ValidationError, ValueError) as exc:
             # Validated upstream; a record that still fails is counted and skipped, never shown half-read.
             self.undecodable += 1
-            log.warning("console_record_skipped", topic=topic, partition=partition, offset=offset,
-                        error=type(exc).__name__)
+            log.warning(
+                "console_record_skipped", topic=topic, partition=partition, offset=offset, error=type(exc).__name__
+            )
             return
         apply(self.state, record)
 

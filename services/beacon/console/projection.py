@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from beacon.core.acks import AckCommand
@@ -48,8 +48,7 @@ AlertStatus = Literal["raised", "acknowledged", "resolved", "closed"]
 
 RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
 RISK_LABEL = {"no_apparent_risk": "no apparent risk", "low": "low", "medium": "medium", "high": "high"}
-CATEGORY_LABEL = {"missing": "missing", "absent": "absent",
-                  "away_without_authorisation": "away without authorisation"}
+CATEGORY_LABEL = {"missing": "missing", "absent": "absent", "away_without_authorisation": "away without authorisation"}
 
 
 @dataclass(frozen=True)
@@ -268,8 +267,10 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> None:
         ep.reporting_org = data.reporting_org
         ep.placing_council = data.placing_council
         _latest(ep.risk_history, event.time, key, data.risk.value)
-        text = (f"Reported {CATEGORY_LABEL[data.category.value]} by {data.reporting_org}, "
-                f"police risk {RISK_LABEL[data.risk.value]}")
+        text = (
+            f"Reported {CATEGORY_LABEL[data.category.value]} by {data.reporting_org}, "
+            f"police risk {RISK_LABEL[data.risk.value]}"
+        )
     elif isinstance(data, RiskRegraded):
         ep = child.episode(data.episode_ref)
         _latest(ep.risk_history, data.regraded_at, key, data.risk.value)
@@ -329,8 +330,17 @@ def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
         text = "Alert resolved"
     child = state.child(record.child_ref)
     child.alert_ids.add(record.alert_id)
-    child.add_entry(TimelineEntry(record.occurred_at, "alert", key, text, episode_ref=record.episode_ref,
-                                  alert_id=record.alert_id, severity=record.severity.value))
+    child.add_entry(
+        TimelineEntry(
+            record.occurred_at,
+            "alert",
+            key,
+            text,
+            episode_ref=record.episode_ref,
+            alert_id=record.alert_id,
+            severity=record.severity.value,
+        )
+    )
 
 
 _AUDIT_TEXT = {
@@ -362,7 +372,7 @@ def _audit_text(record: AuditRecord) -> str:
         return f"Escalation step {record.step if record.step is not None else '?'}" + (f" ({detail})" if detail else "")
     if record.kind in ("acknowledged", "closed"):
         via = _via(record)
-        return (_AUDIT_TEXT[record.kind].format(person=person) + (f" via {via}" if via else ""))
+        return _AUDIT_TEXT[record.kind].format(person=person) + (f" via {via}" if via else "")
     if record.kind in ("alert_raised", "alert_resolved"):
         return _AUDIT_TEXT[record.kind] + (f" ({detail})" if detail else "")
     return _AUDIT_TEXT[record.kind].format(person=person, channel=channel, detail=detail or "-")
@@ -379,8 +389,7 @@ def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
     elif record.kind == "closed":
         if alert.closed_at is None or record.at < alert.closed_at:
             alert.closed_at, alert.closed_by = record.at, record.person
-    elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback",
-                         "resolution_sent"):
+    elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback", "resolution_sent"):
         bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
     child = state.child(record.child_ref)
     child.alert_ids.add(record.alert_id)
@@ -417,31 +426,35 @@ def open_alerts_of(state: ViewState, child_ref: str) -> list[AlertView]:
     child = state.children.get(child_ref)
     if child is None:
         return []
-    return sorted((state.alerts[a] for a in child.alert_ids if a in state.alerts and state.alerts[a].is_open),
-                  key=alert_order)
+    return sorted(
+        (state.alerts[a] for a in child.alert_ids if a in state.alerts and state.alerts[a].is_open), key=alert_order
+    )
 
 
-_NEVER = datetime.max.replace(tzinfo=timezone.utc)
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 def alert_order(alert: AlertView) -> tuple[int, int, datetime, str]:
     """Unacknowledged first, then the most severe, then the oldest."""
-    return (0 if alert.needs_attention else 1, -alert.severity_rank,
-            alert.raised_at or _NEVER, alert.alert_id)
+    return (0 if alert.needs_attention else 1, -alert.severity_rank, alert.raised_at or _NEVER, alert.alert_id)
 
 
 def missing_now(state: ViewState) -> list[MissingRow]:
     """Every open episode, in the order an on-call person should look at them."""
     rows = [
-        MissingRow(child_ref, state.children[child_ref].episodes[episode_ref],
-                   tuple(open_alerts_of(state, child_ref)))
+        MissingRow(child_ref, state.children[child_ref].episodes[episode_ref], tuple(open_alerts_of(state, child_ref)))
         for child_ref, episode_ref in state.open_episodes
     ]
 
     def order(row: MissingRow) -> tuple[int, int, int, datetime, str]:
         top = row.top_severity
-        return (0 if row.unacknowledged else 1, -(top.rank if top else -1),
-                -RISK_RANK.get(row.episode.risk or "", -1), row.episode.started_at, row.child_ref)  # type: ignore[return-value]
+        return (
+            0 if row.unacknowledged else 1,
+            -(top.rank if top else -1),
+            -RISK_RANK.get(row.episode.risk or "", -1),
+            row.episode.started_at,
+            row.child_ref,
+        )  # type: ignore[return-value]
 
     return sorted(rows, key=order)
 
@@ -459,6 +472,13 @@ def timeline(state: ViewState, child_ref: str) -> list[TimelineEntry]:
     for alert_id in child.alert_ids:
         for command in state.alerts[alert_id].ack_requests if alert_id in state.alerts else ():
             verb = {"acknowledge": "Acknowledgement", "escalate": "Escalation", "close": "Closure"}[command.action]
-            entries.append(TimelineEntry(command.at, "ack", f"ack|{command.command_id}",
-                                         f"{verb} requested by {command.by} via {command.via}", alert_id=alert_id))
+            entries.append(
+                TimelineEntry(
+                    command.at,
+                    "ack",
+                    f"ack|{command.command_id}",
+                    f"{verb} requested by {command.by} via {command.via}",
+                    alert_id=alert_id,
+                )
+            )
     return sorted(entries, key=lambda e: e.sort_key)

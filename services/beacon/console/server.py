@@ -39,8 +39,15 @@ def run() -> None:
         log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME")
     feed = Feed(settings)
     app = create_app(settings, feed, send_ack)
-    config = uvicorn.Config(app, host=settings.bind_host, port=settings.console_port, log_level="warning",
-                            access_log=False, timeout_graceful_shutdown=5, proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        host=settings.bind_host,
+        port=settings.console_port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        proxy_headers=False,
+    )
     log.info("console_listening", url=f"http://{settings.bind_host}:{settings.console_port}/")
     try:
         ConsoleServer(config, feed).run()

@@ -46,8 +46,9 @@ def verify_password(password: str, encoded: str) -> bool:
         scheme, n, r, p, salt, expected = encoded.split("$")
         if scheme != "scrypt":
             return False
-        digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                                maxmem=_MAXMEM, dklen=32)
+        digest = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), maxmem=_MAXMEM, dklen=32
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(digest, base64.b64decode(expected))

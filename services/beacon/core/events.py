@@ -13,7 +13,7 @@ notification or written to a log.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -155,7 +155,7 @@ class ReturnInterviewRecorded(_Data):
     )
 
     @model_validator(mode="after")
-    def _reason_required(self) -> "ReturnInterviewRecorded":
+    def _reason_required(self) -> ReturnInterviewRecorded:
         if self.status in ("declined", "not_held") and not self.reason:
             raise ValueError(f"reason is required when status is {self.status!r}")
         return self
@@ -177,7 +177,7 @@ class CseScreened(_Data):
     disclosure: bool = False
 
     @model_validator(mode="after")
-    def _disclosure_is_high(self) -> "CseScreened":
+    def _disclosure_is_high(self) -> CseScreened:
         if self.disclosure and self.level is not CseLevel.high:
             raise ValueError("a CSE disclosure means high risk: level must be 'high'")
         return self
@@ -202,7 +202,7 @@ class AllocationChanged(_Data):
     team: OrgRef | None = None
 
     @model_validator(mode="after")
-    def _worker_matches_status(self) -> "AllocationChanged":
+    def _worker_matches_status(self) -> AllocationChanged:
         if self.status == "allocated" and not self.worker_ref:
             raise ValueError("worker_ref is required when status is 'allocated'")
         if self.status == "unallocated" and self.worker_ref:
@@ -219,7 +219,7 @@ class EpisodeCorrected(_Data):
     ended_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
-    def _something_corrected(self) -> "EpisodeCorrected":
+    def _something_corrected(self) -> EpisodeCorrected:
         if self.started_at is None and self.ended_at is None:
             raise ValueError("a correction must amend started_at, ended_at or both")
         if self.started_at and self.ended_at and self.ended_at < self.started_at:
@@ -337,7 +337,7 @@ def parse_event(raw: Any) -> CloudEvent:
 # Every envelope, told apart by ``type``: parses bytes in one pass in pydantic-core (the
 # correlator decodes every event it reads; this halves the cost of json.loads + validate).
 _ANY_ENVELOPE: TypeAdapter[CloudEvent] = TypeAdapter(
-    Annotated[Union[tuple(_ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[misc]
+    Annotated[tuple(_ENVELOPES.values()), Field(discriminator="type")]  # type: ignore[misc]
 )
 
 

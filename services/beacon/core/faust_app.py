@@ -45,26 +45,26 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
     _use_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     datadir = settings.data_dir / name
     datadir.mkdir(parents=True, exist_ok=True)
-    config: dict[str, object] = dict(
-        broker=[f"kafka://{s}" for s in settings.bootstrap_servers],
-        store=settings.table_store,
-        datadir=str(datadir),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
+    config: dict[str, object] = {
+        "broker": [f"kafka://{s}" for s in settings.bootstrap_servers],
+        "store": settings.table_store,
+        "datadir": str(datadir),
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication_factor,
         # At-least-once: Tansu rejects transactions; every sink is idempotent instead.
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.broker_session_timeout_s,
-        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
-        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
-        producer_acks=-1,
-        web_enabled=True,
-        web_bind=settings.bind_host,
-        web_port=web_port,
-        web_in_thread=False,
+        "processing_guarantee": "at_least_once",
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": settings.broker_session_timeout_s,
+        "broker_heartbeat_interval": settings.broker_heartbeat_interval_s,
+        "broker_rebalance_timeout": settings.broker_rebalance_timeout_s,
+        "producer_acks": -1,
+        "web_enabled": True,
+        "web_bind": settings.bind_host,
+        "web_port": web_port,
+        "web_in_thread": False,
         # Faust's Worker takes this for mode's logging set-up: JSON lines, not coloured text.
-        logging_config=logging_config(settings.log_level),
-    )
+        "logging_config": logging_config(settings.log_level),
+    }
     if settings.kafka_single_record_batches:
         # One record per batch keeps Tansu's ListOffsets(latest) exact, so table
         # recovery reads the whole changelog (see shared/broker.md, defect 1).
@@ -144,8 +144,12 @@ class Readiness:
         return self.tables_recovered and not self.rebalancing and self.assigned_partitions > 0
 
     def as_json(self) -> dict[str, object]:
-        return {"ready": self.ready, "tables_recovered": self.tables_recovered,
-                "rebalancing": self.rebalancing, "assigned_partitions": self.assigned_partitions}
+        return {
+            "ready": self.ready,
+            "tables_recovered": self.tables_recovered,
+            "rebalancing": self.rebalancing,
+            "assigned_partitions": self.assigned_partitions,
+        }
 
 
 def readiness(app: faust.App) -> Readiness:
@@ -208,11 +212,15 @@ def partition_progress(
         if tp not in end:
             continue
         offset = committed.get(tp)
-        out.append(PartitionProgress(
-            topic=tp[0], partition=tp[1],
-            committed=offset if offset is not None and offset >= 0 else None,
-            beginning=beginning.get(tp, 0), end=end[tp],
-        ))
+        out.append(
+            PartitionProgress(
+                topic=tp[0],
+                partition=tp[1],
+                committed=offset if offset is not None and offset >= 0 else None,
+                beginning=beginning.get(tp, 0),
+                end=end[tp],
+            )
+        )
     return out
 
 
@@ -231,12 +239,12 @@ class ConsumerProgressReader:
         if not tps:
             return []
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                           client_id=f"{self.group}-progress")
+            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.group}-progress")
         if self._consumer is None:
             # No group_id: this consumer only asks for offsets, it never joins the group.
-            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap_servers,
-                                           client_id=f"{self.group}-progress", enable_auto_commit=False)
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, client_id=f"{self.group}-progress", enable_auto_commit=False
+            )
         committed_raw = self._admin.list_group_offsets({self.group: tps}).get(self.group, {})
         committed = {(tp.topic, tp.partition): meta.offset for tp, meta in committed_raw.items()}
         end = {(tp.topic, tp.partition): off for tp, off in self._consumer.end_offsets(tps).items()}

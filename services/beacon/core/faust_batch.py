@@ -73,8 +73,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, records: Any, active: set[TP] | None,
-                       handlers: dict[str, BatchHandler]) -> None:
+    async def _deliver(self, records: Any, active: set[TP] | None, handlers: dict[str, BatchHandler]) -> None:
         generation = self.app.consumer_generation_id
         batches: dict[str, list[Message]] = {}
         for tp, tp_records in records.items():
@@ -101,8 +100,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             try:
                 await handlers[topic](messages)
             except Exception as exc:
-                log.error("batch agent failed; stopping the worker so the batch is read again",
-                          topic=topic, error_type=type(exc).__name__)
+                log.error(
+                    "batch agent failed; stopping the worker so the batch is read again",
+                    topic=topic,
+                    error_type=type(exc).__name__,
+                )
                 await self.app.crash(exc)
                 raise
             for message in messages:

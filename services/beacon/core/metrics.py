@@ -17,12 +17,12 @@ EVENTS_RECEIVED = Counter(
     "Events received, by source, type and outcome (accepted, duplicate, rejected, dead_lettered).",
     ["source", "type", "outcome"],
 )
-EVENTS_REJECTED = Counter(
-    "beacon_events_rejected_total", "Events refused, by reason class.", ["source", "reason"]
-)
+EVENTS_REJECTED = Counter("beacon_events_rejected_total", "Events refused, by reason class.", ["source", "reason"])
 INGEST_LATENCY = Histogram(
-    "beacon_ingest_request_duration_seconds", "HTTP ingest request time, until Kafka acknowledged.",
-    ["status"], buckets=LATENCY_BUCKETS,
+    "beacon_ingest_request_duration_seconds",
+    "HTTP ingest request time, until Kafka acknowledged.",
+    ["status"],
+    buckets=LATENCY_BUCKETS,
 )
 
 # Correlator
@@ -31,13 +31,15 @@ ALERTS_RESOLVED = Counter("beacon_alerts_resolved_total", "Alerts resolved, by r
 OPEN_EPISODES = Gauge("beacon_open_episodes", "Missing episodes currently open (this worker's partitions).")
 CHILDREN_MISSING = Gauge("beacon_children_missing", "Children missing now, by police risk grade.", ["risk"])
 EVENTS_PROCESSED = Counter(
-    "beacon_correlator_events_total", "Events processed by the correlator, by outcome (applied, duplicate).",
+    "beacon_correlator_events_total",
+    "Events processed by the correlator, by outcome (applied, duplicate).",
     ["outcome"],
 )
 
 # Notifier
 NOTIFICATIONS = Counter(
-    "beacon_notifications_total", "Notifications, by channel and outcome (sent, delivered, failed, undelivered).",
+    "beacon_notifications_total",
+    "Notifications, by channel and outcome (sent, delivered, failed, undelivered).",
     ["channel", "outcome"],
 )
 NOTIFICATIONS_FAILED = Counter(
@@ -45,16 +47,20 @@ NOTIFICATIONS_FAILED = Counter(
 )
 ESCALATION_STEPS = Counter("beacon_escalation_steps_total", "Escalation steps reached, by step number.", ["step"])
 ACK_LATENCY = Histogram(
-    "beacon_acknowledgement_latency_seconds", "From first page to acknowledgement, by how it came.",
-    ["via"], buckets=HUMAN_BUCKETS,
+    "beacon_acknowledgement_latency_seconds",
+    "From first page to acknowledgement, by how it came.",
+    ["via"],
+    buckets=HUMAN_BUCKETS,
 )
 END_TO_END_LATENCY = Histogram(
-    "beacon_end_to_end_latency_seconds", "From the triggering event's time to the first page sent.",
+    "beacon_end_to_end_latency_seconds",
+    "From the triggering event's time to the first page sent.",
     buckets=LATENCY_BUCKETS,
 )
 UNACKNOWLEDGED_CRITICAL = Gauge(
-    "beacon_unacknowledged_alerts", "Alerts paged and not yet acknowledged, by severity and whether the "
-    "escalation chain is exhausted.", ["severity", "exhausted"],
+    "beacon_unacknowledged_alerts",
+    "Alerts paged and not yet acknowledged, by severity and whether the escalation chain is exhausted.",
+    ["severity", "exhausted"],
 )
 
 # Every worker
@@ -62,7 +68,8 @@ TIMER_HEARTBEAT = Gauge(
     "beacon_timer_last_run_timestamp_seconds", "Unix time a periodic loop last completed.", ["loop"]
 )
 CONSUMER_COMMITTED_OFFSET = Gauge(
-    "beacon_consumer_committed_offset", "Last committed offset, by consumer group, topic and partition.",
+    "beacon_consumer_committed_offset",
+    "Last committed offset, by consumer group, topic and partition.",
     ["group", "topic", "partition"],
 )
 CONSUMER_LAG = Gauge(

@@ -67,8 +67,10 @@ class Triage(_Policy):
 
     risk_severity: dict[RiskGradeName, Severity] = Field(
         default_factory=lambda: {
-            "no_apparent_risk": Severity.low, "low": Severity.low,
-            "medium": Severity.medium, "high": Severity.high,
+            "no_apparent_risk": Severity.low,
+            "low": Severity.low,
+            "medium": Severity.medium,
+            "high": Severity.high,
         },
         description="Severity for each police risk grade; every grade must be mapped.",
     )
@@ -79,8 +81,10 @@ class Triage(_Policy):
     cse_min_severity: Severity = Severity.high
     notify: dict[Severity, str] = Field(
         default_factory=lambda: {
-            Severity.low: "duty_social_worker", Severity.medium: "team_manager",
-            Severity.high: "team_manager", Severity.critical: "service_manager",
+            Severity.low: "duty_social_worker",
+            Severity.medium: "team_manager",
+            Severity.high: "team_manager",
+            Severity.critical: "service_manager",
         },
         description="Role paged for a triage alert of each severity.",
     )
@@ -118,8 +122,6 @@ class Unallocated(_Policy):
     notify: str = Field(default="team_manager", min_length=1)
 
 
-
-
 class Policy(_Policy):
     council: str = Field(min_length=1, description="Whose protocol this is.")
     allowed_lateness_minutes: float = Field(
@@ -132,7 +134,9 @@ class Policy(_Policy):
     cse_missing: CseMissing = CseMissing()
     unallocated: Unallocated = Unallocated()
     processed_event_memory: int = Field(
-        default=8, ge=1, le=4096,
+        default=8,
+        ge=1,
+        le=4096,
         description="Latest event keys remembered per child to skip duplicates cheaply (resends arrive "
         "close together); older duplicates are merged again, which changes nothing.",
     )

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -44,7 +43,9 @@ class Settings(BaseSettings):
         default=76 * 365, ge=1, description="Looked-after children's records are kept to their 75th birthday."
     )
     kafka_fetch_max_wait_ms: int = Field(
-        default=50, ge=1, le=1500,
+        default=50,
+        ge=1,
+        le=1500,
         description="How long a Faust worker's fetch may wait for records. Faust hard-codes 1500 ms; on Tansu "
         "a parked fetch is not answered early, so every hop waited up to that long.",
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
@@ -43,7 +43,6 @@ from beacon.correlator import engine
 from beacon.correlator.settings import CorrelatorSettings
 from beacon.correlator.state import ChildState
 
-
 settings = load_settings(CorrelatorSettings)
 policy: Policy = load_policy(settings.policy_file)
 configure_logging(settings.log_level)
@@ -53,16 +52,26 @@ DEBUG_ALERT_LOGS = settings.log_level.upper() == "DEBUG"
 # Large producer batches: a batch of events writes one state record per child it touched.
 # (Not with single-record batches, the embedded broker's workaround, which must win.)
 app = make_faust_app(
-    "correlator", settings, settings.correlator_port, broker_max_poll_records=settings.correlator_batch_size,
-    **({} if settings.kafka_single_record_batches else {"producer_max_batch_size": 1024 * 1024,
-                                                        "producer_linger": 0.005}))
+    "correlator",
+    settings,
+    settings.correlator_port,
+    broker_max_poll_records=settings.correlator_batch_size,
+    **(
+        {}
+        if settings.kafka_single_record_batches
+        else {"producer_max_batch_size": 1024 * 1024, "producer_linger": 0.005}
+    ),
+)
 # Events arrive as whole fetches (core/faust_batch.py), not one by one through a stream.
 use_batching_consumer(app)
 events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
 dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
 children = app.Table(
-    "children", default=None, key_type=bytes, value_type=bytes,
+    "children",
+    default=None,
+    key_type=bytes,
+    value_type=bytes,
     partitions=settings.topic_partitions,
     help="Per-child correlator state (MessagePack), keyed by child reference.",
 )
@@ -85,7 +94,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 
 def wall_clock() -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=settings.correlator_clock_offset_s)
+    return datetime.now(UTC) + timedelta(seconds=settings.correlator_clock_offset_s)
 
 
 def _load(key: bytes) -> ChildState:
@@ -126,8 +135,9 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
     as one Kafka batch per partition, except with single-record batches, the embedded
     broker's workaround, which must win."""
     if settings.kafka_single_record_batches:
-        return [(await app.producer.send(topic, key, value, partition, None, None), 1)
-                for key, value, partition in records]
+        return [
+            (await app.producer.send(topic, key, value, partition, None, None), 1) for key, value, partition in records
+        ]
     kafka = app.producer._ensure_producer()  # aiokafka's producer: its batch API
     by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
     if records:
@@ -165,8 +175,15 @@ async def _send_alerts(alerts: list[Alert]) -> None:
     # log.debug call still went through structlog (py-spy: 2-4% of the worker's time).
     if DEBUG_ALERT_LOGS:
         for alert in alerts:
-            log.debug("alert", alert_id=alert.alert_id, status=alert.status, rule=alert.rule, step=alert.step,
-                      severity=alert.severity.value, episode_ref=alert.episode_ref)
+            log.debug(
+                "alert",
+                alert_id=alert.alert_id,
+                status=alert.status,
+                rule=alert.rule,
+                step=alert.step,
+                severity=alert.severity.value,
+                episode_ref=alert.episode_ref,
+            )
 
 
 async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
@@ -183,7 +200,7 @@ async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
         future.add_done_callback(partial(_on_state_written, count))
 
 
-def _on_state_written(count: int, future: "asyncio.Future[Any]") -> None:
+def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
     if future.cancelled() or future.exception() is not None:
         reason = future.exception() or RuntimeError("changelog write cancelled")
         log.error("state write failed; stopping the worker", error=str(reason))
@@ -197,8 +214,12 @@ def _on_state_written(count: int, future: "asyncio.Future[Any]") -> None:
 
 async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
     EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
-    await dlq_topic.send(key=key, value=payload, force=True, headers={"beacon-dlq-reason": reason.encode()[:1000],
-                                                          "beacon-dlq-service": b"correlator"})
+    await dlq_topic.send(
+        key=key,
+        value=payload,
+        force=True,
+        headers={"beacon-dlq-reason": reason.encode()[:1000], "beacon-dlq-service": b"correlator"},
+    )
     log.warning("event dead-lettered", reason=reason)
 
 
@@ -217,7 +238,7 @@ async def process_batch(batch: list[Any]) -> None:
             await _dead_letter(message.value, message.key, "record key is not the event's subject")
             continue
         by_child[key].append((parsed, message.partition))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     async with state_lock:
         alerts: list[Alert] = []
         updates: list[tuple[bytes, str, ChildState, int]] = []

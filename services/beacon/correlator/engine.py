@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import bisect
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from beacon.core.alerts import Alert, Severity
 from beacon.core.alerts import alert_id as _alert_id
@@ -55,7 +56,14 @@ from beacon.core.events import (
 )
 from beacon.core.policy import Policy
 from beacon.correlator.state import (
-    RAISED, RESOLVED, ChildState, Episode, Report, add_fact, earliest, is_legacy,
+    RAISED,
+    RESOLVED,
+    ChildState,
+    Episode,
+    Report,
+    add_fact,
+    earliest,
+    is_legacy,
 )
 
 RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
@@ -90,7 +98,7 @@ def alert_key(rule: str, step: str) -> str:
     return RULE_CODES[rule] + step
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 
 
@@ -101,7 +109,7 @@ def epoch(ts: datetime) -> int:
 
 
 def as_datetime(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def event_key(event: CloudEvent) -> int:
@@ -178,8 +186,14 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
             state.al[data.episode_ref] = ref = current[0]
     _, episode = _episode(state, ref)
     report = Report(
-        t=t, id=event.id, start=epoch(data.started_at), risk=RISK_RANK[data.risk.value], age=data.age_years,
-        cared=data.looked_after, cat=data.category.value, council=data.placing_council,
+        t=t,
+        id=event.id,
+        start=epoch(data.started_at),
+        risk=RISK_RANK[data.risk.value],
+        age=data.age_years,
+        cared=data.looked_after,
+        cat=data.category.value,
+        council=data.placing_council,
     )
     if episode.r is None:
         episode.r = report
@@ -245,14 +259,17 @@ class _Tables:
         self.lateness = int(policy.allowed_lateness_minutes * 60)
         self.horizon = int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60)
         self.cse_from = CSE_RANK[triage.cse_from_level]
-        self.risk_rank = [triage.risk_severity[RISK_NAME[rank]].rank  # type: ignore[index]
-                          for rank in sorted(RISK_NAME)]
+        self.risk_rank = [
+            triage.risk_severity[RISK_NAME[rank]].rank  # type: ignore[index]
+            for rank in sorted(RISK_NAME)
+        ]
         self.young_max_age = triage.young_child_max_age
         self.young_floor = triage.young_child_min_severity.rank
         self.cared_floor = triage.looked_after_min_severity.rank
         self.cse_floor = triage.cse_min_severity.rank
-        self.ladder = [(step, int(step.after_hours * 3600), f"{step.after_hours:g}h")
-                       for step in policy.duration_ladder.steps]
+        self.ladder = [
+            (step, int(step.after_hours * 3600), f"{step.after_hours:g}h") for step in policy.duration_ladder.steps
+        ]
         rhi = policy.return_interview
         self.rhi_after = int(rhi.deadline_hours * 3600)
         self.rhi_step = f"{rhi.deadline_hours:g}h"
@@ -312,7 +329,7 @@ class _Rules:
         ``x - lateness``) and every fact from ``x - lateness`` to ``x``."""
         settled_end = bisect.bisect_left(facts, (x - self.lateness,))
         recent_end = bisect.bisect_left(facts, (x + 1,))
-        return facts[max(settled_end - 1, 0):recent_end]
+        return facts[max(settled_end - 1, 0) : recent_end]
 
     def settled_cse_level(self, x: int) -> int:
         """The CSE level as of ``x`` from settled screenings only: a screening that may
@@ -360,9 +377,14 @@ class _Rules:
             grade = "Child Rescue Alert activated" if risk is None else f"police risk {RISK_NAME[risk]}"
             factors = "; in care" if report.cared else ""
             yield Derived(
-                ref, TRIAGE, level.value, level, triage.notify[level],
+                ref,
+                TRIAGE,
+                level.value,
+                level,
+                triage.notify[level],
                 f"Child {CATEGORY_WORDS[report.cat]} ({grade}{factors}); triage {level.value}",
-                t, tuple(dict.fromkeys((report.id, eid))),
+                t,
+                tuple(dict.fromkeys((report.id, eid))),
             )
 
     def cse_missing(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
@@ -375,8 +397,9 @@ class _Rules:
         # CSE risk already current when the child goes missing ...
         flagged = [f for f in self.latest_as_of(self.state.c, report.t) if f[2] >= threshold]
         if flagged:
-            yield Derived(ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, report.t,
-                          (report.id, flagged[-1][1]))
+            yield Derived(
+                ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, report.t, (report.id, flagged[-1][1])
+            )
             return
         # ... or a CSE flag arrives while the child is missing: whichever comes first.
         for t, eid, level in self.state.c:
@@ -392,13 +415,20 @@ class _Rules:
         reason = "Missing child has no allocated worker"
         unallocated_then = [f for f in self.latest_as_of(self.state.u, report.t) if f[2] == 0]
         if unallocated_then:
-            yield Derived(ref, UNALLOCATED, "unallocated", rule.severity, rule.notify, reason, report.t,
-                          (report.id, unallocated_then[-1][1]))
+            yield Derived(
+                ref,
+                UNALLOCATED,
+                "unallocated",
+                rule.severity,
+                rule.notify,
+                reason,
+                report.t,
+                (report.id, unallocated_then[-1][1]),
+            )
             return
         for t, eid, allocated in self.state.u:
             if t >= report.t and not allocated and not self.closed_before(episode, t - self.lateness):
-                yield Derived(ref, UNALLOCATED, "unallocated", rule.severity, rule.notify, reason, t,
-                              (report.id, eid))
+                yield Derived(ref, UNALLOCATED, "unallocated", rule.severity, rule.notify, reason, t, (report.id, eid))
                 return
 
     def repeat(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
@@ -407,14 +437,20 @@ class _Rules:
         if len(self.state.e) < rule.count or not self._fresh(episode, REPEAT, tables.repeat_step, closed):
             return
         starts = sorted(
-            (e.r.start, e.r.id) for e in self.state.e.values()
+            (e.r.start, e.r.id)
+            for e in self.state.e.values()
             if e.r is not None and report.start - tables.repeat_window <= e.r.start <= report.start
         )
         if len(starts) >= rule.count:
             yield Derived(
-                ref, REPEAT, tables.repeat_step, rule.severity, rule.notify,
+                ref,
+                REPEAT,
+                tables.repeat_step,
+                rule.severity,
+                rule.notify,
                 f"{len(starts)} missing episodes in {rule.window_days} days; strategy discussion needed",
-                report.t, tuple(eid for _, eid in starts[-rule.count:]),
+                report.t,
+                tuple(eid for _, eid in starts[-rule.count :]),
             )
 
     @staticmethod
@@ -460,13 +496,32 @@ class _Rules:
                 continue
             if ladder_step is not None:
                 if self._fresh(episode, rule, step, closed):
-                    yield Derived(ref, DURATION, step, ladder_step.severity, ladder_step.notify,
-                                  _ladder_reason(report.cat, ladder_step.after_hours), due, (report.id,),
-                                  closed, FOUND if closed else "")
+                    yield Derived(
+                        ref,
+                        DURATION,
+                        step,
+                        ladder_step.severity,
+                        ladder_step.notify,
+                        _ladder_reason(report.cat, ladder_step.after_hours),
+                        due,
+                        (report.id,),
+                        closed,
+                        FOUND if closed else "",
+                    )
             elif self._fresh(episode, rule, step, episode.i is not None):
                 rhi = self.policy.return_interview
-                yield Derived(ref, RHI_OVERDUE, step, rhi.severity, rhi.notify, self.tables.rhi_reason, due,
-                              (report.id, episode.f[0][1]), episode.i is not None, RHI_RECORDED)
+                yield Derived(
+                    ref,
+                    RHI_OVERDUE,
+                    step,
+                    rhi.severity,
+                    rhi.notify,
+                    self.tables.rhi_reason,
+                    due,
+                    (report.id, episode.f[0][1]),
+                    episode.i is not None,
+                    RHI_RECORDED,
+                )
 
     def at_rest(self, episode: Episode) -> bool:
         """After a derivation at a horizon at or past the watermark: nothing new can be
@@ -511,8 +566,12 @@ class _Rules:
             if not rules:
                 continue
             closed = bool(episode.f)
-            for flag, rule in ((TRIAGE_RULE, self.triage), (CSE_RULE, self.cse_missing),
-                               (UNALLOCATED_RULE, self.unallocated), (REPEAT_RULE, self.repeat)):
+            for flag, rule in (
+                (TRIAGE_RULE, self.triage),
+                (CSE_RULE, self.cse_missing),
+                (UNALLOCATED_RULE, self.unallocated),
+                (REPEAT_RULE, self.repeat),
+            ):
                 if rules & flag:
                     derived += (_with_resolution(d, closed) for d in rule(ref, episode, closed))
             if rules & TIME_RULES:
@@ -530,7 +589,8 @@ class _Rules:
         """When the next not-yet-raised time rule can fire, from every episode's facts."""
         pending = [
             fire_at
-            for ref, episode in self.state.e.items() if episode.r is not None and not episode.q
+            for ref, episode in self.state.e.items()
+            if episode.r is not None and not episode.q
             for fire_at, rule, step, _, _ in self.time_points(episode)
             if alert_key(rule, step) not in episode.a
         ]
@@ -550,8 +610,14 @@ def alert_id_of(child_ref: str, d: Derived) -> str:
 # ------------------------------------------------------------------ emitting
 
 
-def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touched: str | None = None,
-          scope: Scope = CHILD_SCOPE) -> list[Alert]:
+def _emit(
+    child_ref: str,
+    state: ChildState,
+    policy: Policy,
+    now: datetime,
+    touched: str | None = None,
+    scope: Scope = CHILD_SCOPE,
+) -> list[Alert]:
     rules = _Rules(child_ref, state, policy, max(state.w, state.h))
     derived = sorted(rules.derive(touched, scope), key=lambda d: (d.occurred_at, d.rule, d.step))
     raised: list[Alert] = []
@@ -563,19 +629,39 @@ def _emit(child_ref: str, state: ChildState, policy: Policy, now: datetime, touc
         if status == RESOLVED or (status == RAISED and not d.resolved):
             continue  # the common case: nothing new to say
         council = episode.r.council if episode.r and episode.r.council else (state.p[2] if state.p else None)
-        common = dict(
-            alert_id=alert_id_of(child_ref, d), child_ref=child_ref, episode_ref=d.episode_ref, rule=d.rule,
-            step=d.step, severity=d.severity, council=council, notify=d.notify, emitted_at=now,
-        )
+        common = {
+            "alert_id": alert_id_of(child_ref, d),
+            "child_ref": child_ref,
+            "episode_ref": d.episode_ref,
+            "rule": d.rule,
+            "step": d.step,
+            "severity": d.severity,
+            "council": council,
+            "notify": d.notify,
+            "emitted_at": now,
+        }
         if status is None:
-            raised.append(Alert(status="raised", reason=d.reason, occurred_at=as_datetime(d.occurred_at),
-                                trigger_event_ids=d.triggers, **common))
+            raised.append(
+                Alert(
+                    status="raised",
+                    reason=d.reason,
+                    occurred_at=as_datetime(d.occurred_at),
+                    trigger_event_ids=d.triggers,
+                    **common,
+                )
+            )
             episode.a[key] = RAISED
             status = RAISED
         if d.resolved and status == RAISED:
-            resolved.append(Alert(status="resolved", reason=d.resolved_reason,
-                                        occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
-                                  trigger_event_ids=d.triggers, **common))
+            resolved.append(
+                Alert(
+                    status="resolved",
+                    reason=d.resolved_reason,
+                    occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
+                    trigger_event_ids=d.triggers,
+                    **common,
+                )
+            )
             episode.a[key] = RESOLVED
     rules.settle()
     state.n = rules.next_fire if rules.next_fire < NEVER else -1
@@ -592,8 +678,11 @@ def _prune(state: ChildState, policy: Policy) -> None:
     """Forget what no rule can look at again: closed (or never reported) episodes and
     superseded facts older than the longest window plus the lateness."""
     cutoff = state.w - _tables(policy).horizon
-    gone = [ref for ref, e in state.e.items()
-            if (e.f or e.r is None) and (e.r is None or e.r.t < cutoff) and e.last_fact_time() < cutoff]
+    gone = [
+        ref
+        for ref, e in state.e.items()
+        if (e.f or e.r is None) and (e.r is None or e.r.t < cutoff) and e.last_fact_time() < cutoff
+    ]
     if gone:
         for ref in gone:
             del state.e[ref]
@@ -604,9 +693,7 @@ def _prune(state: ChildState, policy: Policy) -> None:
             del facts[: old - 1]  # keep the latest old one: it is still the value as of now
 
 
-def decide(
-    state: ChildState, event: CloudEvent, now: datetime, policy: Policy
-) -> tuple[ChildState, list[Alert]]:
+def decide(state: ChildState, event: CloudEvent, now: datetime, policy: Policy) -> tuple[ChildState, list[Alert]]:
     """Merge one event into the child's state; return the new state and the alerts to emit.
     The state passed in is not modified."""
     state, outcome = apply_event(state, event, now, policy)
@@ -667,9 +754,16 @@ def load_state(child_ref: str, payload: bytes | None, policy: Policy) -> ChildSt
         return ChildState.from_bytes(payload)
     state = ChildState.from_legacy_json(payload)  # type: ignore[arg-type]
     tables = _tables(policy)
-    steps = [(TRIAGE, level.value) for level in SEVERITIES] + [
-        (CSE_MISSING, "flag"), (UNALLOCATED, "unallocated"), (REPEAT, tables.repeat_step),
-        (RHI_OVERDUE, tables.rhi_step)] + [(DURATION, hours) for _, _, hours in tables.ladder]
+    steps = (
+        [(TRIAGE, level.value) for level in SEVERITIES]
+        + [
+            (CSE_MISSING, "flag"),
+            (UNALLOCATED, "unallocated"),
+            (REPEAT, tables.repeat_step),
+            (RHI_OVERDUE, tables.rhi_step),
+        ]
+        + [(DURATION, hours) for _, _, hours in tables.ladder]
+    )
     for ref, episode in state.e.items():
         keys = {alert_id(child_ref, ref, rule, step): alert_key(rule, step) for rule, step in steps}
         episode.a = {keys.get(old, old): status for old, status in episode.a.items()}

@@ -9,7 +9,9 @@ from beacon.core.settings import Settings
 
 class CorrelatorSettings(Settings):
     correlator_batch_size: int = Field(
-        default=2000, ge=1, le=100_000,
+        default=2000,
+        ge=1,
+        le=100_000,
         description="Events per batch at most (records per fetch; one state load and save per child per batch).",
     )
     correlator_tick_interval_s: float = Field(default=5.0, gt=0, le=3600, description="Wall-clock timer period.")

@@ -82,17 +82,17 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
         return _ENCODER.encode(self)
 
     @classmethod
-    def from_bytes(cls, payload: bytes | None) -> "ChildState":
+    def from_bytes(cls, payload: bytes | None) -> ChildState:
         if not payload:
             return cls()
         return _DECODER.decode(payload)
 
     @classmethod
-    def from_legacy_json(cls, payload: bytes) -> "ChildState":
+    def from_legacy_json(cls, payload: bytes) -> ChildState:
         """A state as written before MessagePack (see ``engine.load_state``)."""
         return _LEGACY_DECODER.decode(payload)
 
-    def copy(self) -> "ChildState":
+    def copy(self) -> ChildState:
         """A deep copy (through the serialised form: the cheapest deep copy there is)."""
         return _DECODER.decode(_ENCODER.encode(self))
 

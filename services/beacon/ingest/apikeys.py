@@ -20,7 +20,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
@@ -46,7 +46,7 @@ def hash_token(token: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class KeyStoreError(ValueError):
@@ -121,8 +121,7 @@ class ApiKeyStore:
             raise KeyStoreError(f"source {source!r} must be a lower-case slug like 'met-police'")
         if scope not in scopes:
             raise KeyStoreError(f"unknown scope {scope!r}; known scopes: {', '.join(sorted(scopes))}")
-        key_id = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
-                         for _ in range(12))
+        key_id = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(12))
         token = f"bk_{key_id}_{secrets.token_urlsafe(32)}"
         key = ApiKey(key_id=key_id, source=source, scope=scope, token_sha256=hash_token(token), created_at=_now())
         with self._locked() as keys:

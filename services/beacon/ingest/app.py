@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
@@ -72,8 +72,9 @@ class Accepted(BaseModel):
 
 
 def problem_response(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.body(), status_code=problem.status, media_type="application/problem+json",
-                        headers=dict(problem.headers))
+    return JSONResponse(
+        problem.body(), status_code=problem.status, media_type="application/problem+json", headers=dict(problem.headers)
+    )
 
 
 def _event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -141,15 +142,22 @@ def create_app(settings: IngestSettings) -> FastAPI:
         responses={
             400: {"description": "Malformed JSON or batch.", "content": problem_content},
             401: {"description": "No API key, or an unknown or revoked key.", "content": problem_content},
-            403: {"description": "An event's type is outside the key's scope, or its source is not the key's.",
-                  "content": problem_content},
+            403: {
+                "description": "An event's type is outside the key's scope, or its source is not the key's.",
+                "content": problem_content,
+            },
             413: {"description": "Body or batch too large.", "content": problem_content},
             415: {"description": "Unsupported content type.", "content": problem_content},
-            422: {"description": "An event breaks the contract (every failing field is listed).",
-                  "content": problem_content},
+            422: {
+                "description": "An event breaks the contract (every failing field is listed).",
+                "content": problem_content,
+            },
             429: {"description": "Rate limit of this source.", "content": problem_content, "headers": retry_after},
-            503: {"description": "Kafka unavailable: nothing was accepted.", "content": problem_content,
-                  "headers": retry_after},
+            503: {
+                "description": "Kafka unavailable: nothing was accepted.",
+                "content": problem_content,
+                "headers": retry_after,
+            },
         },
         openapi_extra={"requestBody": {"required": True, "content": {}}},  # filled in by custom_openapi
     )
@@ -165,49 +173,82 @@ def create_app(settings: IngestSettings) -> FastAPI:
         key = store.authenticate(credentials.credentials if credentials else None)
         if key is None:
             EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="unauthorized").inc()
-            return problem_response(Problem(
-                401, "unauthorized", "Unauthorized",
-                "send a valid, unrevoked API key as 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": 'Bearer realm="beacon-ingest"'}))
+            return problem_response(
+                Problem(
+                    401,
+                    "unauthorized",
+                    "Unauthorized",
+                    "send a valid, unrevoked API key as 'Authorization: Bearer <key>'",
+                    headers={"WWW-Authenticate": 'Bearer realm="beacon-ingest"'},
+                )
+            )
         source_label = key.source
-        caller = Caller(source_name=key.source, scope=key.scope,
-                        allowed_types=frozenset(settings.ingest_scopes.get(key.scope, [])),
-                        source_uri=settings.ingest_source_prefix + key.source)
+        caller = Caller(
+            source_name=key.source,
+            scope=key.scope,
+            allowed_types=frozenset(settings.ingest_scopes.get(key.scope, [])),
+            source_uri=settings.ingest_source_prefix + key.source,
+        )
 
         body = await _read_body(request)
         if isinstance(body, Problem):
             return _reject(body, source_label)
-        decoded = decode_body(body, request.headers.get("content-type"), request.headers,
-                              max_events=settings.ingest_max_batch_events, max_bytes=settings.ingest_max_body_bytes)
+        decoded = decode_body(
+            body,
+            request.headers.get("content-type"),
+            request.headers,
+            max_events=settings.ingest_max_batch_events,
+            max_bytes=settings.ingest_max_body_bytes,
+        )
         if isinstance(decoded, Problem):
             return _reject(decoded, source_label)
         raws, batch = decoded
-        checked = check_events(raws, batch, caller, datetime.now(timezone.utc), tolerance)
+        checked = check_events(raws, batch, caller, datetime.now(UTC), tolerance)
         if isinstance(checked, Problem):
             for raw in raws:
                 EVENTS_RECEIVED.labels(source=source_label, type=type_label(raw), outcome="rejected").inc()
             return _reject(checked, source_label)
 
-        bucket, wait_s = take_tokens(buckets.get(key.source), len(checked), time.monotonic(),
-                                     settings.ingest_rate_per_s, settings.ingest_rate_burst)
+        bucket, wait_s = take_tokens(
+            buckets.get(key.source),
+            len(checked),
+            time.monotonic(),
+            settings.ingest_rate_per_s,
+            settings.ingest_rate_burst,
+        )
         buckets[key.source] = bucket
         if wait_s > 0:
-            return _reject(Problem(429, "rate-limited", "Too Many Requests",
-                                   f"source {key.source!r} may send {settings.ingest_rate_per_s:g} events/s "
-                                   f"(bursts of {settings.ingest_rate_burst}); retry later",
-                                   headers={"Retry-After": retry_after_header(wait_s)}), source_label)
+            return _reject(
+                Problem(
+                    429,
+                    "rate-limited",
+                    "Too Many Requests",
+                    f"source {key.source!r} may send {settings.ingest_rate_per_s:g} events/s "
+                    f"(bursts of {settings.ingest_rate_burst}); retry later",
+                    headers={"Retry-After": retry_after_header(wait_s)},
+                ),
+                source_label,
+            )
 
-        records = [(e.subject.encode(), event_to_json(e),
-                    [("beacon-via", b"http"), ("beacon-key-id", key.key_id.encode())]) for e in checked]
+        records = [
+            (e.subject.encode(), event_to_json(e), [("beacon-via", b"http"), ("beacon-key-id", key.key_id.encode())])
+            for e in checked
+        ]
         try:
             await producer.write(EVENTS, records)
         except KafkaUnavailable as exc:
             log.warning("kafka_unavailable", source=key.source, events=len(records), error=str(exc)[:200])
             readiness["checked_at"] = 0.0
-            return _reject(Problem(503, "kafka-unavailable", "Service Unavailable",
-                                   "Kafka did not acknowledge the events; nothing was accepted, resend the "
-                                   "same request later",
-                                   headers={"Retry-After": str(settings.ingest_retry_after_s)}), source_label)
+            return _reject(
+                Problem(
+                    503,
+                    "kafka-unavailable",
+                    "Service Unavailable",
+                    "Kafka did not acknowledge the events; nothing was accepted, resend the same request later",
+                    headers={"Retry-After": str(settings.ingest_retry_after_s)},
+                ),
+                source_label,
+            )
         for event in checked:
             EVENTS_RECEIVED.labels(source=source_label, type=event.type, outcome="accepted").inc()
         ids = [e.id for e in checked]
@@ -247,9 +288,12 @@ def create_app(settings: IngestSettings) -> FastAPI:
         content.update({t: {"schema": batch} for t in BATCH_TYPES})
         assert set(content) == set(ACCEPTED_CONTENT_TYPES)
         operation = schema["paths"]["/v1/events"]["post"]
-        operation["requestBody"] = {"required": True, "content": content,
-                                    "description": "One CloudEvent (structured mode) or a JSON array of them. "
-                                    "Binary mode: ce-* headers and the event's data as an application/json body."}
+        operation["requestBody"] = {
+            "required": True,
+            "content": content,
+            "description": "One CloudEvent (structured mode) or a JSON array of them. "
+            "Binary mode: ce-* headers and the event's data as an application/json body.",
+        }
         app.openapi_schema = schema
         return schema
 
@@ -264,6 +308,13 @@ def serve(settings: IngestSettings) -> None:
 
     configure_logging(settings.log_level)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter, not events
-    get_logger("ingest").info("ingest_starting", port=settings.ingest_port, keys_file=str(settings.ingest_api_keys_file))
-    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.ingest_port,
-                log_level=settings.log_level.lower(), access_log=False)
+    get_logger("ingest").info(
+        "ingest_starting", port=settings.ingest_port, keys_file=str(settings.ingest_api_keys_file)
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.ingest_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )

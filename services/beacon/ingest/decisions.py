@@ -79,9 +79,12 @@ def decode_body(
     """
     mtype = media_type(content_type)
     if mtype not in ACCEPTED_CONTENT_TYPES:
-        return Problem(415, "unsupported-media-type", "Unsupported Media Type",
-                       f"content type {mtype or '(none)'!r} is not accepted; send one of "
-                       f"{', '.join(ACCEPTED_CONTENT_TYPES)}")
+        return Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            f"content type {mtype or '(none)'!r} is not accepted; send one of {', '.join(ACCEPTED_CONTENT_TYPES)}",
+        )
     if len(body) > max_bytes:
         return too_large(f"the body is {len(body)} bytes; at most {max_bytes} are accepted")
     try:
@@ -142,20 +145,34 @@ def contract_errors(raw: Any, now: datetime, future_tolerance: timedelta) -> tup
     except EventValidationError as exc:
         return None, list(exc.errors)
     if event.time > now + future_tolerance:
-        return None, [FieldError(field="time", reason=f"is {event.time.isoformat()}, more than "
-                                 f"{int(future_tolerance.total_seconds())} s after the server time "
-                                 f"{now.isoformat(timespec='seconds')}")]
+        return None, [
+            FieldError(
+                field="time",
+                reason=f"is {event.time.isoformat()}, more than "
+                f"{int(future_tolerance.total_seconds())} s after the server time "
+                f"{now.isoformat(timespec='seconds')}",
+            )
+        ]
     return event, []
 
 
 def authorisation_errors(event: CloudEvent, caller: Caller) -> list[FieldError]:
     errors = []
     if event.type not in caller.allowed_types:
-        errors.append(FieldError(field="type", reason=f"{event.type!r} is not in the scope {caller.scope!r} "
-                                 f"of this key (source {caller.source_name!r})"))
+        errors.append(
+            FieldError(
+                field="type",
+                reason=f"{event.type!r} is not in the scope {caller.scope!r} "
+                f"of this key (source {caller.source_name!r})",
+            )
+        )
     if event.source != caller.source_uri:
-        errors.append(FieldError(field="source", reason=f"this key may only send events with source "
-                                 f"{caller.source_uri!r}, not {event.source!r}"))
+        errors.append(
+            FieldError(
+                field="source",
+                reason=f"this key may only send events with source {caller.source_uri!r}, not {event.source!r}",
+            )
+        )
     return errors
 
 
@@ -183,13 +200,22 @@ def check_events(
         events.append(event)
     if invalid:
         count = len({e.index for e in invalid})
-        return Problem(422, "invalid-event", "Event breaks the contract",
-                       f"{count} event(s) failed validation; nothing was accepted"
-                       if batch else "the event failed validation", tuple(invalid + forbidden))
+        return Problem(
+            422,
+            "invalid-event",
+            "Event breaks the contract",
+            f"{count} event(s) failed validation; nothing was accepted" if batch else "the event failed validation",
+            tuple(invalid + forbidden),
+        )
     if forbidden:
-        return Problem(403, "forbidden-event", "Event not allowed for this key",
-                       f"the key of source {caller.source_name!r} (scope {caller.scope!r}) may not send "
-                       "this; nothing was accepted", tuple(forbidden))
+        return Problem(
+            403,
+            "forbidden-event",
+            "Event not allowed for this key",
+            f"the key of source {caller.source_name!r} (scope {caller.scope!r}) may not send "
+            "this; nothing was accepted",
+            tuple(forbidden),
+        )
     return events
 
 

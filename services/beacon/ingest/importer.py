@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,12 @@ class ImportSummary:
     stopped_at_line: int = 0
 
     def render(self) -> str:
-        out = [f"lines read: {self.lines}  accepted: {self.accepted}  rejected: {self.rejected}"
-               f"  skipped (resume): {self.skipped}"]
+        out = [
+            (
+                f"lines read: {self.lines}  accepted: {self.accepted}  rejected: {self.rejected}"
+                f"  skipped (resume): {self.skipped}"
+            )
+        ]
         for reason, count in self.reasons.most_common():
             out.append(f"  {count:7d}  {reason}")
         return "\n".join(out)
@@ -58,7 +62,7 @@ def csv_row_to_event(row: dict[str, str]) -> dict[str, Any]:
         if column is None or value is None or value == "":
             continue
         if column.startswith(DATA_PREFIX):
-            data[column[len(DATA_PREFIX):]] = value
+            data[column[len(DATA_PREFIX) :]] = value
         else:
             event[column] = value
     event["data"] = data
@@ -110,13 +114,22 @@ def write_checkpoint(path: Path, last_line: int) -> None:
 
 
 def run_import(
-    path: Path, *, producer: Any, topic: str, dry_run: bool, rejects: Path | None, resume: bool,
-    limit: int | None, chunk: int, future_tolerance: timedelta, progress: Any = None,
+    path: Path,
+    *,
+    producer: Any,
+    topic: str,
+    dry_run: bool,
+    rejects: Path | None,
+    resume: bool,
+    limit: int | None,
+    chunk: int,
+    future_tolerance: timedelta,
+    progress: Any = None,
 ) -> ImportSummary:
     """Validate every record; send the valid ones (unless dry run); write rejects with reasons."""
     summary = ImportSummary()
     start_after = read_checkpoint(path) if resume and not dry_run else 0
-    rejects_file = open(rejects, "a" if resume else "w", encoding="utf-8") if rejects else None
+    rejects_file = open(rejects, "a" if resume else "w", encoding="utf-8") if rejects else None  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
     pending: list[Any] = []
     last_line = start_after
 
@@ -128,7 +141,7 @@ def run_import(
             future.get(timeout=0)
         pending.clear()
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         for number, raw in read_lines(path):
             if limit is not None and summary.lines >= limit:
@@ -150,13 +163,27 @@ def run_import(
                 for error in errors:
                     summary.reasons[f"{error['field']}: {error['reason'][:80]}"] += 1
                 if rejects_file:
-                    rejects_file.write(json.dumps({"line": number, "errors": errors,
-                                                   "record": raw if not isinstance(raw, Exception) else None}) + "\n")
+                    rejects_file.write(
+                        json.dumps(
+                            {
+                                "line": number,
+                                "errors": errors,
+                                "record": raw if not isinstance(raw, Exception) else None,
+                            }
+                        )
+                        + "\n"
+                    )
             else:
                 summary.accepted += 1
                 if not dry_run:
-                    pending.append(producer.send(topic, key=event.subject.encode(), value=event_to_json(event),
-                                                 headers=[("beacon-via", b"import")]))
+                    pending.append(
+                        producer.send(
+                            topic,
+                            key=event.subject.encode(),
+                            value=event_to_json(event),
+                            headers=[("beacon-via", b"import")],
+                        )
+                    )
             last_line = number
             if not dry_run and len(pending) >= chunk:
                 drain()

@@ -7,6 +7,7 @@ environment; a test fails if it drifts from the service.
 from __future__ import annotations
 
 import json
+
 from beacon.core.settings import PROJECT_ROOT
 
 OPENAPI_FILE = PROJECT_ROOT / "schemas" / "openapi.json"
@@ -19,4 +20,3 @@ def render_openapi() -> str:
     settings = IngestSettings.model_construct()  # defaults only, whatever BEACON_* says
     # Not sort_keys: the order of request content types matters to some tools (see app.py).
     return json.dumps(create_app(settings).openapi(), indent=2) + "\n"
-

@@ -79,9 +79,10 @@ class AckedProducer:
             waiters.append(waiter)
         try:
             # delivery_timeout_ms expires records inside the producer; the outer timeout is a backstop.
-            results = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True),
-                                             self.settings.ingest_kafka_timeout_s + 5)
-        except asyncio.TimeoutError as exc:
+            results = await asyncio.wait_for(
+                asyncio.gather(*waiters, return_exceptions=True), self.settings.ingest_kafka_timeout_s + 5
+            )
+        except TimeoutError as exc:
             raise KafkaUnavailable("Kafka did not acknowledge in time") from exc
         for result in results:
             if isinstance(result, BaseException):

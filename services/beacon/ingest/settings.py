@@ -54,13 +54,13 @@ class IngestSettings(Settings):
     ingest_retry_after_s: int = Field(default=5, ge=1, description="Retry-After when Kafka is unavailable.")
 
     @model_validator(mode="after")
-    def _keys_file_under_data_dir(self) -> "IngestSettings":
+    def _keys_file_under_data_dir(self) -> IngestSettings:
         if not self.ingest_api_keys_file.is_absolute():
             self.ingest_api_keys_file = self.data_dir / self.ingest_api_keys_file
         return self
 
     @model_validator(mode="after")
-    def _scopes_name_known_types(self) -> "IngestSettings":
+    def _scopes_name_known_types(self) -> IngestSettings:
         from beacon.core.events import EVENT_TYPES
 
         for scope, types in self.ingest_scopes.items():

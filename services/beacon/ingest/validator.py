@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from beacon.core.events import event_to_json
@@ -43,8 +43,14 @@ def raw_source(value: bytes) -> str:
 
 
 def classify(
-    value: bytes | None, key: bytes | None, *, topic: str, partition: int, offset: int,
-    now: datetime, future_tolerance: timedelta,
+    value: bytes | None,
+    key: bytes | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    now: datetime,
+    future_tolerance: timedelta,
 ) -> Forward | DeadLetter:
     """Where one raw record goes: on to EVENTS, or to the dead-letter topic with its reasons."""
     original = value or b""
@@ -76,8 +82,8 @@ def source_label(source: str, known_prefix: str) -> str:
     """Bounded metrics label: a source slug in the Beacon URN form, else 'other'."""
     from beacon.ingest.apikeys import SOURCE_NAME
 
-    if source.startswith(known_prefix) and SOURCE_NAME.match(source[len(known_prefix):]):
-        return source[len(known_prefix):]
+    if source.startswith(known_prefix) and SOURCE_NAME.match(source[len(known_prefix) :]):
+        return source[len(known_prefix) :]
     return "other"
 
 
@@ -103,8 +109,15 @@ def build_app() -> Any:
     async def validate(stream):  # type: ignore[no-untyped-def]
         async for event in stream.events():
             message = event.message
-            outcome = classify(message.value, message.key, topic=message.topic, partition=message.partition,
-                               offset=message.offset, now=datetime.now(timezone.utc), future_tolerance=tolerance)
+            outcome = classify(
+                message.value,
+                message.key,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                now=datetime.now(UTC),
+                future_tolerance=tolerance,
+            )
             label = source_label(raw_source(message.value or b""), settings.ingest_source_prefix)
             if isinstance(outcome, Forward):
                 # Wait for the broker's ack before the offset can be committed (at-least-once).

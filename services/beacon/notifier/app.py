@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import html
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,17 +40,34 @@ from beacon.core.alerts import AlertRecord
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.logs import configure_logging, get_logger
 from beacon.core.metrics import (
-    ACK_LATENCY, END_TO_END_LATENCY, ESCALATION_STEPS, NOTIFICATIONS, NOTIFICATIONS_FAILED,
+    ACK_LATENCY,
+    END_TO_END_LATENCY,
+    ESCALATION_STEPS,
+    NOTIFICATIONS,
+    NOTIFICATIONS_FAILED,
     UNACKNOWLEDGED_CRITICAL,
 )
 from beacon.core.settings import load_settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT, NOTIFICATIONS as NOTIFICATIONS_TOPIC
+from beacon.core.topics import ACKS, ALERTS, AUDIT
+from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
 from beacon.notifier.channels import Channel, DeliveryError, Outbox, SmtpEmail, TwilioSms
 from beacon.notifier.clock import Clock
 from beacon.notifier.dispatch import PendingRef, plan_sends
 from beacon.notifier.escalation import (
-    AckReceived, AlertRaised, AlertResolved, Audit, DeliveryResult, Envelope, EscalationState, Notice,
-    SendNotification, Tick, apply, parse_sms_reply, resolve_chain, sms_reply,
+    AckReceived,
+    AlertRaised,
+    AlertResolved,
+    Audit,
+    DeliveryResult,
+    Envelope,
+    EscalationState,
+    Notice,
+    SendNotification,
+    Tick,
+    apply,
+    parse_sms_reply,
+    resolve_chain,
+    sms_reply,
 )
 from beacon.notifier.links import LinkError, make_token, read_token
 from beacon.notifier.oncall import load_oncall
@@ -74,26 +91,43 @@ alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
 acks_topic = app.topic(ACKS, key_serializer="raw", value_serializer="raw")
 audit_topic = app.topic(AUDIT, key_serializer="raw", value_serializer="raw")
 ledger_topic = app.topic(NOTIFICATIONS_TOPIC, key_serializer="raw", value_serializer="raw")
-inputs_topic = app.topic(INPUTS, key_serializer="raw", value_serializer="raw", internal=True,
-                         partitions=settings.topic_partitions)
-escalations = app.Table("escalations", default=None, key_type=str,
-                        partitions=settings.topic_partitions)
+inputs_topic = app.topic(
+    INPUTS, key_serializer="raw", value_serializer="raw", internal=True, partitions=settings.topic_partitions
+)
+escalations = app.Table("escalations", default=None, key_type=str, partitions=settings.topic_partitions)
 
 outbox_file = settings.outbox_dir / "notifications.jsonl"
 channels: dict[str, Channel] = {
-    "sms": TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
-                     settings.twilio_from_number, settings.twilio_api_base_url, settings.notifier_send_timeout_s,
-                     settings.notifier_send_attempts, settings.notifier_retry_backoff_s)
-    if settings.twilio_account_sid else Outbox("sms", outbox_file),
-    "email": SmtpEmail(settings.smtp_host, settings.smtp_port, settings.smtp_username,
-                       settings.smtp_password.get_secret_value(), settings.smtp_from, settings.smtp_starttls,
-                       settings.smtp_ca_file, settings.notifier_send_timeout_s, settings.notifier_send_attempts,
-                       settings.notifier_retry_backoff_s)
-    if settings.smtp_host else Outbox("email", outbox_file),
+    "sms": TwilioSms(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_from_number,
+        settings.twilio_api_base_url,
+        settings.notifier_send_timeout_s,
+        settings.notifier_send_attempts,
+        settings.notifier_retry_backoff_s,
+    )
+    if settings.twilio_account_sid
+    else Outbox("sms", outbox_file),
+    "email": SmtpEmail(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_username,
+        settings.smtp_password.get_secret_value(),
+        settings.smtp_from,
+        settings.smtp_starttls,
+        settings.smtp_ca_file,
+        settings.notifier_send_timeout_s,
+        settings.notifier_send_attempts,
+        settings.notifier_retry_backoff_s,
+    )
+    if settings.smtp_host
+    else Outbox("email", outbox_file),
 }
 # Longest a send can take with every retry, plus a margin; after that it is retried.
-STALE_SEND_S = settings.notifier_send_attempts * (settings.notifier_send_timeout_s
-                                                  + 16 * settings.notifier_retry_backoff_s) + 30
+STALE_SEND_S = (
+    settings.notifier_send_attempts * (settings.notifier_send_timeout_s + 16 * settings.notifier_retry_backoff_s) + 30
+)
 twilio_validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
 base_url = settings.public_base_url.rstrip("/")
 
@@ -200,8 +234,15 @@ async def record(before: EscalationState | None, after: EscalationState, actions
         if isinstance(action, Audit):
             rec = action.record
             await audit_topic.send(key=rec.key, value=rec.to_json())
-            log.info("audit", kind=rec.kind, alert_id=rec.alert_id, person=rec.person, channel=rec.channel,
-                     step=rec.step, detail=rec.detail)
+            log.info(
+                "audit",
+                kind=rec.kind,
+                alert_id=rec.alert_id,
+                person=rec.person,
+                channel=rec.channel,
+                step=rec.step,
+                detail=rec.detail,
+            )
             if rec.kind == "escalation_step" and rec.detail != "chain_exhausted":
                 ESCALATION_STEPS.labels(step=str(rec.step)).inc()
             if rec.kind in ("acknowledged", "closed") and after.first_paged_at is not None:
@@ -210,11 +251,19 @@ async def record(before: EscalationState | None, after: EscalationState, actions
     old = before.notices if before else {}
     for key, notice in after.notices.items():
         if old.get(key) != notice:
-            ledger = {"alert_id": after.alert_id, "key": key, "kind": notice.kind, "step": notice.step,
-                      "person": notice.person, "channel": notice.channel, "status": notice.status,
-                      "at": now.isoformat()}
-            await ledger_topic.send(key=f"{after.alert_id}:{key}".encode(),
-                                    value=json.dumps(ledger, separators=(",", ":")).encode())
+            ledger = {
+                "alert_id": after.alert_id,
+                "key": key,
+                "kind": notice.kind,
+                "step": notice.step,
+                "person": notice.person,
+                "channel": notice.channel,
+                "status": notice.status,
+                "at": now.isoformat(),
+            }
+            await ledger_topic.send(
+                key=f"{after.alert_id}:{key}".encode(), value=json.dumps(ledger, separators=(",", ":")).encode()
+            )
 
 
 # ------------------------------------------------------------------ timer and dispatcher
@@ -242,11 +291,14 @@ def full_scan() -> None:
     # A send whose outcome never came back (e.g. its result could not be produced) is
     # tried again rather than left stalled: at-least-once, never a silent lost page.
     loop_now = asyncio.get_running_loop().time()
-    index.in_flight = {ref: started for ref, started in index.in_flight.items()
-                       if ref in pending and loop_now - started < STALE_SEND_S}
+    index.in_flight = {
+        ref: started for ref, started in index.in_flight.items() if ref in pending and loop_now - started < STALE_SEND_S
+    }
     for severity in ("low", "medium", "high", "critical"):
         for exhausted in ("true", "false"):
-            UNACKNOWLEDGED_CRITICAL.labels(severity=severity, exhausted=exhausted).set(counts.get((severity, exhausted), 0))
+            UNACKNOWLEDGED_CRITICAL.labels(severity=severity, exhausted=exhausted).set(
+                counts.get((severity, exhausted), 0)
+            )
 
 
 @guarded_timer(app, settings.notifier_tick_interval_s, "escalation")
@@ -272,7 +324,7 @@ async def dispatcher() -> None:
     while True:
         try:
             await asyncio.wait_for(index.wake.wait(), timeout=0.5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         index.wake.clear()
         try:
@@ -290,8 +342,13 @@ async def dispatch_once() -> None:
     if not ready:
         return
     now = clock.now()
-    plan = plan_sends(ready, index.last_sent, now, timedelta(seconds=settings.notifier_contact_min_interval_s),
-                      settings.notifier_max_bundle)
+    plan = plan_sends(
+        ready,
+        index.last_sent,
+        now,
+        timedelta(seconds=settings.notifier_contact_min_interval_s),
+        settings.notifier_max_bundle,
+    )
     for bundle in plan.send_now:
         items: list[tuple[EscalationState, Notice]] = []
         for ref in bundle:
@@ -310,10 +367,21 @@ async def dispatch_once() -> None:
 
 
 def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
-    token = make_token(settings.ack_link_secret.get_secret_value(), state.alert_id, notice.person, notice.key,
-                       notice.created_at, timedelta(minutes=settings.ack_link_ttl_minutes))
-    return MessageFields(case_ref=state.case_ref, severity=state.severity.value, ask=notice.ask,
-                         reply_code=state.reply_code, ack_url=f"{base_url}/ack/{token}")
+    token = make_token(
+        settings.ack_link_secret.get_secret_value(),
+        state.alert_id,
+        notice.person,
+        notice.key,
+        notice.created_at,
+        timedelta(minutes=settings.ack_link_ttl_minutes),
+    )
+    return MessageFields(
+        case_ref=state.case_ref,
+        severity=state.severity.value,
+        ask=notice.ask,
+        reply_code=state.reply_code,
+        ack_url=f"{base_url}/ack/{token}",
+    )
 
 
 async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
@@ -327,8 +395,9 @@ async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
         log.exception("deliver_failed", alerts=[s.alert_id for s, _ in items])
         NOTIFICATIONS_FAILED.labels(channel=items[0][1].channel, reason="internal").inc()
         for s, n in items:
-            await send_input(s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="error",
-                                                        reason="internal"))
+            await send_input(
+                s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="error", reason="internal")
+            )
 
 
 async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
@@ -342,30 +411,43 @@ async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
         body = "\n\n----\n\n".join(r.body for r in rendered)
     refs = ",".join(f"{s.alert_id}|{n.key}" for s, n in items)
     callback = f"{base_url}/webhooks/twilio/status?{urlencode({'refs': refs})}" if channel.mode == "sms" else None
-    meta: dict[str, object] = {"alert_id": first_state.alert_id, "alert_ids": [s.alert_id for s, _ in items],
-                               "kind": first.kind, "step": first.step, "person": first.person,
-                               "ledger_key": f"{first_state.alert_id}:{first.key}"}
+    meta: dict[str, object] = {
+        "alert_id": first_state.alert_id,
+        "alert_ids": [s.alert_id for s, _ in items],
+        "kind": first.kind,
+        "step": first.step,
+        "person": first.person,
+        "ledger_key": f"{first_state.alert_id}:{first.key}",
+    }
     try:
         provider_id = await channel.send(first.to, subject, body, callback, meta)
     except DeliveryError as exc:
         NOTIFICATIONS.labels(channel=first.channel, outcome="failed").inc()
         NOTIFICATIONS_FAILED.labels(channel=first.channel, reason=exc.reason).inc()
-        log.warning("send_failed", channel=first.channel, person=first.person, reason=exc.reason,
-                    alerts=[s.alert_id for s, _ in items])
+        log.warning(
+            "send_failed",
+            channel=first.channel,
+            person=first.person,
+            reason=exc.reason,
+            alerts=[s.alert_id for s, _ in items],
+        )
         for s, n in items:
-            await send_input(s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="error",
-                                                        reason=exc.reason))
+            await send_input(
+                s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="error", reason=exc.reason)
+            )
     else:
         NOTIFICATIONS.labels(channel=first.channel, outcome="sent").inc()
-        real_now = datetime.now(timezone.utc)
+        real_now = datetime.now(UTC)
         for s, n in items:
             if n.kind == "page" and s.alert_id not in index.first_page_seen:
                 index.first_page_seen.add(s.alert_id)
                 END_TO_END_LATENCY.observe(max(0.0, (real_now - s.occurred_at).total_seconds()))
-            await send_input(s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="sent",
-                                                        provider_id=provider_id))
-        log.info("sent", channel=first.channel, mode=channel.mode, person=first.person,
-                 alerts=[s.alert_id for s, _ in items])
+            await send_input(
+                s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="sent", provider_id=provider_id)
+            )
+        log.info(
+            "sent", channel=first.channel, mode=channel.mode, person=first.person, alerts=[s.alert_id for s, _ in items]
+        )
     await app.producer.flush()
 
 
@@ -425,8 +507,14 @@ class InboundSms(faust.web.View):
             text = decision.text
             if decision.alert_id and decision.action:
                 sid = params.get("MessageSid") or hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:32]
-                command = AckCommand(command_id=f"sms:{sid}", alert_id=decision.alert_id,
-                                     action=decision.action, by=person, via="sms", at=clock.now())  # type: ignore[arg-type]
+                command = AckCommand(
+                    command_id=f"sms:{sid}",
+                    alert_id=decision.alert_id,
+                    action=decision.action,
+                    by=person,
+                    via="sms",
+                    at=clock.now(),
+                )  # type: ignore[arg-type]
                 await acks_topic.send(key=command.key, value=command.to_json())
         return self.bytes(_twiml(text).encode(), content_type="text/xml")
 
@@ -447,18 +535,30 @@ class StatusCallback(faust.web.View):
             for ref in request.query.get("refs", "").split(","):
                 alert_id, _, key = ref.partition("|")
                 if alert_id and key:
-                    await send_input(alert_id, DeliveryResult(alert_id=alert_id, key=key, outcome=status,  # type: ignore[arg-type]
-                                                              provider_id=params.get("MessageSid"),
-                                                              reason=params.get("ErrorCode", "")[:20]))
+                    await send_input(
+                        alert_id,
+                        DeliveryResult(
+                            alert_id=alert_id,
+                            key=key,
+                            outcome=status,  # type: ignore[arg-type]
+                            provider_id=params.get("MessageSid"),
+                            reason=params.get("ErrorCode", "")[:20],
+                        ),
+                    )
         return self.text("", status=204)
 
 
 def _page(title: str, message: str, form_action: str | None = None, status: int = 200) -> tuple[str, int]:
-    form = (f'<form method="post" action="{html.escape(form_action)}"><button type="submit">'
-            "Acknowledge</button></form>") if form_action else ""
-    body = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Beacon: {html.escape(title)}</title>"
-            f"<meta name=viewport content='width=device-width'></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(message)}</p>{form}</body></html>")
+    form = (
+        (f'<form method="post" action="{html.escape(form_action)}"><button type="submit">Acknowledge</button></form>')
+        if form_action
+        else ""
+    )
+    body = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Beacon: {html.escape(title)}</title>"
+        f"<meta name=viewport content='width=device-width'></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(message)}</p>{form}</body></html>"
+    )
     return body, status
 
 
@@ -467,8 +567,11 @@ def _check_link(token: str) -> tuple[Any, tuple[str, int] | None]:
         link = read_token(settings.ack_link_secret.get_secret_value(), token, clock.now())
     except LinkError as exc:
         if exc.reason == "expired":
-            return None, _page("Link expired", "This acknowledgement link has expired. Reply to the SMS "
-                               "with the code, or use the console.", status=410)
+            return None, _page(
+                "Link expired",
+                "This acknowledgement link has expired. Reply to the SMS with the code, or use the console.",
+                status=410,
+            )
         return None, _page("Invalid link", "This acknowledgement link is not valid.", status=400)
     state = load_state(link.alert_id)
     if link.command_id in _used_links or (state is not None and link.command_id in state.seen_commands):
@@ -490,9 +593,11 @@ class AckLinkView(faust.web.View):
             return self.html(refusal[0], status=refusal[1])
         state = load_state(link.alert_id)
         assert state is not None
-        body, status = _page(f"Acknowledge case {state.case_ref}?",
-                             f"Risk level {state.severity.value}. Acknowledging stops the escalation.",
-                             form_action=f"{base_url}/ack/{token}")
+        body, status = _page(
+            f"Acknowledge case {state.case_ref}?",
+            f"Risk level {state.severity.value}. Acknowledging stops the escalation.",
+            form_action=f"{base_url}/ack/{token}",
+        )
         return self.html(body, status=status)
 
     async def post(self, request: Any, token: str) -> Any:
@@ -500,8 +605,14 @@ class AckLinkView(faust.web.View):
         if refusal:
             return self.html(refusal[0], status=refusal[1])
         _used_links.add(link.command_id)
-        command = AckCommand(command_id=link.command_id, alert_id=link.alert_id, action="acknowledge",
-                             by=link.person, via="link", at=clock.now())
+        command = AckCommand(
+            command_id=link.command_id,
+            alert_id=link.alert_id,
+            action="acknowledge",
+            by=link.person,
+            via="link",
+            at=clock.now(),
+        )
         await acks_topic.send(key=command.key, value=command.to_json())
         body, status = _page("Acknowledged", "Thank you: the escalation stops and this is recorded.")
         return self.html(body, status=status)
@@ -528,9 +639,13 @@ class ApiAck(faust.web.View):
             return self.json({"error": "action must be acknowledge, escalate or close"}, status=400)
         if load_state(alert_id) is None:
             return self.json({"error": "unknown alert"}, status=404)
-        command_id = str(body.get("command_id") or f"api:{hashlib.sha256(f'{alert_id}|{by}|{action}|{clock.now()}'.encode()).hexdigest()[:24]}")
-        command = AckCommand(command_id=command_id[:128], alert_id=alert_id, action=action, by=by, via="api",
-                             at=clock.now())
+        command_id = str(
+            body.get("command_id")
+            or f"api:{hashlib.sha256(f'{alert_id}|{by}|{action}|{clock.now()}'.encode()).hexdigest()[:24]}"
+        )
+        command = AckCommand(
+            command_id=command_id[:128], alert_id=alert_id, action=action, by=by, via="api", at=clock.now()
+        )
         await acks_topic.send(key=command.key, value=command.to_json())
         return self.json({"command_id": command.command_id, "status": "accepted"}, status=202)
 
@@ -543,12 +658,21 @@ class ApiAlert(faust.web.View):
         state = load_state(alert_id)
         if state is None:
             return self.json({"error": "unknown alert"}, status=404)
-        return self.json({
-            "alert_id": state.alert_id, "case_ref": state.case_ref, "status": state.status, "step": state.step,
-            "exhausted": state.exhausted, "acked_by": state.acked_by, "acked_via": state.acked_via,
-            "notices": {k: {"status": n.status, "person": n.person, "channel": n.channel, "step": n.step}
-                        for k, n in state.notices.items()},
-        })
+        return self.json(
+            {
+                "alert_id": state.alert_id,
+                "case_ref": state.case_ref,
+                "status": state.status,
+                "step": state.step,
+                "exhausted": state.exhausted,
+                "acked_by": state.acked_by,
+                "acked_via": state.acked_via,
+                "notices": {
+                    k: {"status": n.status, "person": n.person, "channel": n.channel, "step": n.step}
+                    for k, n in state.notices.items()
+                },
+            }
+        )
 
 
 @app.page("/test/clock")

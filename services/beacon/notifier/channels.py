@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -36,8 +36,9 @@ class Channel(Protocol):
     name: str
     mode: str  # "sms"/"email" for a real provider, "outbox" in dev mode
 
-    async def send(self, to: str, subject: str, body: str, status_callback: str | None, meta: dict[str, object]) -> str:
-        ...
+    async def send(
+        self, to: str, subject: str, body: str, status_callback: str | None, meta: dict[str, object]
+    ) -> str: ...
 
 
 def _retrying(attempts: int, base_s: float) -> AsyncRetrying:
@@ -53,8 +54,16 @@ class TwilioSms:
     name = "sms"
     mode = "sms"
 
-    def __init__(self, account_sid: str, auth_token: str, from_number: str, api_base_url: str = "",
-                 timeout_s: float = 10.0, attempts: int = 4, backoff_s: float = 0.5):
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        api_base_url: str = "",
+        timeout_s: float = 10.0,
+        attempts: int = 4,
+        backoff_s: float = 0.5,
+    ):
         self.account_sid, self.auth_token, self.from_number = account_sid, auth_token, from_number
         self.api_base_url, self.timeout_s = api_base_url, timeout_s
         self.attempts, self.backoff_s = attempts, backoff_s
@@ -77,7 +86,7 @@ class TwilioSms:
         except TwilioRestException as exc:
             transient = exc.status >= 500 or exc.status == 429
             raise DeliveryError(f"http_{exc.status}", transient) from exc
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise DeliveryError("timeout", True) from exc
         except OSError as exc:  # connection refused/reset (aiohttp's errors derive from OSError)
             raise DeliveryError("connection", True) from exc
@@ -96,8 +105,19 @@ class SmtpEmail:
     name = "email"
     mode = "email"
 
-    def __init__(self, host: str, port: int, username: str, password: str, sender: str, starttls: bool = True,
-                 ca_file: Path | None = None, timeout_s: float = 10.0, attempts: int = 4, backoff_s: float = 0.5):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        sender: str,
+        starttls: bool = True,
+        ca_file: Path | None = None,
+        timeout_s: float = 10.0,
+        attempts: int = 4,
+        backoff_s: float = 0.5,
+    ):
         self.host, self.port, self.username, self.password = host, port, username, password
         self.sender, self.starttls, self.timeout_s = sender, starttls, timeout_s
         self.attempts, self.backoff_s = attempts, backoff_s
@@ -106,21 +126,27 @@ class SmtpEmail:
     async def _send_once(self, message: EmailMessage) -> None:
         try:
             await aiosmtplib.send(
-                message, hostname=self.host, port=self.port, start_tls=self.starttls,
-                username=self.username or None, password=self.password or None,
-                tls_context=self.tls_context, timeout=self.timeout_s,
+                message,
+                hostname=self.host,
+                port=self.port,
+                start_tls=self.starttls,
+                username=self.username or None,
+                password=self.password or None,
+                tls_context=self.tls_context,
+                timeout=self.timeout_s,
             )
         except aiosmtplib.SMTPResponseException as exc:
             raise DeliveryError(f"smtp_{exc.code}", exc.code < 500) from exc
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(type(exc).__name__[:40], True) from exc
 
     async def send(self, to: str, subject: str, body: str, status_callback: str | None, meta: dict[str, object]) -> str:
         message = EmailMessage()
         message["From"], message["To"], message["Subject"] = self.sender, to, subject
         # Deterministic Message-ID: a resend after a crash is recognisable as the same mail.
-        message["Message-ID"] = make_msgid(idstring=str(meta.get("ledger_key", "")).replace(":", ".")[:60],
-                                           domain="beacon.invalid")
+        message["Message-ID"] = make_msgid(
+            idstring=str(meta.get("ledger_key", "")).replace(":", ".")[:60], domain="beacon.invalid"
+        )
         message.set_content(body)
         async for attempt in _retrying(self.attempts, self.backoff_s):
             with attempt:
@@ -138,8 +164,14 @@ class Outbox:
 
     async def send(self, to: str, subject: str, body: str, status_callback: str | None, meta: dict[str, object]) -> str:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = {"channel": self.name, "to": to, "subject": subject, "body": body, **meta,
-                "written_at": datetime.now(timezone.utc).isoformat()}
+        line = {
+            "channel": self.name,
+            "to": to,
+            "subject": subject,
+            "body": body,
+            **meta,
+            "written_at": datetime.now(UTC).isoformat(),
+        }
         with self.path.open("a") as out:
             out.write(json.dumps(line) + "\n")
         return f"outbox-{meta.get('ledger_key', '')}"

@@ -8,7 +8,7 @@ file under the data directory, so a restarted worker keeps the test's time.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 
@@ -20,7 +20,7 @@ class Clock:
             self._offset = timedelta(seconds=float(offset_file.read_text() or 0))
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc) + self._offset
+        return datetime.now(UTC) + self._offset
 
     @property
     def offset(self) -> timedelta:

@@ -31,8 +31,13 @@ class Plan:
     wait_until: dict[tuple[str, str], datetime]  # contacts held back by the rate limit
 
 
-def plan_sends(pending: list[PendingRef], last_sent: dict[tuple[str, str], datetime], now: datetime,
-               min_interval: timedelta, max_bundle: int) -> Plan:
+def plan_sends(
+    pending: list[PendingRef],
+    last_sent: dict[tuple[str, str], datetime],
+    now: datetime,
+    min_interval: timedelta,
+    max_bundle: int,
+) -> Plan:
     by_contact: dict[tuple[str, str], list[PendingRef]] = {}
     for ref in sorted(pending, key=lambda r: (r.created_at, r.alert_id, r.key)):
         by_contact.setdefault(ref.contact, []).append(ref)

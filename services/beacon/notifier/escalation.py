@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -79,12 +79,20 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
     for step in policy.steps:
         people: list[str] = []
         for target in step.targets:
-            who = team.rotation.on_call(at) if target.oncall else team.roles[target.role] if target.role else target.person
+            who = (
+                team.rotation.on_call(at)
+                if target.oncall
+                else team.roles[target.role]
+                if target.role
+                else target.person
+            )
             assert who is not None
             if who not in people:
                 people.append(who)
         targets = tuple(
-            ChainTarget(person=p, contacts=tuple(Contact(channel=c.channel, to=c.to) for c in config.people[p].contacts))
+            ChainTarget(
+                person=p, contacts=tuple(Contact(channel=c.channel, to=c.to) for c in config.people[p].contacts)
+            )
             for p in people
         )
         steps.append(ChainStep(delay_s=step.delay_minutes * 60, ask=step.ask, targets=targets))
@@ -147,7 +155,7 @@ class EscalationState(_Model):
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, payload: bytes | str) -> "EscalationState":
+    def from_json(cls, payload: bytes | str) -> EscalationState:
         return cls.model_validate_json(payload)
 
 
@@ -199,7 +207,7 @@ class Tick(_Model):
     alert_id: str
 
 
-Input = Annotated[Union[AlertRaised, AlertResolved, AckReceived, DeliveryResult, Tick], Field(discriminator="type")]
+Input = Annotated[AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick, Field(discriminator="type")]
 
 
 class Envelope(_Model):
@@ -211,14 +219,17 @@ class Envelope(_Model):
     @property
     def alert_id(self) -> str:
         i = self.input
-        return i.alert.alert_id if isinstance(i, (AlertRaised, AlertResolved)) else (
-            i.command.alert_id if isinstance(i, AckReceived) else i.alert_id)
+        return (
+            i.alert.alert_id
+            if isinstance(i, (AlertRaised, AlertResolved))
+            else (i.command.alert_id if isinstance(i, AckReceived) else i.alert_id)
+        )
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
 
     @classmethod
-    def from_json(cls, payload: bytes | str) -> "Envelope":
+    def from_json(cls, payload: bytes | str) -> Envelope:
         return cls.model_validate_json(payload)
 
 
@@ -232,12 +243,13 @@ class Audit(_Model):
     record: AuditRecord
 
 
-Action = Union[SendNotification, Audit]
+Action = SendNotification | Audit
 
 
 # ---------------------------------------------------------------- the machine
-def apply(state: EscalationState | None, inp: AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick,
-          now: datetime) -> tuple[EscalationState | None, list[Action]]:
+def apply(
+    state: EscalationState | None, inp: AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick, now: datetime
+) -> tuple[EscalationState | None, list[Action]]:
     if isinstance(inp, AlertRaised):
         return _raised(state, inp, now)
     if state is None and isinstance(inp, AlertResolved):
@@ -253,22 +265,49 @@ def apply(state: EscalationState | None, inp: AlertRaised | AlertResolved | AckR
     return _tick(state, now)
 
 
-def _audit(state: EscalationState, kind: AuditKind, now: datetime, ident: str, *, person: str | None = None,
-           channel: Channel | None = None, step: int | None = None, detail: str = "") -> Audit:
-    return Audit(record=AuditRecord(
-        audit_id=f"{state.alert_id}:{kind}:{ident}", kind=kind, at=now, alert_id=state.alert_id,
-        child_ref=state.child_ref, person=person, channel=channel, step=step, detail=detail,
-    ))
+def _audit(
+    state: EscalationState,
+    kind: AuditKind,
+    now: datetime,
+    ident: str,
+    *,
+    person: str | None = None,
+    channel: Channel | None = None,
+    step: int | None = None,
+    detail: str = "",
+) -> Audit:
+    return Audit(
+        record=AuditRecord(
+            audit_id=f"{state.alert_id}:{kind}:{ident}",
+            kind=kind,
+            at=now,
+            alert_id=state.alert_id,
+            child_ref=state.child_ref,
+            person=person,
+            channel=channel,
+            step=step,
+            detail=detail,
+        )
+    )
 
 
 def _new_state(alert: AlertRecord, status: AlertStatus, chain: Chain | None, now: datetime) -> EscalationState:
     return EscalationState(
-        alert_id=alert.alert_id, child_ref=alert.child_ref, case_ref=case_reference(alert), severity=alert.severity,
-        rule=alert.rule, occurred_at=alert.occurred_at, status=status, chain=chain, started_at=now,
+        alert_id=alert.alert_id,
+        child_ref=alert.child_ref,
+        case_ref=case_reference(alert),
+        severity=alert.severity,
+        rule=alert.rule,
+        occurred_at=alert.occurred_at,
+        status=status,
+        chain=chain,
+        started_at=now,
     )
 
 
-def _raised(state: EscalationState | None, inp: AlertRaised, now: datetime) -> tuple[EscalationState | None, list[Action]]:
+def _raised(
+    state: EscalationState | None, inp: AlertRaised, now: datetime
+) -> tuple[EscalationState | None, list[Action]]:
     if state is not None:
         return state, []  # replayed or re-emitted: the chain stays the one fixed at the start
     new = _new_state(inp.alert, "active", inp.chain, now)
@@ -297,18 +336,38 @@ def _page_step(state: EscalationState, number: int, now: datetime, reason: str) 
         if notice.key not in notices:
             notices[notice.key] = notice
             actions.append(SendNotification(alert_id=state.alert_id, notice=notice))
-    new = state.model_copy(update={
-        "step": number, "notices": notices, "next_due": now + timedelta(seconds=step.delay_s),
-        "first_paged_at": state.first_paged_at or now,
-    })
+    new = state.model_copy(
+        update={
+            "step": number,
+            "notices": notices,
+            "next_due": now + timedelta(seconds=step.delay_s),
+            "first_paged_at": state.first_paged_at or now,
+        }
+    )
     return new, actions
 
 
-def _notice(kind: Literal["page", "resolution"], step: int, person: str, contacts: tuple[Contact, ...], index: int,
-            ask: str, now: datetime) -> Notice:
+def _notice(
+    kind: Literal["page", "resolution"],
+    step: int,
+    person: str,
+    contacts: tuple[Contact, ...],
+    index: int,
+    ask: str,
+    now: datetime,
+) -> Notice:
     contact = contacts[index]
-    return Notice(key=f"{step}:{person}:{contact.channel}", kind=kind, step=step, person=person,
-                  channel=contact.channel, to=contact.to, contact_index=index, ask=ask, created_at=now)
+    return Notice(
+        key=f"{step}:{person}:{contact.channel}",
+        kind=kind,
+        step=step,
+        person=person,
+        channel=contact.channel,
+        to=contact.to,
+        contact_index=index,
+        ask=ask,
+        created_at=now,
+    )
 
 
 def _contacts_of(state: EscalationState, person: str) -> tuple[Contact, ...]:
@@ -321,8 +380,10 @@ def _contacts_of(state: EscalationState, person: str) -> tuple[Contact, ...]:
 
 
 def _cancel_pending_pages(notices: dict[str, Notice]) -> dict[str, Notice]:
-    return {k: (n.model_copy(update={"status": "cancelled"}) if n.kind == "page" and n.status == "pending" else n)
-            for k, n in notices.items()}
+    return {
+        k: (n.model_copy(update={"status": "cancelled"}) if n.kind == "page" and n.status == "pending" else n)
+        for k, n in notices.items()
+    }
 
 
 def _tick(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
@@ -341,11 +402,16 @@ def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[Es
     if command.action == "escalate":
         return _page_step(state, state.step + 1, now, reason=f"requested_by={command.by}")
     kind: AuditKind = "acknowledged" if command.action == "acknowledge" else "closed"
-    new = state.model_copy(update={
-        "status": "acknowledged" if command.action == "acknowledge" else "closed",
-        "acked_by": command.by, "acked_via": command.via, "acked_at": command.at, "next_due": None,
-        "notices": _cancel_pending_pages(state.notices),
-    })
+    new = state.model_copy(
+        update={
+            "status": "acknowledged" if command.action == "acknowledge" else "closed",
+            "acked_by": command.by,
+            "acked_via": command.via,
+            "acked_at": command.at,
+            "next_due": None,
+            "notices": _cancel_pending_pages(state.notices),
+        }
+    )
     return new, [_audit(new, kind, now, "0", person=command.by, step=state.step, detail=f"via={command.via}")]
 
 
@@ -355,7 +421,9 @@ def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, l
     notices = _cancel_pending_pages(state.notices)
     actions: list[Action] = [_audit(state, "alert_resolved", now, "0")]
     for person in state.paged_people():
-        reached = [n for n in notices.values() if n.person == person and n.kind == "page" and n.status in ("sent", "delivered")]
+        reached = [
+            n for n in notices.values() if n.person == person and n.kind == "page" and n.status in ("sent", "delivered")
+        ]
         if not reached:
             continue  # never reached (all channels failed or still queued): nothing to take back
         contacts = _contacts_of(state, person)
@@ -377,24 +445,47 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
     if result.outcome == "sent":
         if notice.status != "pending":
             return state, []
-        notices[notice.key] = notice.model_copy(update={"status": "sent", "sent_at": now, "provider_id": result.provider_id})
+        notices[notice.key] = notice.model_copy(
+            update={"status": "sent", "sent_at": now, "provider_id": result.provider_id}
+        )
         kind: AuditKind = "notification_sent" if notice.kind == "page" else "resolution_sent"
-        actions.append(_audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel,
-                              step=notice.step))
+        actions.append(
+            _audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel, step=notice.step)
+        )
         return state.model_copy(update={"notices": notices}), actions
     if result.outcome == "delivered":
         if notice.status == "delivered":
             return state, []
         notices[notice.key] = notice.model_copy(update={"status": "delivered"})
-        actions.append(_audit(state, "delivery_status", now, f"{notice.key}:delivered", person=notice.person,
-                              channel=notice.channel, step=notice.step, detail="delivered"))
+        actions.append(
+            _audit(
+                state,
+                "delivery_status",
+                now,
+                f"{notice.key}:delivered",
+                person=notice.person,
+                channel=notice.channel,
+                step=notice.step,
+                detail="delivered",
+            )
+        )
         return state.model_copy(update={"notices": notices}), actions
     # failed / undelivered / error: this contact method is done; fall back to the next one
     detail = f"{result.outcome}:{result.reason}"[:80]
     notices[notice.key] = notice.model_copy(update={"status": "failed", "detail": detail})
     kind = "delivery_status" if result.outcome in ("failed", "undelivered") else "notification_failed"
-    actions.append(_audit(state, kind, now, f"{notice.key}:failed", person=notice.person, channel=notice.channel,
-                          step=notice.step, detail=detail))
+    actions.append(
+        _audit(
+            state,
+            kind,
+            now,
+            f"{notice.key}:failed",
+            person=notice.person,
+            channel=notice.channel,
+            step=notice.step,
+            detail=detail,
+        )
+    )
     contacts = _contacts_of(state, notice.person)
     next_index = notice.contact_index + 1
     live = state.status == "active" or notice.kind == "resolution"
@@ -402,8 +493,18 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
         fallback = _notice(notice.kind, notice.step, notice.person, contacts, next_index, notice.ask, now)
         if fallback.key not in notices:
             notices[fallback.key] = fallback
-            actions.append(_audit(state, "fallback", now, notice.key, person=notice.person, channel=fallback.channel,
-                                  step=notice.step, detail=f"{notice.channel}->{fallback.channel}"))
+            actions.append(
+                _audit(
+                    state,
+                    "fallback",
+                    now,
+                    notice.key,
+                    person=notice.person,
+                    channel=fallback.channel,
+                    step=notice.step,
+                    detail=f"{notice.channel}->{fallback.channel}",
+                )
+            )
             actions.append(SendNotification(alert_id=state.alert_id, notice=fallback))
             return state.model_copy(update={"notices": notices}), actions
         next_index += 1
@@ -453,7 +554,12 @@ def sms_reply(code: str, letter: str, states: list[EscalationState]) -> SmsReply
         return SmsReplyDecision(f"No alert with code {code} was sent to you.")
     if not active:
         s = states[0]
-        return SmsReplyDecision(f"Case {s.case_ref} is already {s.status}" + (f" by {s.acked_by}." if s.acked_by else "."))
+        return SmsReplyDecision(
+            f"Case {s.case_ref} is already {s.status}" + (f" by {s.acked_by}." if s.acked_by else ".")
+        )
     state = active[0]
-    return SmsReplyDecision(f"{_REPLY_VERBS[letter]}: case {state.case_ref}. Thank you.",
-                            alert_id=state.alert_id, action=_REPLY_ACTIONS[letter])
+    return SmsReplyDecision(
+        f"{_REPLY_VERBS[letter]}: case {state.case_ref}. Thank you.",
+        alert_id=state.alert_id,
+        action=_REPLY_ACTIONS[letter],
+    )

@@ -63,8 +63,12 @@ def read_token(secret: str, token: str, now: datetime) -> AckLink:
         raise LinkError("invalid")
     try:
         data = json.loads(_unb64(payload))
-        link = AckLink(alert_id=str(data["a"]), person=str(data["p"]),
-                       expires_at=datetime.fromtimestamp(int(data["e"]), tz=now.tzinfo), nonce=str(data["n"]))
+        link = AckLink(
+            alert_id=str(data["a"]),
+            person=str(data["p"]),
+            expires_at=datetime.fromtimestamp(int(data["e"]), tz=now.tzinfo),
+            nonce=str(data["n"]),
+        )
     except (ValueError, KeyError, TypeError):
         raise LinkError("invalid") from None
     if now >= link.expires_at:

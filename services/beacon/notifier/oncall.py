@@ -9,7 +9,7 @@ which the escalation engine then keeps unchanged for the life of the alert.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +32,7 @@ class ContactMethod(_Config):
     to: str = Field(min_length=3, max_length=254)
 
     @model_validator(mode="after")
-    def _check_address(self) -> "ContactMethod":
+    def _check_address(self) -> ContactMethod:
         if self.channel == "sms":
             try:
                 number = phonenumbers.parse(self.to, None)
@@ -60,7 +60,7 @@ class Override(_Config):
     end: AwareDatetime
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Override":
+    def _ordered(self) -> Override:
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -97,7 +97,7 @@ class Target(_Config):
     person: str | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Target":
+    def _exactly_one(self) -> Target:
         if sum((self.oncall, self.role is not None, self.person is not None)) != 1:
             raise ValueError("a target is exactly one of 'oncall: true', 'role: NAME' or 'person: ID'")
         return self
@@ -107,7 +107,9 @@ class PolicyStep(_Config):
     targets: tuple[Target, ...] = Field(min_length=1)
     delay_minutes: float = Field(gt=0, le=24 * 60, description="Wait this long for an ack before the next step.")
     ask: str = Field(
-        default="Please acknowledge and take charge of this case.", min_length=3, max_length=120,
+        default="Please acknowledge and take charge of this case.",
+        min_length=3,
+        max_length=120,
         description="What is asked of the person, shown in the message.",
     )
 
@@ -148,7 +150,7 @@ class OnCallConfig(_Config):
         return value
 
     @model_validator(mode="after")
-    def _references(self) -> "OnCallConfig":
+    def _references(self) -> OnCallConfig:
         errors: list[str] = []
         if self.default_team not in self.teams:
             errors.append(f"default_team: no team {self.default_team!r}")
@@ -157,7 +159,9 @@ class OnCallConfig(_Config):
         for name, team in self.teams.items():
             for council in team.councils:
                 if council in seen_councils:
-                    errors.append(f"teams.{name}.councils: {council!r} is already covered by {seen_councils[council]!r}")
+                    errors.append(
+                        f"teams.{name}.councils: {council!r} is already covered by {seen_councils[council]!r}"
+                    )
                 seen_councils[council] = name
             for who in team.rotation.participants:
                 if who not in self.people:
@@ -209,7 +213,7 @@ def overrides_from_ical(text: str) -> list[dict[str, object]]:
     """One-off covers exported from a calendar: each event's SUMMARY is the person
     id, DTSTART/DTEND the window (timezone-aware; a date alone means midnight UTC).
     Recurring events are refused: a rota belongs in ``rotation``, not in overrides."""
-    from datetime import date, time, timezone
+    from datetime import date, time
 
     import icalendar
 
@@ -228,7 +232,7 @@ def overrides_from_ical(text: str) -> list[dict[str, object]]:
         for name in ("DTSTART", "DTEND"):
             value = event.decoded(name)
             if not isinstance(value, datetime) and isinstance(value, date):
-                value = datetime.combine(value, time(0), tzinfo=timezone.utc)
+                value = datetime.combine(value, time(0), tzinfo=UTC)
             if value.tzinfo is None:
                 raise ValueError(f"event {uid}: {name} has no timezone")
             bounds.append(value)
@@ -248,12 +252,19 @@ def _import_ical_overrides(raw: dict[str, object], base: Path) -> None:
         try:
             imported = overrides_from_ical(ics.read_text())
         except OSError as exc:
-            raise OnCallConfigError(f"teams.{name}.rotation.overrides_ical: cannot read {ics} ({exc.strerror})") from None
+            raise OnCallConfigError(
+                f"teams.{name}.rotation.overrides_ical: cannot read {ics} ({exc.strerror})"
+            ) from None
         except ValueError as exc:
             raise OnCallConfigError(f"teams.{name}.rotation.overrides_ical: {ics}: {exc}") from None
         rotation["overrides"] = list(rotation.get("overrides") or []) + imported
 
 
 def load_oncall(path: Path) -> OnCallConfig:
-    return load_yaml_model(path, OnCallConfig, "on-call file", OnCallConfigError,
-                           prepare=lambda raw: _import_ical_overrides(raw, Path(path).parent))
+    return load_yaml_model(
+        path,
+        OnCallConfig,
+        "on-call file",
+        OnCallConfigError,
+        prepare=lambda raw: _import_ical_overrides(raw, Path(path).parent),
+    )

@@ -22,7 +22,10 @@ class NotifierSettings(Settings):
     )
     notifier_tick_interval_s: float = Field(default=1.0, gt=0, le=60, description="Escalation timer period.")
     notifier_contact_min_interval_s: float = Field(
-        default=60.0, ge=0, le=3600, description="At most one message per contact per this many seconds; "
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="At most one message per contact per this many seconds; "
         "what piles up meanwhile is bundled into one message.",
     )
     notifier_max_bundle: int = Field(default=5, ge=1, le=20)
