@@ -8,7 +8,7 @@ TOOLS := tests/tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/services
 
-.PHONY: run test test-fast system-deps tools bench schemas lock clean
+.PHONY: run test test-fast lint system-deps tools bench schemas lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ $(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.js
 ## test: set up and run the whole suite (slow tests included)
 test: $(STAMP) system-deps tools
 	$(PY) -m pytest
+
+## lint: ruff (lint and format) over the code, mypy over services/
+LINTED := services tests bench deploy examples
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
 
 ## test-fast: unit tests only (no broker, no servers)
 test-fast: $(STAMP)

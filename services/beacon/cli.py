@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from beacon.core.policy import PolicyError
-from beacon.core.settings import SettingsError, load_settings
+from beacon.core.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Beacon: missing-child alert service.")
 schemas_cli = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas).")
@@ -26,7 +26,7 @@ def _run_faust_worker(module: str) -> None:
     from beacon.core.logs import configure_logging
     from beacon.core.topics import ensure_topics
 
-    settings = load_settings()
+    settings: Settings = load_settings()
     configure_logging(settings.log_level)  # JSON from the first line on
     ensure_topics(settings)
     app = importlib.import_module(module).app

@@ -133,7 +133,7 @@ def _revoke_demo_keys(key_ids: list[str]) -> None:
 
 
 def run(with_demo: bool = True) -> int:
-    base = load_settings()
+    base: Settings = load_settings()
     var = base.data_dir.parent
     log_dir = var / "log"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,13 @@ from pydantic import AwareDatetime, Field
 
 from beacon.core.records import TopicRecord
 
+AckAction = Literal["acknowledge", "escalate", "close"]
+
 
 class AckCommand(TopicRecord):
     command_id: str = Field(min_length=1, max_length=128, description="Unique per command: dedup key.")
     alert_id: str
-    action: Literal["acknowledge", "escalate", "close"]
+    action: AckAction
     by: str = Field(description="Person id from the on-call configuration, or an API/console user.")
     via: Literal["sms", "link", "api", "console"]
     at: AwareDatetime

@@ -45,7 +45,7 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
     _use_fetch_max_wait(settings.kafka_fetch_max_wait_ms)
     datadir = settings.data_dir / name
     datadir.mkdir(parents=True, exist_ok=True)
-    config: dict[str, object] = {
+    config: dict[str, Any] = {
         "broker": [f"kafka://{s}" for s in settings.bootstrap_servers],
         "store": settings.table_store,
         "datadir": str(datadir),
@@ -155,7 +155,8 @@ class Readiness:
 def readiness(app: faust.App) -> Readiness:
     """Ready = table changelogs recovered, not rebalancing, and the group joined (the
     consumer holds at least one partition). Before the consumer has started, not ready."""
-    recovered = app.tables.recovery.completed.is_set() if app.tables else True
+    # Faust's TableManager has .recovery; its interface TableManagerT does not declare it.
+    recovered = app.tables.recovery.completed.is_set() if app.tables else True  # type: ignore[attr-defined]
     try:
         assigned = len(app.consumer.assignment())
     except ConsumerNotStarted:
@@ -310,6 +311,6 @@ def _add_consumer_progress_exporter(app: faust.App, settings: Settings) -> None:
     async def export_consumer_progress() -> None:
         await exporter.export_once()
 
-    @app.on_before_shutdown.connect  # type: ignore[misc]
+    @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
     async def close_reader(sender: Any, **_kwargs: Any) -> None:
         await asyncio.to_thread(reader.close)

@@ -66,7 +66,7 @@ class Triage(_Policy):
     aggravating factor that applies. Child Rescue Alert is always critical."""
 
     risk_severity: dict[RiskGradeName, Severity] = Field(
-        default_factory=lambda: {
+        default_factory=lambda: {  # type: ignore[arg-type]  # mypy reads the literal's keys as str
             "no_apparent_risk": Severity.low,
             "low": Severity.low,
             "medium": Severity.medium,

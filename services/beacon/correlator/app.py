@@ -138,7 +138,7 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
         return [
             (await app.producer.send(topic, key, value, partition, None, None), 1) for key, value, partition in records
         ]
-    kafka = app.producer._ensure_producer()  # aiokafka's producer: its batch API
+    kafka = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's producer: its batch API
     by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
     if records:
         partitions = len(await kafka.partitions_for(topic))
@@ -191,7 +191,7 @@ async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
     flushes the producer before it commits the events' offsets, so a state is on the
     changelog before its events count as processed. A failed write stops the worker
     (its events are then processed again), never a silent loss."""
-    records = []
+    records: list[tuple[bytes, bytes, int | None]] = []
     for key, state, partition in updates:
         value = state.to_bytes()
         children.data[key] = value
@@ -209,7 +209,7 @@ def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
     metadata = future.result()
     # What Faust's own changelog callback does: a RocksDB store remembers the offset it
     # holds, so recovery after a restart reads only the changelog tail.
-    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)
+    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)  # type: ignore[attr-defined]
 
 
 async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
@@ -270,7 +270,7 @@ async def correlate(batch: list[Any]) -> None:
 def caught_up() -> bool:
     """True when tables are recovered and every assigned events partition has been read
     to its end: only then may the wall clock fire time rules."""
-    if app.tables and not app.tables.recovery.completed.is_set():
+    if app.tables and not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
         return False
     if app.rebalancing:
         return False

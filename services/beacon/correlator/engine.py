@@ -542,7 +542,8 @@ class _Rules:
         of every episode, for a wall-clock tick) and the others. Episodes at rest are
         skipped, except by a tick or an event about them, which re-evaluates all their
         rules. Sets ``next_fire``, the child's next deadline."""
-        state, derived = self.state, []
+        state = self.state
+        derived: list[Derived] = []
         self.looked_at = looked_at = []
         # ``n``: 0 not known yet (then every time rule runs and finds it), -1 nothing pending.
         time_due = 0 <= state.n <= self.horizon
@@ -629,7 +630,7 @@ def _emit(
         if status == RESOLVED or (status == RAISED and not d.resolved):
             continue  # the common case: nothing new to say
         council = episode.r.council if episode.r and episode.r.council else (state.p[2] if state.p else None)
-        common = {
+        common: dict[str, Any] = {
             "alert_id": alert_id_of(child_ref, d),
             "child_ref": child_ref,
             "episode_ref": d.episode_ref,

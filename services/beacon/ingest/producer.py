@@ -25,6 +25,16 @@ class KafkaUnavailable(Exception):
     """Kafka did not acknowledge every record in time: the caller must retry."""
 
 
+def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Complete ``waiter`` once, on the event loop (Kafka's callbacks run on its thread)."""
+    if waiter.done():
+        return
+    if error is None:
+        waiter.set_result(result)
+    else:
+        waiter.set_exception(error)
+
+
 def ingest_producer_config(settings: IngestSettings) -> dict[str, Any]:
     timeout_ms = int(settings.ingest_kafka_timeout_s * 1000)
     config = producer_config(settings)
@@ -69,10 +79,10 @@ class AckedProducer:
             waiter: asyncio.Future[Any] = loop.create_future()
 
             def ok(meta: Any, w: asyncio.Future[Any] = waiter) -> None:
-                loop.call_soon_threadsafe(lambda: w.done() or w.set_result(meta))
+                loop.call_soon_threadsafe(_settle, w, meta, None)
 
             def failed(exc: BaseException, w: asyncio.Future[Any] = waiter) -> None:
-                loop.call_soon_threadsafe(lambda: w.done() or w.set_exception(KafkaUnavailable(str(exc))))
+                loop.call_soon_threadsafe(_settle, w, None, KafkaUnavailable(str(exc)))
 
             kafka_future.add_callback(ok)
             kafka_future.add_errback(failed)

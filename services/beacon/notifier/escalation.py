@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from beacon.core.acks import AckCommand
+from beacon.core.acks import AckAction, AckCommand
 from beacon.core.alerts import AlertRecord, Severity
 from beacon.core.audit import AuditKind, AuditRecord
 from beacon.notifier.oncall import OnCallConfig
@@ -525,7 +525,7 @@ def _step_unreachable(state: EscalationState) -> bool:
 # ------------------------------------------------------------------ SMS replies
 
 _REPLY = re.compile(r"^\s*(\d{3})\s*([aec])\s*$", re.IGNORECASE)
-_REPLY_ACTIONS = {"a": "acknowledge", "e": "escalate", "c": "close"}
+_REPLY_ACTIONS: dict[str, AckAction] = {"a": "acknowledge", "e": "escalate", "c": "close"}
 _REPLY_VERBS = {"a": "Acknowledged", "e": "Escalating", "c": "Closed"}
 
 
@@ -535,7 +535,7 @@ class SmsReplyDecision:
 
     text: str
     alert_id: str | None = None
-    action: str | None = None
+    action: AckAction | None = None
 
 
 def parse_sms_reply(body: str) -> tuple[str, str] | None:
