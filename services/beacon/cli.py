@@ -69,11 +69,14 @@ def topics_create() -> None:
 
 
 @schemas_cli.command("export")
-def schemas_export(directory: Path = typer.Option(None, help="Defaults to schemas/events/.")) -> None:
-    """Write the JSON Schema of every event type, generated from the models."""
-    from beacon.core.schemas import SCHEMA_DIR, export
+def schemas_export(
+    directory: Path = typer.Option(None, help="Defaults to schemas/ (events/ and records/ in it)."),
+) -> None:
+    """Write the JSON Schema of every event type and of every topic's records, generated from the models."""
+    from beacon.core import record_schemas, schemas
 
-    for path in export(directory or SCHEMA_DIR):
+    root = directory or schemas.SCHEMA_DIR.parent
+    for path in [*schemas.export(root / "events"), *record_schemas.export(root / "records")]:
         typer.echo(str(path))
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacon.core.alerts import AlertRecord, alert_id
+from beacon.core.dead_letters import DeadLetterRecord
 from beacon.core.events import build_event
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
 from beacon.correlator.state import ChildState
+from harness.contract import assert_match_published_schema
 from harness.kafka import produce, produce_events, read_topic
 from harness.services import ServiceProcess
 
@@ -161,9 +164,12 @@ def test_invalid_payload_goes_to_the_dead_letter_topic_and_the_worker_carries_on
         produce_events(settings, EVENTS, [s.report(0, risk="medium", child="CH-INTEG-0002")])
         dead = read_topic(settings, EVENTS_DLQ, expect=1, timeout_s=60)
         alerts = _alerts(settings, expect=1)
-    assert [r.value for r in dead] == [b'{"type": "beacon.episode.reported.v1", "data": {}}']
-    reason = dict(dead[0].headers)["beacon-dlq-reason"].decode()
-    assert reason.startswith("invalid event:") and "data/episode_ref" in reason
+    assert_match_published_schema(EVENTS_DLQ, dead)
+    (letter,) = [DeadLetterRecord.from_json(r.value) for r in dead]  # the one dead-letter format
+    assert base64.b64decode(letter.original) == b'{"type": "beacon.episode.reported.v1", "data": {}}'
+    assert (letter.service, letter.topic, letter.key) == ("correlator", EVENTS, CHILD)
+    assert "data/episode_ref" in [r.field for r in letter.reason]
+    assert "data/episode_ref" in dict(dead[0].headers)["beacon-dlq-reason"].decode()
     assert [(a.child_ref, a.rule, a.step) for a in alerts] == [("CH-INTEG-0002", "triage", "medium")]
 
 

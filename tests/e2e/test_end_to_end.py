@@ -15,9 +15,10 @@ import pytest
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
 from beacon.core.settings import load_settings
-from beacon.core.topics import ALERTS
+from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS, NOTIFICATIONS
 from beacon.ingest.apikeys import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
+from harness.contract import assert_match_published_schema
 from harness.kafka import read_topic
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
@@ -92,3 +93,10 @@ def test_a_report_posted_twice_pages_once_the_reply_acknowledges_and_the_return_
     resolution = phone.expect_sms(contains=episode, timeout_s=60)
     assert resolution.body != page.body
     phone.expect_no_sms(settle_s=3)  # one page, one resolution: nothing else
+
+    # What Beacon wrote on the way, on every topic, is what its published schemas say.
+    written = {ALERTS: 2, ACKS: 1, AUDIT: 4, NOTIFICATIONS: 2, EVENTS: 3}
+    for topic, at_least in written.items():
+        records = read_topic(settings, topic, expect=at_least, timeout_s=30, settle_s=0)
+        assert len(records) >= at_least, f"{topic}: {len(records)} records"
+        assert_match_published_schema(topic, records)

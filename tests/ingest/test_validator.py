@@ -12,6 +12,7 @@ import pytest
 from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
 from beacon.core.topics import EVENTS, EVENTS_DLQ, EVENTS_RAW
+from harness.contract import assert_match_published_schema
 from harness.kafka import produce, read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
@@ -54,6 +55,8 @@ def test_valid_records_continue_and_invalid_ones_go_to_the_dlq_with_reasons(sett
     )
     assert all(r.key == event_from_json(r.value).subject.encode() for r in forwarded)  # keyed by subject
 
+    assert_match_published_schema(EVENTS_DLQ, dead)
+    assert_match_published_schema(EVENTS, forwarded)
     letters = sorted((json.loads(r.value) for r in dead), key=lambda d: d["offset"] + 100 * d["partition"])
     assert len(letters) == 3
     by_original = {base64.b64decode(d["original"]): d for d in letters}

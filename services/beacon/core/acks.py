@@ -17,6 +17,8 @@ AckAction = Literal["acknowledge", "escalate", "close"]
 
 
 class AckCommand(TopicRecord):
+    """A person's response to an alert (acknowledge, escalate, close), keyed by alert id."""
+
     command_id: str = Field(min_length=1, max_length=128, description="Unique per command: dedup key.")
     alert_id: str
     action: AckAction

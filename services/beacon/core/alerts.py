@@ -40,8 +40,9 @@ def alert_id(child_ref: str, episode_ref: str | None, rule: str, step: str) -> s
 
 
 class AlertRecord(TopicRecord):
-    """An alert record as read from the alerts topic (validated). The correlator writes
-    them as ``Alert``: the same fields, encoded without validation."""
+    """An alert raised or resolved by the correlator, keyed by child reference."""
+
+    # The correlator writes these as ``Alert`` (below): the same fields, encoded without validation.
 
     alert_id: str
     status: Literal["raised", "resolved"]

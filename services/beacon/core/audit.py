@@ -25,6 +25,8 @@ AuditKind = Literal[
 
 
 class AuditRecord(TopicRecord):
+    """One fact of an alert's notification history, keyed by child reference."""
+
     audit_id: str  # deterministic where the fact is (alert, step, person, channel): replays dedup
     kind: AuditKind
     at: AwareDatetime

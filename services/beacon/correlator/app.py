@@ -25,6 +25,7 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
+from beacon.core.dead_letters import dead_letter
 from beacon.core.events import CloudEvent, EventValidationError, event_from_json
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.faust_batch import batch_agent, use_batching_consumer
@@ -212,15 +213,20 @@ def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
     children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)  # type: ignore[attr-defined]
 
 
-async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
+async def _dead_letter(message: Any, reasons: list[tuple[str, str]]) -> None:
     EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
-    await dlq_topic.send(
-        key=key,
-        value=payload,
-        force=True,
-        headers={"beacon-dlq-reason": reason.encode()[:1000], "beacon-dlq-service": b"correlator"},
+    record = dead_letter(
+        message.value,
+        message.key,
+        reasons,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        now=datetime.now(UTC),
+        service="correlator",
     )
-    log.warning("event dead-lettered", reason=reason)
+    await dlq_topic.send(key=message.key, value=record.to_json(), force=True, headers=record.headers)
+    log.warning("event dead-lettered", fields=[field for field, _ in reasons])
 
 
 async def process_batch(batch: list[Any]) -> None:
@@ -231,11 +237,11 @@ async def process_batch(batch: list[Any]) -> None:
         try:
             parsed = event_from_json(message.value)
         except EventValidationError as exc:
-            await _dead_letter(message.value, message.key, f"invalid event: {exc}")
+            await _dead_letter(message, [(e.field, e.reason) for e in exc.errors])
             continue
         key = parsed.subject.encode()
         if message.key is not None and message.key != key:
-            await _dead_letter(message.value, message.key, "record key is not the event's subject")
+            await _dead_letter(message, [("key", "the record key is not the event's subject")])
             continue
         by_child[key].append((parsed, message.partition))
     now = datetime.now(UTC)

@@ -8,12 +8,12 @@ the decision is a pure function that cannot raise on bad input.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from beacon.core.dead_letters import DeadLetterRecord, claimed_source, dead_letter
 from beacon.core.events import event_to_json
 from beacon.ingest.decisions import contract_errors
 
@@ -28,18 +28,15 @@ class Forward:
 @dataclass(frozen=True)
 class DeadLetter:
     key: bytes | None
-    value: bytes
-    source: str
+    record: DeadLetterRecord
 
+    @property
+    def value(self) -> bytes:
+        return self.record.to_json()
 
-def raw_source(value: bytes) -> str:
-    """The record's claimed ``source`` if it has one, else 'unknown' (never raises)."""
-    try:
-        decoded = json.loads(value)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return "unknown"
-    source = decoded.get("source") if isinstance(decoded, dict) else None
-    return source[:255] if isinstance(source, str) and source else "unknown"
+    @property
+    def source(self) -> str:
+        return self.record.source
 
 
 def classify(
@@ -53,29 +50,20 @@ def classify(
     future_tolerance: timedelta,
 ) -> Forward | DeadLetter:
     """Where one raw record goes: on to EVENTS, or to the dead-letter topic with its reasons."""
-    original = value or b""
-    reasons: list[dict[str, str]]
+    reasons: list[tuple[str, str]]
     try:
-        raw = json.loads(original)
+        raw = json.loads(value or b"")
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        reasons = [{"field": "/", "reason": f"not valid JSON: {exc}"}]
+        reasons = [("/", f"not valid JSON: {exc}")]
     else:
         event, errors = contract_errors(raw, now, future_tolerance)
         if event is not None:
             return Forward(key=event.subject.encode(), value=event_to_json(event), event_type=event.type)
-        reasons = [{"field": e.field, "reason": e.reason} for e in errors]
-    source = raw_source(original)
-    letter = {
-        "original": base64.b64encode(original).decode(),
-        "key": key.decode("utf-8", errors="replace") if key is not None else None,
-        "source": source,
-        "reason": reasons,
-        "topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "received_at": now.isoformat().replace("+00:00", "Z"),
-    }
-    return DeadLetter(key=key, value=json.dumps(letter).encode(), source=source)
+        reasons = [(e.field, e.reason) for e in errors]
+    record = dead_letter(
+        value, key, reasons, topic=topic, partition=partition, offset=offset, now=now, service="validator"
+    )
+    return DeadLetter(key=key, record=record)
 
 
 def source_label(source: str, known_prefix: str) -> str:
@@ -118,13 +106,13 @@ def build_app() -> Any:
                 now=datetime.now(UTC),
                 future_tolerance=tolerance,
             )
-            label = source_label(raw_source(message.value or b""), settings.ingest_source_prefix)
+            label = source_label(claimed_source(message.value or b""), settings.ingest_source_prefix)
             if isinstance(outcome, Forward):
                 # Wait for the broker's ack before the offset can be committed (at-least-once).
                 await (await events_topic.send(key=outcome.key, value=outcome.value))
                 EVENTS_RECEIVED.labels(source=label, type=outcome.event_type, outcome="accepted").inc()
             else:
-                await (await dlq_topic.send(key=outcome.key, value=outcome.value))
+                await (await dlq_topic.send(key=outcome.key, value=outcome.value, headers=outcome.record.headers))
                 EVENTS_RECEIVED.labels(source=label, type="unknown", outcome="dead_lettered").inc()
                 EVENTS_REJECTED.labels(source=label, reason="dead_lettered").inc()
                 log.info("dead_lettered", topic=message.topic, partition=message.partition, offset=message.offset)

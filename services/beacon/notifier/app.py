@@ -25,7 +25,6 @@ import asyncio
 import hashlib
 import hmac
 import html
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -47,6 +46,7 @@ from beacon.core.metrics import (
     NOTIFICATIONS_FAILED,
     UNACKNOWLEDGED_CRITICAL,
 )
+from beacon.core.notifications import NotificationRecord
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
@@ -251,19 +251,17 @@ async def record(before: EscalationState | None, after: EscalationState, actions
     old = before.notices if before else {}
     for key, notice in after.notices.items():
         if old.get(key) != notice:
-            ledger = {
-                "alert_id": after.alert_id,
-                "key": key,
-                "kind": notice.kind,
-                "step": notice.step,
-                "person": notice.person,
-                "channel": notice.channel,
-                "status": notice.status,
-                "at": now.isoformat(),
-            }
-            await ledger_topic.send(
-                key=f"{after.alert_id}:{key}".encode(), value=json.dumps(ledger, separators=(",", ":")).encode()
+            ledger = NotificationRecord(
+                alert_id=after.alert_id,
+                key=key,
+                kind=notice.kind,
+                step=notice.step,
+                person=notice.person,
+                channel=notice.channel,
+                status=notice.status,
+                at=now,
             )
+            await ledger_topic.send(key=ledger.record_key, value=ledger.to_json())
 
 
 # ------------------------------------------------------------------ timer and dispatcher
