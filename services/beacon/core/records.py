@@ -1,4 +1,4 @@
-"""Base of the JSON records Beacon writes to its own topics (alerts, acks, audit)."""
+"""Base of the JSON records Beacon writes to its own topics (alerts, acks, audit, ledger, dead letters)."""
 
 from __future__ import annotations
 
