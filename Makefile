@@ -50,10 +50,11 @@ test-fast: $(STAMP)
 bench: $(STAMP) tools
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-## schemas: regenerate schemas/ from the event models
+## schemas: regenerate every generated file: schemas/ (events, records, OpenAPI) and README's settings table
 schemas: $(STAMP)
 	$(PY) -m beacon schemas export
 	$(PY) -m beacon schemas openapi
+	$(PY) -m beacon settings doc --write
 
 ## lock: re-pin every transitive dependency after changing pyproject.toml
 lock:

@@ -80,6 +80,26 @@ def schemas_export(
         typer.echo(str(path))
 
 
+settings_cli = typer.Typer(no_args_is_help=True, help="Beacon's settings (BEACON_* variables).")
+cli.add_typer(settings_cli, name="settings")
+
+
+@settings_cli.command("doc")
+def settings_doc(
+    write: bool = typer.Option(False, "--write", help="Rewrite the table in the README instead of printing it."),
+    readme: Path = typer.Option(None, help="Defaults to the project's README.md."),
+) -> None:
+    """The table of every setting (variable, type, default, who accepts it, meaning), from the models."""
+    from beacon.core import settings_doc as doc
+
+    if write:
+        target = readme or doc.README
+        changed = doc.write_readme(target)
+        typer.echo(f"{target}: {'settings table regenerated' if changed else 'settings table up to date'}")
+    else:
+        typer.echo(doc.settings_table(), nl=False)
+
+
 @cli.command()
 def demo() -> None:
     """Produce the demo events to the configured Kafka."""

@@ -30,17 +30,26 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
+        default="127.0.0.1:9092",
+        min_length=1,
+        description="Kafka brokers, comma-separated host:port, e.g. kafka-1:9092,kafka-2:9092 (Apache Kafka, Redpanda, MSK).",
     )
     kafka_single_record_batches: bool = Field(
         default=False,
         description="Send every record in its own batch. Needed on the embedded Tansu broker, whose "
         "ListOffsets(latest) is wrong after multi-record batches (Faust would under-read changelogs).",
     )
-    topic_partitions: int = Field(default=4, ge=1, le=1024)
-    topic_replication_factor: int = Field(default=1, ge=1, le=7)
+    topic_partitions: int = Field(
+        default=4, ge=1, le=1024, description="Partitions of every topic Beacon creates: the most workers per service."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, le=7, description="Replicas of every topic Beacon creates (3 on a production cluster)."
+    )
     event_retention_days: int = Field(
-        default=76 * 365, ge=1, description="Looked-after children's records are kept to their 75th birthday."
+        default=76 * 365,
+        ge=1,
+        description="retention.ms of the delete-policy topics Beacon creates: looked-after children's "
+        "records are kept to their 75th birthday.",
     )
     kafka_fetch_max_wait_ms: int = Field(
         default=50,
@@ -49,49 +58,81 @@ class Settings(BaseSettings):
         description="How long a Faust worker's fetch may wait for records. Faust hard-codes 1500 ms; on Tansu "
         "a parked fetch is not answered early, so every hop waited up to that long.",
     )
-    broker_session_timeout_s: float = Field(default=10.0, gt=0)
-    broker_heartbeat_interval_s: float = Field(default=1.0, gt=0)
-    broker_rebalance_timeout_s: float = Field(default=10.0, gt=0)
+    broker_session_timeout_s: float = Field(
+        default=10.0, gt=0, description="A worker silent this long leaves its consumer group (its partitions move)."
+    )
+    broker_heartbeat_interval_s: float = Field(
+        default=1.0, gt=0, description="How often a worker tells its consumer group it is alive."
+    )
+    broker_rebalance_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long the group waits for every worker to rejoin in a rebalance."
+    )
     consumer_progress_interval_s: float = Field(
         default=5.0, gt=0, description="How often each worker exports its committed offsets and lag."
     )
 
     # Files
-    policy_file: Path = PROJECT_ROOT / "deploy" / "policies" / "default.yaml"
-    data_dir: Path = PROJECT_ROOT / "var" / "data"
+    policy_file: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "policies" / "default.yaml",
+        description="The council's policy (YAML): thresholds of the correlation rules.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "var" / "data",
+        description="Local state: one folder per worker (table stores), the API key file, the test clock.",
+    )
     outbox_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "outbox",
         description="Dev-mode channel: notifications are written here when no Twilio/SMTP is configured.",
     )
-    table_store: str = Field(default="memory://", pattern=r"^(memory|rocksdb)://")
+    table_store: str = Field(
+        default="memory://",
+        pattern=r"^(memory|rocksdb)://",
+        description="Faust table store: memory:// (rebuilt from the changelog at start) or rocksdb:// (production).",
+    )
 
     # HTTP
-    ingest_port: int = Field(default=8080, ge=1, le=65535)
-    console_port: int = Field(default=8081, ge=1, le=65535)
-    notifier_port: int = Field(default=8082, ge=1, le=65535)
-    correlator_port: int = Field(default=8083, ge=1, le=65535)
-    validator_port: int = Field(default=8084, ge=1, le=65535)
-    bind_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8080, ge=1, le=65535, description="HTTP port of the ingest API.")
+    console_port: int = Field(default=8081, ge=1, le=65535, description="HTTP port of the web console.")
+    notifier_port: int = Field(
+        default=8082, ge=1, le=65535, description="HTTP port of the notifier (webhooks, links, ack API, metrics)."
+    )
+    correlator_port: int = Field(
+        default=8083, ge=1, le=65535, description="HTTP port of the correlator (health, metrics)."
+    )
+    validator_port: int = Field(
+        default=8084, ge=1, le=65535, description="HTTP port of the validator (health, metrics)."
+    )
+    bind_host: str = Field(
+        default="127.0.0.1", description="Address every HTTP port listens on (0.0.0.0 in a container)."
+    )
     public_base_url: str = Field(default="http://127.0.0.1:8082", description="Base of acknowledgement links.")
 
     # Twilio (SMS). Empty account SID means dev mode (file outbox).
-    twilio_account_sid: str = ""
-    twilio_auth_token: SecretStr = SecretStr("")
-    twilio_from_number: str = ""
+    twilio_account_sid: str = Field(
+        default="", description="Twilio account SID for SMS; empty: SMS go to the dev-mode outbox."
+    )
+    twilio_auth_token: SecretStr = Field(
+        default=SecretStr(""), description="Twilio auth token: authenticates API calls and checks webhook signatures."
+    )
+    twilio_from_number: str = Field(default="", description="Sender number of every SMS (E.164, e.g. +447700900123).")
     twilio_api_base_url: str = Field(default="", description="Override, e.g. a Prism mock of Twilio's API.")
 
     # SMTP (email). Empty host means dev mode (file outbox).
-    smtp_host: str = ""
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    smtp_username: str = ""
-    smtp_password: SecretStr = SecretStr("")
-    smtp_from: str = "beacon@localhost"
-    smtp_starttls: bool = True
+    smtp_host: str = Field(default="", description="SMTP server for email; empty: emails go to the dev-mode outbox.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587: submission with STARTTLS).")
+    smtp_username: str = Field(default="", description="SMTP AUTH user; empty: no AUTH.")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP AUTH password.")
+    smtp_from: str = Field(default="beacon@localhost", description="From address of every email.")
+    smtp_starttls: bool = Field(
+        default=True, description="Upgrade the SMTP connection with STARTTLS before AUTH (refuse a server without it)."
+    )
 
     ack_link_secret: SecretStr = Field(
         default=SecretStr("dev-only-secret-change-me"), description="Signs acknowledgement links."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written (JSON lines on stdout)."
+    )
 
     @classmethod
     def settings_customise_sources(

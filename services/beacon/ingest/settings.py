@@ -41,8 +41,12 @@ class IngestSettings(Settings):
         default="urn:beacon:source:",
         description="An accepted event's `source` must be this prefix + the key's source name.",
     )
-    ingest_max_batch_events: int = Field(default=500, ge=1, le=10_000)
-    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_max_batch_events: int = Field(
+        default=500, ge=1, le=10_000, description="Events in one POST at most (a larger batch gets 413)."
+    )
+    ingest_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Request body size at most (a larger body gets 413)."
+    )
     ingest_future_tolerance_s: float = Field(
         default=300.0, ge=0, description="Event `time` may be at most this far ahead of the server clock."
     )

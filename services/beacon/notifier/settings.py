@@ -18,7 +18,9 @@ class NotifierSettings(Settings):
         default=SecretStr(""), description="Bearer token for POST /v1/alerts/{id}/ack; empty disables the API."
     )
     notifier_test_clock: bool = Field(
-        default=False, description="Tests only: enables POST /test/clock/advance (refused otherwise)."
+        default=False,
+        description='Tests only: enables POST /test/clock/advance, body {"seconds": N}, which moves the notifier\'s '
+        "clock N seconds ahead and answers its new time (404 when disabled).",
     )
     notifier_tick_interval_s: float = Field(default=1.0, gt=0, le=60, description="Escalation timer period.")
     notifier_contact_min_interval_s: float = Field(
@@ -28,9 +30,15 @@ class NotifierSettings(Settings):
         description="At most one message per contact per this many seconds; "
         "what piles up meanwhile is bundled into one message.",
     )
-    notifier_max_bundle: int = Field(default=5, ge=1, le=20)
+    notifier_max_bundle: int = Field(
+        default=5, ge=1, le=20, description="Notifications bundled into one message at most (oldest first)."
+    )
     notifier_send_attempts: int = Field(default=4, ge=1, le=10, description="Tries per message on 5xx/timeouts.")
     notifier_retry_backoff_s: float = Field(default=0.5, gt=0, le=60, description="First retry wait; doubles.")
-    notifier_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    ack_link_ttl_minutes: float = Field(default=24 * 60, gt=0, le=7 * 24 * 60)
+    notifier_send_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long one attempt to hand a message to Twilio or SMTP may take."
+    )
+    ack_link_ttl_minutes: float = Field(
+        default=24 * 60, gt=0, le=7 * 24 * 60, description="How long an acknowledgement link in a message works."
+    )
     smtp_ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (e.g. a test server's).")
