@@ -24,8 +24,8 @@ import asyncio
 import json
 import os
 import random
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services"))
 
+from beacon.core import processes
 from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.events import build_event
 from beacon.core.kafka import make_producer
@@ -217,15 +218,9 @@ if __name__ == "__main__":
 
 def faust_count(bootstrap: str, total: int, partitions: int, workdir: Path) -> float:
     script, out = workdir / "counter.py", workdir / "counter.out"
-    log = open(workdir / "counter.log", "wb")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
     script.write_text(COUNTER_APP.format(topic=EVENTS))
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(total), str(out), bootstrap, str(partitions)],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    argv = [sys.executable, script, str(total), str(out), bootstrap, str(partitions)]
+    proc = processes.start(argv, log_file=workdir / "counter.log", cwd=workdir)
     try:
         while not out.exists():
             if proc.poll() is not None:
@@ -234,8 +229,7 @@ def faust_count(bootstrap: str, total: int, partitions: int, workdir: Path) -> f
         time.sleep(0.1)
         return float(out.read_text())
     finally:
-        proc.kill()
-        proc.wait()
+        processes.stop(proc, sig=signal.SIGKILL)  # its numbers are taken: no need to wait for a clean exit
 
 
 def _processed(port: int) -> float:
@@ -263,14 +257,7 @@ def correlator_run(settings: Any, total: int, workdir: Path, single_record_batch
         BEACON_LOG_LEVEL="WARNING",
     )
     port = int(env["BEACON_CORRELATOR_PORT"])
-    log = open(workdir / "correlator.log", "wb")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beacon", "correlator"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = processes.start([sys.executable, "-m", "beacon", "correlator"], env, workdir / "correlator.log")
     try:
         started: float | None = None
         while True:
@@ -284,8 +271,7 @@ def correlator_run(settings: Any, total: int, workdir: Path, single_record_batch
                 return (time.perf_counter() - started) * total / max(total - first, 1)  # type: ignore[operator]
             time.sleep(0.25)
     finally:
-        proc.kill()
-        proc.wait()
+        processes.stop(proc, sig=signal.SIGKILL)  # its numbers are taken: no need to wait for a clean exit
 
 
 def engine_pass(payloads: list[tuple[bytes, bytes]], chunk: int = 100_000) -> tuple[float, list[int]]:

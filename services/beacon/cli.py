@@ -48,10 +48,16 @@ def notifier() -> None:
 @cli.command()
 def broker(port: int = typer.Option(9092, help="Loopback port to listen on.")) -> None:
     """Run the embedded Tansu broker in the foreground (memory storage only)."""
+    import signal
+
     from beacon.core.broker import EmbeddedBroker
 
+    # SIGTERM (systemd, Kubernetes, `kill`) stops it as Ctrl-C does: through the `with`,
+    # which stops the broker's process group. Python's default would exit at once and
+    # leave the broker running on its port.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with EmbeddedBroker(port=port) as embedded:
-        typer.echo(f"embedded broker ready on {embedded.bootstrap}; Ctrl-C stops it")
+        typer.echo(f"embedded broker ready on {embedded.bootstrap}; Ctrl-C or SIGTERM stops it")
         try:
             while embedded.process is not None and embedded.process.poll() is None:
                 time.sleep(0.5)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from beacon.core import processes
 from beacon.core.broker import EmbeddedBroker, free_port, kafka_answers
 from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ensure_topics
@@ -39,28 +39,8 @@ SERVICES: tuple[Service, ...] = (
 )
 
 
-def _spawn(service: Service, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    log = open(log_dir / f"{service.name}.log", "ab")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-    return subprocess.Popen(
-        [sys.executable, "-m", "beacon", service.name],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    for proc in processes.values():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in processes.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def _spawn(service: Service, env: dict[str, str], log_dir: Path) -> processes.Process:
+    return processes.start([sys.executable, "-m", "beacon", service.name], env, log_dir / f"{service.name}.log")
 
 
 def _print_new_notifications(outbox: Path, seen: int) -> int:
@@ -88,7 +68,7 @@ def _create_demo_console_user() -> tuple[str, str]:
 
 
 def _post_demo_events(
-    ingest_url: str, events: list[dict[str, object]], ingest: subprocess.Popen[bytes], demo_key_ids: list[str]
+    ingest_url: str, events: list[dict[str, object]], ingest: processes.Process, demo_key_ids: list[str]
 ) -> None:
     """The real path: one demo API key per source (created now, shown once, revoked at
     exit), events POSTed in order."""
@@ -143,7 +123,7 @@ def run(with_demo: bool = True) -> int:
 
     port = 9092 if not kafka_answers("127.0.0.1:9092", 0.3) else free_port()
     broker = EmbeddedBroker(port=port, log_file=log_dir / "broker.log")
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    children: dict[str, processes.Process] = {}
     demo_key_ids: list[str] = []
     stopping = False
 
@@ -163,7 +143,7 @@ def run(with_demo: bool = True) -> int:
         settings: Settings = load_settings(kafka_bootstrap_servers=broker.bootstrap, kafka_single_record_batches=True)
         ensure_topics(settings)
         for service in SERVICES:
-            processes[service.name] = _spawn(service, env, log_dir)
+            children[service.name] = _spawn(service, env, log_dir)
 
         print(f"\nBeacon is running on the embedded broker ({broker.bootstrap}).")
         for service in SERVICES:
@@ -181,7 +161,7 @@ def run(with_demo: bool = True) -> int:
         print(f"Ingest API: {ingest_url}/v1/events  (OpenAPI: {ingest_url}/openapi.json, docs: {ingest_url}/docs)")
         if with_demo:
             events = demo_events()
-            _post_demo_events(ingest_url, events, processes["ingest"], demo_key_ids)
+            _post_demo_events(ingest_url, events, children["ingest"], demo_key_ids)
             print(
                 f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they are sent:",
                 flush=True,
@@ -189,7 +169,7 @@ def run(with_demo: bool = True) -> int:
 
         seen = 0
         while not stopping:
-            for name, proc in processes.items():
+            for name, proc in children.items():
                 if proc.poll() is not None:
                     print(
                         f"service {name} exited with status {proc.returncode}; see {log_dir}/{name}.log",
@@ -201,7 +181,7 @@ def run(with_demo: bool = True) -> int:
         return 0
     finally:
         print("\nStopping Beacon ...", flush=True)
-        _stop(processes)
+        processes.stop_all(children.values(), timeout_s=15)
         broker.stop()
         _revoke_demo_keys(demo_key_ids)
         print("Stopped.", flush=True)

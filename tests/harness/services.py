@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,8 @@ from types import TracebackType
 from typing import Self
 
 import httpx
+
+from beacon.core import processes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,18 +42,10 @@ class ServiceProcess:
     ):
         self.name, self.env, self.log_file, self.port = name, env, log_file, port
         self.ready_path, self.ready_timeout_s, self.args = ready_path, ready_timeout_s, args
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: processes.Process | None = None
 
     def start(self) -> ServiceProcess:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "beacon", self.name, *self.args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = processes.start([sys.executable, "-m", "beacon", self.name, *self.args], self.env, self.log_file)
         if self.port is not None:
             try:
                 self.wait_ready()
@@ -83,14 +76,7 @@ class ServiceProcess:
             return "(no log)"
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        os.killpg(self.process.pid, sig)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            return self.process.wait()
+        return processes.stop(self.process, timeout_s, sig) if self.process else None
 
     def kill(self) -> None:
         """SIGKILL: the crash a worker restart test simulates."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from urllib.parse import parse_qsl
 import httpx
 from twilio.request_validator import RequestValidator
 
+from beacon.core import processes
 from beacon.core.broker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -53,19 +53,15 @@ class Prism:
     def __init__(self, log_file: Path, port: int | None = None):
         self.port = port or free_port()
         self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: processes.Process | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Prism:
-        log = open(self.log_file, "ab")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-        self.process = subprocess.Popen(
-            [str(PRISM), "mock", "-p", str(self.port), "--host", "127.0.0.1", str(TWILIO_SPEC)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.process = processes.start(
+            [PRISM, "mock", "-p", str(self.port), "--host", "127.0.0.1", TWILIO_SPEC], log_file=self.log_file
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -79,13 +75,8 @@ class Prism:
         raise TimeoutError("prism did not start")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            processes.stop(self.process, timeout_s=10)
 
 
 @dataclass

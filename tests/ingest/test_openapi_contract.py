@@ -5,12 +5,12 @@ one, so integrators can develop against ``prism mock schemas/openapi.json``."""
 from __future__ import annotations
 
 import copy
-import subprocess
 import time
 
 import httpx
 import pytest
 
+from beacon.core import processes
 from beacon.core.broker import free_port
 from beacon.core.events import EVENT_TYPES
 from beacon.core.schemas import example_event
@@ -25,12 +25,8 @@ PRISM = REPO_ROOT / "tests" / "tools" / "node_modules" / ".bin" / "prism"
 @pytest.fixture
 def prism(tmp_path):
     port = free_port()
-    log = open(tmp_path / "prism.log", "wb")  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-    process = subprocess.Popen(
-        [str(PRISM), "mock", "-p", str(port), "-h", "127.0.0.1", str(OPENAPI_FILE)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    process = processes.start(
+        [PRISM, "mock", "-p", str(port), "-h", "127.0.0.1", OPENAPI_FILE], log_file=tmp_path / "prism.log"
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -44,8 +40,7 @@ def prism(tmp_path):
                 time.sleep(0.3)
         yield base
     finally:
-        process.terminate()
-        process.wait(10)
+        processes.stop(process, timeout_s=10)
 
 
 def test_prism_accepts_the_examples_and_refuses_a_broken_event(prism):

@@ -5,7 +5,6 @@ handler returned, and a failing handler stops the worker without skipping anythi
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from beacon.core import processes
 from beacon.core.broker import free_port
 from harness.kafka import produce
 from harness.services import REPO_ROOT
@@ -35,16 +35,10 @@ def topic(settings):
     return TOPIC
 
 
-def _start(env: dict[str, str], out: Path, log: Path, **extra: str) -> tuple[subprocess.Popen[bytes], int]:
+def _start(env: dict[str, str], out: Path, log: Path, **extra: str) -> tuple[processes.Process, int]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(APP)],
-        env={**env, "PYTHONPATH": f"{REPO_ROOT / 'services'}", "BATCH_PORT": str(port), "BATCH_OUT": str(out), **extra},
-        stdout=open(log, "ab"),  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return proc, port
+    extra_env = {"PYTHONPATH": f"{REPO_ROOT / 'services'}", "BATCH_PORT": str(port), "BATCH_OUT": str(out), **extra}
+    return processes.start([sys.executable, APP], {**env, **extra_env}, log), port
 
 
 def _delivered(out: Path) -> list[list[tuple[int, int, str]]]:
@@ -71,14 +65,8 @@ def _committed(settings) -> dict[int, int | None]:
         consumer.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def _stop(proc: processes.Process) -> None:
+    processes.stop(proc, timeout_s=20)
 
 
 def _records(n: int, poison_at: int | None = None) -> list[tuple[bytes, bytes]]:

