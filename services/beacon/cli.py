@@ -98,12 +98,16 @@ def settings_doc(
     """The table of every setting (variable, type, default, who accepts it, meaning), from the models."""
     from beacon.core import settings_doc as doc
 
-    if write:
-        target = readme or doc.README
-        changed = doc.write_readme(target)
-        typer.echo(f"{target}: {'settings table regenerated' if changed else 'settings table up to date'}")
-    else:
-        typer.echo(doc.settings_table(), nl=False)
+    try:
+        if write:
+            target = readme or doc.README
+            changed = doc.write_readme(target)
+            typer.echo(f"{target}: {'settings table regenerated' if changed else 'settings table up to date'}")
+        else:
+            typer.echo(doc.settings_table(), nl=False)
+    except (doc.DescriptionMissing, doc.MarkersMissing) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command()

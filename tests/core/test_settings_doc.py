@@ -64,6 +64,15 @@ def test_a_setting_without_a_description_stops_the_generator(monkeypatch):
         settings_doc.settings_table()
 
 
+def test_the_regenerate_command_refuses_a_readme_without_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nno table here\n")
+    command = [sys.executable, "-m", "beacon", "settings", "doc", "--write", "--readme", str(readme)]
+    refused = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "settings markers" in refused.stderr
+    assert readme.read_text() == "# Title\n\nno table here\n"
+
+
 def test_the_regenerate_command_rewrites_a_stale_table_and_keeps_the_prose(tmp_path):
     stale = tmp_path / "README.md"
     stale.write_text(

@@ -46,6 +46,10 @@ class DescriptionMissing(ValueError):
     """A setting has no description: the README could not say what it means."""
 
 
+class MarkersMissing(ValueError):
+    """The README has no place marked for the table."""
+
+
 def settings_classes() -> list[type[Settings]]:
     """The shared base, then each service's own settings, in registry order."""
     classes: list[type[Settings]] = [Settings]
@@ -125,7 +129,7 @@ def settings_rows() -> list[tuple[str, str, str, str, str]]:
                 continue  # inherited from the base: its row is already there
             seen.add(name)
             if not field.description:
-                raise DescriptionMissing(f"{cls.__name__}.{name} has no description")
+                raise DescriptionMissing(f"{cls.__name__}.{name} has no description: give it Field(description=...)")
             kind = _type_name(field.annotation)
             bounds = _bounds(field)
             rows.append(
@@ -150,7 +154,7 @@ def with_table(readme: str, table: str) -> str:
     """``readme`` with the text between the markers replaced by ``table``."""
     start, end = readme.find(BEGIN), readme.find(END)
     if start == -1 or end < start:
-        raise ValueError(f"README.md lacks the settings markers {BEGIN!r} ... {END!r}")
+        raise MarkersMissing(f"the README lacks the settings markers {BEGIN!r} ... {END!r}")
     return readme[: start + len(BEGIN)] + "\n" + table + readme[end:]
 
 

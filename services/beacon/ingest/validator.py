@@ -34,10 +34,6 @@ class DeadLetter:
     def value(self) -> bytes:
         return self.record.to_json()
 
-    @property
-    def source(self) -> str:
-        return self.record.source
-
 
 def classify(
     value: bytes | None,
