@@ -20,6 +20,7 @@ from beacon.core.dead_letters import DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
 from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
+from beacon.core.schemas import render, write_files
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS, EVENTS_DLQ, EVENTS_RAW, NOTIFICATIONS
 
 RECORD_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas" / "records"
@@ -128,20 +129,10 @@ def record_schema(topic: str) -> dict[str, Any]:
     )
 
 
-def render(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
-
-
 def all_record_schemas() -> dict[str, str]:
     """File name -> rendered JSON Schema, for every topic Beacon writes."""
     return {f"{topic}.json": render(record_schema(topic)) for topic in (*EVENT_TOPICS, *RECORD_MODELS)}
 
 
 def export(directory: Path = RECORD_SCHEMA_DIR) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in all_record_schemas().items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
-    return written
+    return write_files(directory, all_record_schemas())

@@ -144,11 +144,16 @@ def all_schemas() -> dict[str, str]:
     return {f"{t}.json": render(schema_for(t)) for t in EVENT_TYPES}
 
 
-def export(directory: Path = SCHEMA_DIR) -> list[Path]:
+def write_files(directory: Path, files: dict[str, str]) -> list[Path]:
+    """Write rendered schema files (name -> text) into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in all_schemas().items():
+    for name, text in files.items():
         path = directory / name
         path.write_text(text)
         written.append(path)
     return written
+
+
+def export(directory: Path = SCHEMA_DIR) -> list[Path]:
+    return write_files(directory, all_schemas())
