@@ -21,12 +21,13 @@ policy_cli = typer.Typer(no_args_is_help=True, help="The council's policy file (
 cli.add_typer(policy_cli, name="policy")
 
 
-def _run_faust_worker(module: str) -> None:
+def _run_faust_worker(module: str, settings_cls: type[Settings]) -> None:
     from beacon.core.faust_app import run_worker
     from beacon.core.logs import configure_logging
     from beacon.core.topics import ensure_topics
 
-    settings: Settings = load_settings()
+    # The worker's own settings first: a missing secret stops it before it touches Kafka.
+    settings: Settings = load_settings(settings_cls)
     configure_logging(settings.log_level)  # JSON from the first line on
     ensure_topics(settings)
     app = importlib.import_module(module).app
@@ -36,13 +37,17 @@ def _run_faust_worker(module: str) -> None:
 @cli.command()
 def correlator() -> None:
     """Run the correlator worker (Faust): events in, alert records out."""
-    _run_faust_worker("beacon.correlator.app")
+    from beacon.correlator.settings import CorrelatorSettings
+
+    _run_faust_worker("beacon.correlator.app", CorrelatorSettings)
 
 
 @cli.command()
 def notifier() -> None:
     """Run the notifier worker (Faust): alert records in, SMS and email out."""
-    _run_faust_worker("beacon.notifier.app")
+    from beacon.notifier.settings import NotifierSettings
+
+    _run_faust_worker("beacon.notifier.app", NotifierSettings)
 
 
 @cli.command()
@@ -127,7 +132,9 @@ def ingest() -> None:
 @cli.command()
 def validator() -> None:
     """Run the validator worker (Faust): raw Kafka events in, valid to the events topic, invalid to the DLQ."""
-    _run_faust_worker("beacon.ingest.validator_app")
+    from beacon.ingest.settings import IngestSettings
+
+    _run_faust_worker("beacon.ingest.validator_app", IngestSettings)
 
 
 @apikeys_cli.command("create")
@@ -273,10 +280,10 @@ def console() -> None:
 
 
 def _console_users():  # type: ignore[no-untyped-def]
-    from beacon.console.settings import ConsoleSettings
+    from beacon.console.settings import ConsoleUsersSettings
     from beacon.console.users import UserStore
 
-    return UserStore(load_settings(ConsoleSettings).console_users_file)
+    return UserStore(load_settings(ConsoleUsersSettings).console_users_file)
 
 
 @console_user_cli.command("add")
@@ -327,9 +334,9 @@ def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCA
     from datetime import datetime
 
     from beacon.notifier.oncall import OnCallConfigError, load_oncall
-    from beacon.notifier.settings import NotifierSettings
+    from beacon.notifier.settings import OnCallFileSettings
 
-    file = path or load_settings(NotifierSettings).oncall_file
+    file = path or load_settings(OnCallFileSettings).oncall_file
     try:
         config = load_oncall(file)
     except OnCallConfigError as exc:

@@ -92,10 +92,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         await feed.stop()
 
     app = FastAPI(title="Beacon console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    secret = settings.console_session_secret.get_secret_value() or secrets.token_urlsafe(32)
     app.add_middleware(
         SessionMiddleware,
-        secret_key=secret,
+        secret_key=settings.console_session_secret.get_secret_value(),
         session_cookie="beacon_console",
         max_age=settings.console_session_max_age_s,
         same_site="lax",

@@ -7,19 +7,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
-from beacon.core.settings import PROJECT_ROOT, Settings
+from beacon.core.settings import PROJECT_ROOT, RequiredSecret, Settings
 
 
-class ConsoleSettings(Settings):
+class ConsoleUsersSettings(Settings):
+    """What the account tools need (``python -m beacon console-user``): no session secret."""
+
     console_users_file: Path = Field(
         default=PROJECT_ROOT / "var" / "console" / "users.json",
         description="Staff allowed to log in, with scrypt password hashes "
         "(managed by `python -m beacon console-user`). Re-read on change: no restart needed.",
     )
-    console_session_secret: SecretStr = Field(
+
+
+class ConsoleSettings(ConsoleUsersSettings):
+    console_session_secret: RequiredSecret = Field(
         default=SecretStr(""),
-        description="Signs session cookies. Empty: a random secret per process (everyone logs in again "
-        "after a restart). Set the same value on every console instance behind one load balancer.",
+        description="Signs session cookies (at least 32 random bytes; the console refuses to start without). "
+        "Set the same value on every console instance behind one load balancer.",
     )
     console_session_max_age_s: int = Field(default=12 * 3600, ge=60, description="Idle time before a new login.")
     console_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
