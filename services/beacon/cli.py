@@ -64,6 +64,22 @@ def broker(port: int = typer.Option(9092, help="Loopback port to listen on.")) -
             pass
 
 
+@cli.command()
+def routes(
+    service: str = typer.Argument(..., help="ingest, validator, correlator, notifier or console."),
+) -> None:
+    """Print every HTTP route SERVICE serves (method and path), read from its router."""
+    from beacon.core.routes import service_routes
+
+    try:
+        found = service_routes(service)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for method, path in found:
+        typer.echo(f"{method} {path}")
+
+
 @topics_cli.command("create")
 def topics_create() -> None:
     """Create Beacon's topics on the configured Kafka (idempotent)."""
