@@ -302,12 +302,38 @@ def _console_users():  # type: ignore[no-untyped-def]
     return UserStore(load_settings(ConsoleUsersSettings).console_users_file)
 
 
+def _write_session_record(kind: str, name: str, reason: str) -> None:
+    """Tell every console replica (beacon.console.sessions); exit 1 if Kafka does not take it."""
+    from beacon.console.sessions import SessionRecord
+    from beacon.console.settings import ConsoleUsersSettings
+    from beacon.core.kafka import make_producer
+    from beacon.core.topics import CONSOLE_SESSIONS, TOPICS, ensure_topics
+
+    settings = load_settings(ConsoleUsersSettings)
+    record = SessionRecord(kind=kind, subject=name, at=time.time(), reason=reason)  # type: ignore[arg-type]
+    try:
+        ensure_topics(settings, tuple(t for t in TOPICS if t.name == CONSOLE_SESSIONS))
+        producer = make_producer(settings, request_timeout_ms=10_000, max_block_ms=10_000)
+        try:
+            producer.send(CONSOLE_SESSIONS, key=record.key, value=record.to_json()).get(timeout=10)
+        finally:
+            producer.close(timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure: say so, change nothing
+        typer.echo(
+            f"refused: Kafka ({settings.kafka_bootstrap_servers}) did not take the record that tells every "
+            f"console ({type(exc).__name__}); nothing was changed, try again",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
 @console_user_cli.command("add")
 def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full name).")) -> None:
-    """Add a user, or set a new password. Prompts for it, or reads one line from stdin when piped."""
+    """Add a user, or set a new password (which ends the user's sessions on every console).
+    Prompts for the password, or reads one line from stdin when piped."""
     import sys
 
-    from beacon.console.users import UserError
+    from beacon.console.users import UserError, check_password, check_user_name
 
     store = _console_users()
     if sys.stdin.isatty():
@@ -315,7 +341,11 @@ def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full 
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
+        check_user_name(name)
+        check_password(password)
         existed = store.exists(name)
+        if existed:  # the sessions end first: a failure leaves the old password and its sessions as they were
+            _write_session_record("user_sessions_ended", name, "password_changed")
         store.set_password(name, password)
     except UserError as exc:
         typer.echo(f"refused: {exc}", err=True)
@@ -325,12 +355,28 @@ def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full 
 
 @console_user_cli.command("remove")
 def console_user_remove(name: str) -> None:
-    """Remove a user; their open sessions stop working at once."""
+    """Remove a user; their open sessions stop working at once, on every console."""
     store = _console_users()
-    if not store.remove(name):
+    if not store.exists(name):
         typer.echo(f"no user {name} in {store.path}", err=True)
         raise typer.Exit(1)
+    _write_session_record("user_sessions_ended", name, "removed")
+    store.remove(name)
     typer.echo(f"removed {name}")
+
+
+@console_user_cli.command("unlock")
+def console_user_unlock(name: str) -> None:
+    """Lift the lockout of NAME (after too many failed logins), on every console."""
+    from beacon.console.users import UserError, check_user_name
+
+    try:
+        check_user_name(name)
+    except UserError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _write_session_record("user_unlocked", name, "admin")
+    typer.echo(f"unlocked {name}")
 
 
 @console_user_cli.command("list")
