@@ -21,12 +21,13 @@ policy_cli = typer.Typer(no_args_is_help=True, help="The council's policy file (
 cli.add_typer(policy_cli, name="policy")
 
 
-def _run_faust_worker(module: str) -> None:
+def _run_faust_worker(module: str, settings_cls: type[Settings]) -> None:
     from beacon.core.faust_app import run_worker
     from beacon.core.logs import configure_logging
     from beacon.core.topics import ensure_topics
 
-    settings: Settings = load_settings()
+    # The worker's own settings first: a missing secret stops it before it touches Kafka.
+    settings: Settings = load_settings(settings_cls)
     configure_logging(settings.log_level)  # JSON from the first line on
     ensure_topics(settings)
     app = importlib.import_module(module).app
@@ -36,13 +37,17 @@ def _run_faust_worker(module: str) -> None:
 @cli.command()
 def correlator() -> None:
     """Run the correlator worker (Faust): events in, alert records out."""
-    _run_faust_worker("beacon.correlator.app")
+    from beacon.correlator.settings import CorrelatorSettings
+
+    _run_faust_worker("beacon.correlator.app", CorrelatorSettings)
 
 
 @cli.command()
 def notifier() -> None:
     """Run the notifier worker (Faust): alert records in, SMS and email out."""
-    _run_faust_worker("beacon.notifier.app")
+    from beacon.notifier.settings import NotifierSettings
+
+    _run_faust_worker("beacon.notifier.app", NotifierSettings)
 
 
 @cli.command()
@@ -63,6 +68,22 @@ def broker(port: int = typer.Option(9092, help="Loopback port to listen on.")) -
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
+
+
+@cli.command()
+def routes(
+    service: str = typer.Argument(..., help="ingest, validator, correlator, notifier or console."),
+) -> None:
+    """Print every HTTP route SERVICE serves (method and path), read from its router."""
+    from beacon.core.routes import service_routes
+
+    try:
+        found = service_routes(service)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for method, path in found:
+        typer.echo(f"{method} {path}")
 
 
 @topics_cli.command("create")
@@ -160,7 +181,9 @@ def ingest() -> None:
 @cli.command()
 def validator() -> None:
     """Run the validator worker (Faust): raw Kafka events in, valid to the events topic, invalid to the DLQ."""
-    _run_faust_worker("beacon.ingest.validator_app")
+    from beacon.ingest.settings import IngestSettings
+
+    _run_faust_worker("beacon.ingest.validator_app", IngestSettings)
 
 
 @apikeys_cli.command("create")
@@ -306,18 +329,44 @@ def console() -> None:
 
 
 def _console_users():  # type: ignore[no-untyped-def]
-    from beacon.console.settings import ConsoleSettings
+    from beacon.console.settings import ConsoleUsersSettings
     from beacon.console.users import UserStore
 
-    return UserStore(load_settings(ConsoleSettings).console_users_file)
+    return UserStore(load_settings(ConsoleUsersSettings).console_users_file)
+
+
+def _write_session_record(kind: str, name: str, reason: str) -> None:
+    """Tell every console replica (beacon.console.sessions); exit 1 if Kafka does not take it."""
+    from beacon.console.sessions import SessionRecord
+    from beacon.console.settings import ConsoleUsersSettings
+    from beacon.core.kafka import make_producer
+    from beacon.core.topics import CONSOLE_SESSIONS, TOPICS, ensure_topics
+
+    settings = load_settings(ConsoleUsersSettings)
+    record = SessionRecord(kind=kind, subject=name, at=time.time(), reason=reason)  # type: ignore[arg-type]
+    try:
+        ensure_topics(settings, tuple(t for t in TOPICS if t.name == CONSOLE_SESSIONS))
+        producer = make_producer(settings, request_timeout_ms=10_000, max_block_ms=10_000)
+        try:
+            producer.send(CONSOLE_SESSIONS, key=record.key, value=record.to_json()).get(timeout=10)
+        finally:
+            producer.close(timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure: say so, change nothing
+        typer.echo(
+            f"refused: Kafka ({settings.kafka_bootstrap_servers}) did not take the record that tells every "
+            f"console ({type(exc).__name__}); nothing was changed, try again",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 @console_user_cli.command("add")
 def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full name).")) -> None:
-    """Add a user, or set a new password. Prompts for it, or reads one line from stdin when piped."""
+    """Add a user, or set a new password (which ends the user's sessions on every console).
+    Prompts for the password, or reads one line from stdin when piped."""
     import sys
 
-    from beacon.console.users import UserError
+    from beacon.console.users import UserError, check_password, check_user_name
 
     store = _console_users()
     if sys.stdin.isatty():
@@ -325,7 +374,11 @@ def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full 
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
+        check_user_name(name)
+        check_password(password)
         existed = store.exists(name)
+        if existed:  # the sessions end first: a failure leaves the old password and its sessions as they were
+            _write_session_record("user_sessions_ended", name, "password_changed")
         store.set_password(name, password)
     except UserError as exc:
         typer.echo(f"refused: {exc}", err=True)
@@ -335,12 +388,28 @@ def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full 
 
 @console_user_cli.command("remove")
 def console_user_remove(name: str) -> None:
-    """Remove a user; their open sessions stop working at once."""
+    """Remove a user; their open sessions stop working at once, on every console."""
     store = _console_users()
-    if not store.remove(name):
+    if not store.exists(name):
         typer.echo(f"no user {name} in {store.path}", err=True)
         raise typer.Exit(1)
+    _write_session_record("user_sessions_ended", name, "removed")
+    store.remove(name)
     typer.echo(f"removed {name}")
+
+
+@console_user_cli.command("unlock")
+def console_user_unlock(name: str) -> None:
+    """Lift the lockout of NAME (after too many failed logins), on every console."""
+    from beacon.console.users import UserError, check_user_name
+
+    try:
+        check_user_name(name)
+    except UserError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    _write_session_record("user_unlocked", name, "admin")
+    typer.echo(f"unlocked {name}")
 
 
 @console_user_cli.command("list")
@@ -360,9 +429,9 @@ def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCA
     from datetime import datetime
 
     from beacon.notifier.oncall import OnCallConfigError, load_oncall
-    from beacon.notifier.settings import NotifierSettings
+    from beacon.notifier.settings import OnCallFileSettings
 
-    file = path or load_settings(NotifierSettings).oncall_file
+    file = path or load_settings(OnCallFileSettings).oncall_file
     try:
         config = load_oncall(file)
     except OnCallConfigError as exc:

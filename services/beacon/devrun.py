@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from beacon.core import processes
 from beacon.core.broker import EmbeddedBroker, free_port, kafka_answers
-from beacon.core.settings import Settings, load_settings
+from beacon.core.settings import ENV_PREFIX, Settings, load_settings, required_secrets
 from beacon.core.topics import ensure_topics
 from beacon.demo import demo_events
 
@@ -55,15 +56,23 @@ def _print_new_notifications(outbox: Path, seen: int) -> int:
     return len(lines)
 
 
+def dev_secrets(environ: dict[str, str]) -> dict[str, str]:
+    """Fresh random secrets for this run, for each required secret the environment does not
+    set (production refuses to start without them; dev mode makes its own, every run)."""
+    from beacon.console.settings import ConsoleSettings
+    from beacon.notifier.settings import NotifierSettings
+
+    names = {f"{ENV_PREFIX}{n.upper()}" for cls in (NotifierSettings, ConsoleSettings) for n in required_secrets(cls)}
+    return {name: secrets.token_urlsafe(32) for name in sorted(names) if not environ.get(name)}
+
+
 def _create_demo_console_user() -> tuple[str, str]:
     """A console login for this run (its password changes every run)."""
-    import secrets
-
-    from beacon.console.settings import ConsoleSettings
+    from beacon.console.settings import ConsoleUsersSettings
     from beacon.console.users import UserStore
 
     name, password = "duty-demo", secrets.token_urlsafe(12)
-    UserStore(load_settings(ConsoleSettings).console_users_file).set_password(name, password)
+    UserStore(load_settings(ConsoleUsersSettings).console_users_file).set_password(name, password)
     return name, password
 
 
@@ -135,8 +144,10 @@ def run(with_demo: bool = True) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         broker.start()
+        generated = dev_secrets(dict(os.environ))
         env = {
             **os.environ,
+            **generated,
             "BEACON_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
             "BEACON_KAFKA_SINGLE_RECORD_BATCHES": "true",
         }
@@ -153,6 +164,11 @@ def run(with_demo: bool = True) -> int:
                 )
         user, password = _create_demo_console_user()
         print(f"  console login: {user} / {password}")
+        if generated:
+            print(
+                f"  dev mode: fresh random {', '.join(generated)} for this run "
+                "(links and console sessions of earlier runs no longer work)"
+            )
         print(f"  logs        {log_dir}/")
         print(f"  outbox      {outbox}  (dev mode: no Twilio or SMTP configured)")
         print("Ctrl-C stops everything.\n", flush=True)

@@ -20,7 +20,6 @@ def console_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     console_env = {
         **env,
         "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json"),
-        "BEACON_CONSOLE_SESSION_SECRET": "test-session-secret",
     }
     added = subprocess.run(
         [sys.executable, "-m", "beacon", "console-user", "add", USER],

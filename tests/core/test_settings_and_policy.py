@@ -8,7 +8,7 @@ import pytest
 
 from beacon.core.policy import PolicyError, load_policy
 from beacon.core.settings import SettingsError, load_settings
-from harness.services import REPO_ROOT, service_env
+from harness.services import REPO_ROOT, TEST_SECRETS, service_env
 
 POLICIES = REPO_ROOT / "deploy" / "policies"
 
@@ -86,6 +86,8 @@ def test_one_config_file_serves_every_service_and_typos_are_refused(monkeypatch,
     config = tmp_path / "beacon.yaml"
     config.write_text("topic_partitions: 8\nconsole_timezone: Europe/London\nnotifier_max_bundle: 3\n")
     monkeypatch.setenv("BEACON_CONFIG_FILE", str(config))
+    for name, value in TEST_SECRETS.items():
+        monkeypatch.setenv(f"BEACON_{name.upper()}", value)
     assert load_settings(NotifierSettings).notifier_max_bundle == 3
     assert load_settings(ConsoleSettings).console_timezone == "Europe/London"
     assert load_settings().topic_partitions == 8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import time
@@ -17,13 +18,22 @@ from beacon.core import processes
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# As in dev mode: fresh random secrets for this test run (services refuse to start without).
+TEST_SECRETS = {
+    "ack_link_secret": secrets.token_urlsafe(32),
+    "console_session_secret": secrets.token_urlsafe(32),
+}
+
+
 def service_env(**settings: object) -> dict[str, str]:
-    """Environment for a service process: this checkout's code plus BEACON_* settings."""
+    """Environment for a service process: this checkout's code, this run's TEST_SECRETS and
+    BEACON_* settings (a setting given as None is left unset)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEACON_")}
     env["PYTHONPATH"] = str(REPO_ROOT / "services")
     env["PYTHONUNBUFFERED"] = "1"
-    for name, value in settings.items():
-        env[f"BEACON_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    for name, value in {**TEST_SECRETS, **settings}.items():
+        if value is not None:
+            env[f"BEACON_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 
 

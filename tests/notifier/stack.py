@@ -3,6 +3,7 @@ behind a recording proxy (Twilio), aiosmtpd with STARTTLS + AUTH (email)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from harness.services import ServiceProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ONCALL_FILE = REPO_ROOT / "deploy" / "oncall" / "example.yaml"
-API_TOKEN = "test-api-token"
+API_TOKEN = "test-api-token-" + secrets.token_urlsafe(32)
 
 
 def spare_port(settings: Settings) -> int:

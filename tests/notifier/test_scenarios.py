@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from beacon.core.alerts import Severity
+from beacon.notifier.links import make_token
 from harness.smtp import SmtpServer
 from harness.twilio_mock import AUTH_TOKEN, Prism, TwilioProxy, signed_post
-from notifier.stack import Stack, notifier_env, spare_port
+from notifier.stack import API_TOKEN, Stack, notifier_env, spare_port
 
 pytestmark = pytest.mark.slow
 
@@ -116,12 +118,26 @@ def test_ack_links_are_single_use_and_expire(stack: Stack):
     assert httpx.get(stale_link[:-3] + "xyz", timeout=5).status_code == 400
 
 
+def test_a_link_forged_with_the_old_default_secret_acknowledges_nothing(stack: Stack):
+    alert = stack.raise_alert()
+    stack.phone(stack.oncall_person()).expect_sms(contains=alert.episode_ref)
+    for person in ("invented-person", stack.oncall_person()):
+        forged = make_token(
+            "dev-only-secret-change-me", alert.alert_id, person, "forged", datetime.now(UTC), timedelta(hours=1)
+        )
+        assert httpx.get(f"{stack.url}/ack/{forged}", timeout=5).status_code == 400
+        refused = httpx.post(f"{stack.url}/ack/{forged}", timeout=5)
+        assert refused.status_code == 400 and "invalid" in refused.text.lower()
+    time.sleep(1)  # an acknowledgement would have reached the state by now
+    assert stack.alert_state(alert)["status"] == "active"
+
+
 def test_api_ack_needs_the_token(stack: Stack):
     alert = stack.raise_alert()
     stack.phone(stack.oncall_person()).expect_sms(contains=alert.episode_ref)
     url = f"{stack.url}/v1/alerts/{alert.alert_id}/ack"
     assert httpx.post(url, json={"by": "duty-desk"}, timeout=5).status_code == 401
-    response = httpx.post(url, json={"by": "duty-desk"}, headers={"Authorization": "Bearer test-api-token"}, timeout=5)
+    response = httpx.post(url, json={"by": "duty-desk"}, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=5)
     assert response.status_code == 202
     state = stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
     assert (state["acked_by"], state["acked_via"]) == ("duty-desk", "api")

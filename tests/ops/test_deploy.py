@@ -22,7 +22,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from beacon.core.settings import Settings
+from beacon.core.settings import Settings, known_setting_names, required_secrets
 from beacon.core.topics import TOPICS
 from beacon.devrun import SERVICES as DEV_SERVICES
 from harness.services import REPO_ROOT
@@ -38,6 +38,8 @@ BEACON_IMAGE = "beacon:0.1.0"
 CORE_KINDS = {"Namespace", "ConfigMap", "Deployment", "StatefulSet", "Service", "PodDisruptionBudget"}
 SECRET_SETTINGS = {
     "BEACON_ACK_LINK_SECRET",
+    "BEACON_CONSOLE_SESSION_SECRET",
+    "BEACON_NOTIFIER_API_TOKEN",
     "BEACON_TWILIO_AUTH_TOKEN",
     "BEACON_SMTP_PASSWORD",
     "BEACON_TWILIO_ACCOUNT_SID",
@@ -66,7 +68,7 @@ def default_port(service: str) -> int:
 
 
 def assert_settings_names(names: set[str], where: str) -> None:
-    fields = {f"BEACON_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"BEACON_{name.upper()}" for name in known_setting_names()}
     assert names - fields == set(), f"{where}: not Beacon settings: {sorted(names - fields)}"
 
 
@@ -375,3 +377,44 @@ def test_kustomization_lists_every_manifest():
     assert sorted(kustomization["resources"]) == sorted(
         p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"
     )
+
+
+# ------------------------------------------------------------------------- secrets
+
+
+def service_settings() -> dict[str, type[Settings]]:
+    from beacon.console.settings import ConsoleSettings
+    from beacon.correlator.settings import CorrelatorSettings
+    from beacon.ingest.settings import IngestSettings
+    from beacon.notifier.settings import NotifierSettings
+
+    return {
+        "ingest": IngestSettings,
+        "validator": IngestSettings,
+        "correlator": CorrelatorSettings,
+        "notifier": NotifierSettings,
+        "console": ConsoleSettings,
+    }
+
+
+def test_compose_and_kubernetes_require_every_secret_a_service_cannot_start_without():
+    compose_text = COMPOSE_FILE.read_text()
+    workloads = {w["metadata"]["name"]: w for w in of_kind("Deployment") + of_kind("StatefulSet")}
+    required_somewhere = set()
+    for name, settings_cls in service_settings().items():
+        required = {f"BEACON_{field.upper()}" for field in required_secrets(settings_cls)}
+        required_somewhere |= required
+        env = compose()["services"][name]["environment"]
+        (container,) = workloads[name]["spec"]["template"]["spec"]["containers"]
+        from_secret = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in container["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        for variable in required:
+            # compose stops with the message when the operator has not exported it
+            assert variable in env and re.search(rf"{variable}: \$\{{{variable}:\?", compose_text), (name, variable)
+            # the pod does not start without the key in the Secret
+            assert from_secret[variable] == {"name": "beacon-secrets", "key": variable, "optional": False}
+        assert SECRET_SETTINGS >= set(from_secret)
+    assert required_somewhere == {"BEACON_ACK_LINK_SECRET", "BEACON_CONSOLE_SESSION_SECRET"}

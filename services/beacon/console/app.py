@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -27,10 +28,13 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from beacon.console import projection
 from beacon.console.feed import Feed
+from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
+from beacon.console.throttle import LoginThrottle, ThrottlePolicy
 from beacon.console.users import UserStore
 from beacon.core.acks import AckCommand
 from beacon.core.logs import get_logger
+from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
 
 log = get_logger("console")
 HERE = Path(__file__).parent
@@ -69,9 +73,26 @@ def _format_duration(seconds: float) -> str:
     return f"{mins} min"
 
 
-def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCommand], Any]) -> FastAPI:
-    """``send_ack`` is awaited with each AckCommand; it must raise if Kafka did not take it."""
+def throttle_policy(settings: ConsoleSettings) -> ThrottlePolicy:
+    return ThrottlePolicy(
+        free_failures_per_user=settings.console_login_free_failures_per_user,
+        free_failures_per_address=settings.console_login_free_failures_per_address,
+        backoff_s=settings.console_login_backoff_s,
+        max_backoff_s=settings.console_login_max_backoff_s,
+        lockout_after=settings.console_login_lockout_after,
+    )
+
+
+def create_app(
+    settings: ConsoleSettings,
+    feed: Feed,
+    send_ack: Callable[[AckCommand], Any],
+    send_session_record: Callable[[SessionRecord], Any],
+) -> FastAPI:
+    """``send_ack`` and ``send_session_record`` are awaited with each record for ACKS and
+    CONSOLE_SESSIONS; they must raise if Kafka did not take it."""
     users = UserStore(settings.console_users_file)
+    throttle = LoginThrottle(throttle_policy(settings))
     zone = ZoneInfo(settings.console_timezone)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
@@ -92,10 +113,9 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         await feed.stop()
 
     app = FastAPI(title="Beacon console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    secret = settings.console_session_secret.get_secret_value() or secrets.token_urlsafe(32)
     app.add_middleware(
         SessionMiddleware,
-        secret_key=secret,
+        secret_key=settings.console_session_secret.get_secret_value(),
         session_cookie="beacon_console",
         max_age=settings.console_session_max_age_s,
         same_site="lax",
@@ -152,11 +172,33 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
             )
 
     def current_user(request: Request) -> str:
-        name = request.session.get("user")
-        if not name or not users.exists(name):  # a removed user's session stops working at once
-            request.session.pop("user", None)
+        name, session_id, issued_at = (request.session.get(k) for k in ("user", "sid", "iat"))
+        valid = (
+            isinstance(name, str)
+            and isinstance(session_id, str)
+            and isinstance(issued_at, int | float)
+            and users.exists(name)  # a removed user's session stops working at once
+            and feed.sessions_ready  # until the revocations at start are read, no session is trusted
+            and feed.sessions.session_valid(name, session_id, issued_at)
+        )
+        if not valid:
+            for key in ("user", "sid", "iat"):
+                request.session.pop(key, None)
             raise LoginRequired()
         return str(name)
+
+    async def end_sessions(record: SessionRecord) -> bool:
+        """Apply here at once, then hand to every replica through Kafka; False if Kafka refused."""
+        feed.sessions.apply(record)
+        try:
+            await send_session_record(record)
+        except Exception as exc:  # noqa: BLE001 - reported to the person and the log, never a 500
+            log.error("console_session_record_not_sent", kind=record.kind, error=type(exc).__name__)
+            return False
+        return True
+
+    def client_address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
 
     def render(
         request: Request, template: str, user: str | None, status_code: int = 200, **context: Any
@@ -233,12 +275,47 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
         next: str = Form("/"),
     ) -> Response:
         check_csrf(request, csrf)
+        if not feed.sessions_ready:  # account locks are not known yet
+            raise HTTPException(status_code=503, detail="The console is starting. Try again in a few seconds.")
+        address, now = client_address(request), time.time()
+        verdict = throttle.check(
+            username,
+            address,
+            now,
+            locked=feed.sessions.locked(username),
+            unlocked_at=feed.sessions.unlocked_at.get(username),
+        )
+        if not verdict.allowed:
+            # Refused before the password is checked: a guess made while waiting teaches nothing.
+            CONSOLE_LOGIN_FAILURES.labels(reason=verdict.reason).inc()
+            log.warning("console_login_refused", reason=verdict.reason, client=address)
+            if verdict.reason == "locked":
+                message = "This account is locked after too many failed logins. Ask an administrator to unlock it."
+                return render(request, "login.html", None, status_code=423, next=_local_path(next), error=message)
+            wait = max(1, int(verdict.retry_after_s + 0.999))
+            response = render(
+                request,
+                "login.html",
+                None,
+                status_code=429,
+                next=_local_path(next),
+                error=f"Too many failed logins. Wait {wait} s, then try again.",
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
         if await asyncio.to_thread(users.authenticate, username, password):  # scrypt off the event loop
+            throttle.succeeded(username)
             request.session.clear()  # a fresh session (and CSRF token) at every login
-            request.session["user"] = username
+            request.session.update(user=username, sid=secrets.token_urlsafe(18), iat=now)
             log.info("console_login", user=username)
             return RedirectResponse(_local_path(next), status_code=303)
-        log.warning("console_login_failed")  # no name: a mistyped password can land in the name field
+        CONSOLE_LOGIN_FAILURES.labels(reason="wrong_password").inc()
+        known = users.exists(username)
+        # The name only if it is an account's: a mistyped password can land in the name field.
+        log.warning("console_login_failed", client=address, user=username if known else None, user_known=known)
+        if throttle.failed(username, address, now):
+            await end_sessions(SessionRecord(kind="user_locked", subject=username, at=now, reason="lockout"))
+            log.warning("console_user_locked", user=username if known else None, user_known=known, client=address)
         return render(
             request, "login.html", None, status_code=401, next=_local_path(next), error="Wrong user name or password."
         )
@@ -246,7 +323,18 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
+        session_id, user = request.session.get("sid"), request.session.get("user")
         request.session.clear()
+        if isinstance(session_id, str):
+            # Ends this session on every replica, whoever else holds a copy of the cookie.
+            if not await end_sessions(
+                SessionRecord(kind="session_ended", subject=session_id, at=time.time(), reason="logout")
+            ):
+                request.session["flash_error"] = (
+                    "Logged out of this console, but Kafka did not record it: other consoles may still "
+                    "accept this session until it expires. Tell the administrator."
+                )
+            log.info("console_logout", user=user)
         return RedirectResponse("/login", status_code=303)
 
     # ---------------------------------------------------------------- pages

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from beacon.console.projection import Record, ViewState, apply
+from beacon.console.sessions import SessionRecord, SessionRegistry
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
@@ -23,11 +24,11 @@ from beacon.core.events import EventValidationError, event_from_json
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
+from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS
 
 log = get_logger("console")
 
-FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS)
+FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 
 
@@ -54,6 +55,9 @@ class Feed:
         self.failed: str | None = None
         self.closing = False  # set at shutdown: live streams end so the server can stop at once
         self.undecodable = 0
+        # Ended sessions and locked accounts; sessions_ready once what was there at start is in.
+        self.sessions = SessionRegistry()
+        self.sessions_ready = False
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_offsets: dict[TopicPartition, int] = {}
@@ -142,6 +146,9 @@ class Feed:
         try:
             if payload is None:
                 raise ValueError("empty record")
+            if topic == CONSOLE_SESSIONS:
+                self.sessions.apply(SessionRecord.from_json(payload))
+                return
             record = decode(topic, payload)
         except (EventValidationError, ValidationError, ValueError) as exc:
             # Validated upstream; a record that still fails is counted and skipped, never shown half-read.
@@ -153,9 +160,11 @@ class Feed:
         apply(self.state, record)
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer, end_at_start: dict[Any, int]) -> None:
-        for tp, end in end_at_start.items():
-            if await consumer.position(tp) < end:
-                return
+        behind = {tp.topic for tp, end in end_at_start.items() if await consumer.position(tp) < end}
+        if CONSOLE_SESSIONS not in behind:
+            self.sessions_ready = True
+        if behind:
+            return
         self.ready = True
         self._notify()
         log.info("console_caught_up", version=self.state.version, duplicates=self.state.duplicates)

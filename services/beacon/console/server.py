@@ -9,12 +9,13 @@ import uvicorn
 
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
+from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
 from beacon.core.kafka import make_producer
 from beacon.core.logs import configure_logging, get_logger
 from beacon.core.settings import load_settings
-from beacon.core.topics import ACKS, ensure_topics
+from beacon.core.topics import ACKS, CONSOLE_SESSIONS, ensure_topics
 
 log = get_logger("console")
 ACK_SEND_TIMEOUT_S = 10.0
@@ -35,10 +36,16 @@ def run() -> None:
     async def send_ack(command: AckCommand) -> None:
         await asyncio.to_thread(_send_blocking, command)
 
+    def _send_session_blocking(record: SessionRecord) -> None:
+        producer.send(CONSOLE_SESSIONS, key=record.key, value=record.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
+
+    async def send_session_record(record: SessionRecord) -> None:
+        await asyncio.to_thread(_send_session_blocking, record)
+
     if not settings.console_users_file.exists():
         log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME")
     feed = Feed(settings)
-    app = create_app(settings, feed, send_ack)
+    app = create_app(settings, feed, send_ack, send_session_record)
     config = uvicorn.Config(
         app,
         host=settings.bind_host,

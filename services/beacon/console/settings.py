@@ -5,25 +5,55 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from beacon.core.settings import PROJECT_ROOT, Settings
+from beacon.core.settings import PROJECT_ROOT, RequiredSecret, Settings
 
 
-class ConsoleSettings(Settings):
+class ConsoleUsersSettings(Settings):
+    """What the account tools need (``python -m beacon console-user``): no session secret."""
+
     console_users_file: Path = Field(
         default=PROJECT_ROOT / "var" / "console" / "users.json",
         description="Staff allowed to log in, with scrypt password hashes "
         "(managed by `python -m beacon console-user`). Re-read on change: no restart needed.",
     )
-    console_session_secret: SecretStr = Field(
+
+
+class ConsoleSettings(ConsoleUsersSettings):
+    console_session_secret: RequiredSecret = Field(
         default=SecretStr(""),
-        description="Signs session cookies. Empty: a random secret per process (everyone logs in again "
-        "after a restart). Set the same value on every console instance behind one load balancer.",
+        description="Signs session cookies (at least 32 random bytes; the console refuses to start without). "
+        "Set the same value on every console instance behind one load balancer.",
     )
     console_session_max_age_s: int = Field(default=12 * 3600, ge=60, description="Idle time before a new login.")
     console_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
     console_timezone: str = Field(default="Europe/London", description="Time zone the pages show times in.")
+    console_login_free_failures_per_user: int = Field(
+        default=3, ge=1, le=100, description="Wrong passwords for one user name before each attempt must wait."
+    )
+    console_login_free_failures_per_address: int = Field(
+        default=10, ge=1, le=10_000, description="Wrong passwords from one client address before it must wait."
+    )
+    console_login_backoff_s: float = Field(
+        default=1.0, gt=0, le=3600, description="The first wait after the free failures; doubles at each failure."
+    )
+    console_login_max_backoff_s: float = Field(default=300.0, gt=0, le=86_400, description="The longest wait.")
+    console_login_lockout_after: int = Field(
+        default=10,
+        ge=2,
+        le=1000,
+        description="Wrong passwords in a row that lock a user name until an admin runs "
+        "`python -m beacon console-user unlock NAME`.",
+    )
+
+    @field_validator("console_login_lockout_after")
+    @classmethod
+    def _lockout_after_the_free_failures(cls, value: int, info: ValidationInfo) -> int:
+        free = info.data.get("console_login_free_failures_per_user")
+        if free is not None and value <= free:
+            raise ValueError(f"must be greater than BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_USER ({free})")
+        return value
 
     @field_validator("console_timezone")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 from faust.exceptions import ConsumerNotStarted
+from faust.web.base import BlueprintManager
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,6 +40,29 @@ def _use_fetch_max_wait(ms: int) -> None:
             super().__init__(*args, **kwargs)
 
     faust_aiokafka.aiokafka.AIOKafkaConsumer = PromptConsumer  # type: ignore[misc]
+
+
+class BeaconFaustApp(faust.App):
+    """A Faust app whose web server serves only the pages Beacon registers (``app.page``).
+
+    Faust's built-in views (``/table/<name>/<key>/``, ``/router/``, ``/``, and the statistics,
+    graph and performance pages when their flags are on) answer anyone with table contents
+    and topology; Beacon's tables hold children's and on-call staff's details. None of them
+    is mounted, whatever the ``web_*_enabled`` settings say. (Nothing here uses
+    ``@app.table_route``, which needs ``/router/``.)
+    """
+
+    def _new_web(self) -> Any:
+        web = super()._new_web()
+        web.blueprints = BlueprintManager()
+        return web
+
+
+def web_routes(app: faust.App) -> list[tuple[str, str]]:
+    """(method, path) of every route the worker's web server serves, as it serves them."""
+    app.web.init_server()  # what the worker does at start: mounts blueprints (none) and pages
+    router = app.web.web_app.router  # type: ignore[attr-defined]  # the aiohttp driver's
+    return sorted({(r.method, r.resource.canonical) for r in router.routes() if r.method != "HEAD"})
 
 
 def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: object) -> faust.App:
@@ -70,7 +94,7 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
         # recovery reads the whole changelog (see shared/broker.md, defect 1).
         config["producer_max_batch_size"] = 1
     config.update(overrides)
-    app = faust.App(f"beacon-{name}", **config)
+    app = BeaconFaustApp(f"beacon-{name}", **config)
     _add_ops_pages(app)
     _add_consumer_progress_exporter(app, settings)
     return app

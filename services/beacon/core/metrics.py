@@ -75,3 +75,9 @@ CONSUMER_COMMITTED_OFFSET = Gauge(
 CONSUMER_LAG = Gauge(
     "beacon_consumer_lag_records", "Records behind the end of the partition.", ["group", "topic", "partition"]
 )
+
+CONSOLE_LOGIN_FAILURES = Counter(
+    "beacon_console_login_failures_total",
+    "Console logins refused, by reason (wrong_password, throttled, locked).",
+    ["reason"],
+)

@@ -10,10 +10,10 @@ import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,61 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 ENV_PREFIX = "BEACON_"
+
+
+# ---------------------------------------------------------------- secrets
+# One rule for every secret Beacon holds: at least MIN_SECRET_BYTES bytes, not a value
+# that has ever been published (a default, an example), not a placeholder.
+MIN_SECRET_BYTES = 32
+PUBLISHED_SECRETS = frozenset(
+    {
+        "dev-only-secret-change-me",  # Beacon's own default until issue 11
+        "change-me",
+        "changeme",
+        "secret",
+        "password",
+    }
+)
+_MIN_DISTINCT_CHARACTERS = 8  # "aaaa...": long enough, guessable all the same
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a secret, or None if it can."""
+    if not value:
+        return "not set (generate one: openssl rand -hex 32)"
+    if value.strip().lower() in PUBLISHED_SECRETS:
+        return "a published default: anyone can forge with it (generate one: openssl rand -hex 32)"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"too short: a secret needs at least {MIN_SECRET_BYTES} bytes (generate one: openssl rand -hex 32)"
+    if len(set(value)) < _MIN_DISTINCT_CHARACTERS:
+        return "a placeholder, not a random secret (generate one: openssl rand -hex 32)"
+    return None
+
+
+def _required_secret(value: SecretStr) -> SecretStr:
+    problem = secret_problem(value.get_secret_value())
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _optional_secret(value: SecretStr) -> SecretStr:
+    return _required_secret(value) if value.get_secret_value() else value
+
+
+# A secret the service cannot run without (default empty: refused until set).
+RequiredSecret = Annotated[SecretStr, AfterValidator(_required_secret)]
+# A secret whose feature is off while it is empty; once set, the same rule applies.
+OptionalSecret = Annotated[SecretStr, AfterValidator(_optional_secret)]
+
+
+def required_secrets(settings_cls: type[BaseSettings]) -> list[str]:
+    """Names of the RequiredSecret fields of ``settings_cls`` (what a deployment must set)."""
+    return [
+        name
+        for name, field in settings_cls.model_fields.items()
+        if any(getattr(rule, "func", None) is _required_secret for rule in field.metadata)
+    ]
 
 
 class Settings(BaseSettings):
@@ -112,7 +167,9 @@ class Settings(BaseSettings):
         default="", description="Twilio account SID for SMS; empty: SMS go to the dev-mode outbox."
     )
     twilio_auth_token: SecretStr = Field(
-        default=SecretStr(""), description="Twilio auth token: authenticates API calls and checks webhook signatures."
+        default=SecretStr(""),
+        description="Twilio auth token: authenticates API calls and checks webhook signatures. Required (a strong "
+        "secret) once BEACON_TWILIO_ACCOUNT_SID is set.",
     )
     twilio_from_number: str = Field(default="", description="Sender number of every SMS (E.164, e.g. +447700900123).")
     twilio_api_base_url: str = Field(default="", description="Override, e.g. a Prism mock of Twilio's API.")
@@ -127,12 +184,17 @@ class Settings(BaseSettings):
         default=True, description="Upgrade the SMTP connection with STARTTLS before AUTH (refuse a server without it)."
     )
 
-    ack_link_secret: SecretStr = Field(
-        default=SecretStr("dev-only-secret-change-me"), description="Signs acknowledgement links."
-    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written (JSON lines on stdout)."
     )
+
+    @field_validator("twilio_auth_token")
+    @classmethod
+    def _twilio_token_when_twilio_is_on(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Twilio signs its webhooks with this token: a weak one lets anyone fake an SMS reply.
+        if info.data.get("twilio_account_sid"):
+            return _required_secret(value)
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,9 @@ ALERTS = "beacon.alerts"  # alert records raised and resolved by the correlator
 ACKS = "beacon.acks"  # acknowledgements from SMS replies, links and the API
 NOTIFICATIONS = "beacon.notifications"  # notification ledger: intents and delivery outcomes
 AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
+# Console sessions ended and accounts locked (keyed by session id or staff user name, not by
+# child; compacted: read from the beginning by every console replica, see console/sessions.py).
+CONSOLE_SESSIONS = "beacon.console.sessions"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ACKS),
     TopicSpec(NOTIFICATIONS, compacted=True),
     TopicSpec(AUDIT),
+    TopicSpec(CONSOLE_SESSIONS, compacted=True),
 )
 
 

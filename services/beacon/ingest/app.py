@@ -107,6 +107,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         "every event of the request; anything else means nothing was accepted, so resend the same "
         "request (same ids): duplicates are dropped downstream by (source, id).",
         lifespan=lifespan,
+        redoc_url=None,  # one documentation page: /docs (README, "Security": every route is documented)
+        swagger_ui_oauth2_redirect_url=None,  # no OAuth here: API keys
     )
     bearer = HTTPBearer(auto_error=False, description="The API key of your source: `Authorization: Bearer bk_...`.")
 

@@ -6,16 +6,27 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from beacon.core.settings import PROJECT_ROOT, Settings
+from beacon.core.settings import PROJECT_ROOT, OptionalSecret, RequiredSecret, Settings
 
 
-class NotifierSettings(Settings):
+class OnCallFileSettings(Settings):
+    """What the on-call tools need (``python -m beacon oncall check``): no secrets."""
+
     oncall_file: Path = Field(
         default=PROJECT_ROOT / "deploy" / "oncall" / "example.yaml",
         description="People, teams, rotations, roles and escalation policies (YAML).",
     )
-    notifier_api_token: SecretStr = Field(
-        default=SecretStr(""), description="Bearer token for POST /v1/alerts/{id}/ack; empty disables the API."
+
+
+class NotifierSettings(OnCallFileSettings):
+    ack_link_secret: RequiredSecret = Field(
+        default=SecretStr(""),
+        description="Signs acknowledgement links (at least 32 random bytes; the notifier refuses to start without).",
+    )
+    notifier_api_token: OptionalSecret = Field(
+        default=SecretStr(""),
+        description="Bearer token for the notifier API (/v1/alerts/...); empty disables the API, "
+        "set it must be at least 32 random bytes.",
     )
     notifier_test_clock: bool = Field(
         default=False,
