@@ -189,11 +189,10 @@ def import_events(
     chunk: int = typer.Option(500, min=1, help="Records per acknowledged chunk (and checkpoint)."),
 ) -> None:
     """Bulk import / replay historical events straight to the events topic."""
-    from datetime import timedelta
-
     from tqdm import tqdm
 
     from beacon.core.topics import EVENTS
+    from beacon.ingest.decisions import ContractRules
     from beacon.ingest.importer import count_lines, run_import
 
     settings = _ingest_settings()
@@ -216,7 +215,7 @@ def import_events(
                 limit=limit,
                 chunk=chunk,
                 progress=progress,
-                future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
+                rules=ContractRules.from_settings(settings),
             )
     finally:
         if producer is not None:

@@ -19,6 +19,7 @@ from harness.kafka import read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
 from .conftest import run_cli
+from .forbidden import forbidden_events
 
 pytestmark = pytest.mark.slow
 
@@ -266,3 +267,14 @@ def test_the_curl_example_works(settings, client, create_key):
     )
     assert result.stdout.startswith("HTTP/1.1 202")
     assert '"accepted":["met-evt-000001"]' in result.stdout
+
+
+def test_values_the_schema_or_the_date_window_forbids_are_refused_naming_the_field(settings, client, create_key):
+    """Ingest took "age_years": "14" or true, "looked_after": "yes" or 1 and "time": 1796000000,
+    which the published schema forbids, and dates in year 1 or 9999 that broke the console."""
+    token = create_key("met-police", "police")
+    for field, event in forbidden_events():
+        body = _problem(client.post("/v1/events", json=event, headers=auth(token)), 422)
+        assert [e["field"] for e in body["errors"]] == [field], (event, body)
+        assert body["errors"][0]["reason"]
+    assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []

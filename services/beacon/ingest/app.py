@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
@@ -34,6 +34,7 @@ from beacon.ingest.decisions import (
     SINGLE_TYPES,
     Bucket,
     Caller,
+    ContractRules,
     Problem,
     check_events,
     decode_body,
@@ -91,7 +92,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     producer = AckedProducer(settings)
     buckets: dict[str, Bucket] = {}
     readiness = {"ready": False, "checked_at": 0.0}
-    tolerance = timedelta(seconds=settings.ingest_future_tolerance_s)
+    rules = ContractRules.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -203,7 +204,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         if isinstance(decoded, Problem):
             return _reject(decoded, source_label)
         raws, batch = decoded
-        checked = check_events(raws, batch, caller, datetime.now(UTC), tolerance)
+        checked = check_events(raws, batch, caller, datetime.now(UTC), rules)
         if isinstance(checked, Problem):
             for raw in raws:
                 EVENTS_RECEIVED.labels(source=source_label, type=type_label(raw), outcome="rejected").inc()

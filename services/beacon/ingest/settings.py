@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from beacon.core.settings import Settings
 
@@ -44,7 +45,14 @@ class IngestSettings(Settings):
     ingest_max_batch_events: int = Field(default=500, ge=1, le=10_000)
     ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     ingest_future_tolerance_s: float = Field(
-        default=300.0, ge=0, description="Event `time` may be at most this far ahead of the server clock."
+        default=300.0,
+        ge=0,
+        description="No date-time of an event (`time` or any in `data`) may be more than this far ahead "
+        "of the server clock.",
+    )
+    ingest_earliest_event_time: AwareDatetime = Field(
+        default=datetime(1990, 1, 1, tzinfo=UTC),
+        description="No date-time of an event (`time` or any in `data`) may be earlier than this.",
     )
     ingest_rate_per_s: float = Field(default=50.0, gt=0, description="Per-source sustained events per second.")
     ingest_rate_burst: int = Field(default=1000, ge=1, description="Per-source token-bucket capacity (events).")
