@@ -6,8 +6,10 @@ import copy
 import json
 import os
 import subprocess
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -278,3 +280,23 @@ def test_values_the_schema_or_the_date_window_forbids_are_refused_naming_the_fie
         assert [e["field"] for e in body["errors"]] == [field], (event, body)
         assert body["errors"][0]["reason"]
     assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []
+
+
+def test_a_corrupted_api_keys_file_gives_503_and_the_log_names_the_file(
+    settings, client, create_key, ingest_env, ingest
+):
+    token = create_key("met-police", "police")
+    event = police_event(1, "CH-KEY-0001")
+    keys_file = Path(ingest_env["BEACON_INGEST_API_KEYS_FILE"])
+    intact = keys_file.read_text()
+    for n, broken in enumerate(['{"keys": [', "[]", '{"keys": "all"}', '{"keys": [{"key_id": 1}]}', '{"keys": [7]}']):
+        keys_file.write_text(broken)
+        os.utime(keys_file, ns=(time.time_ns(), time.time_ns() + n))  # a new mtime even within one tick
+        body = _problem(client.post("/v1/events", json=event, headers=auth(token)), 503)
+        assert "API keys" in body["detail"]
+    keys_file.write_text(intact)
+    assert client.post("/v1/events", json=event, headers=auth(token)).status_code == 202
+    lines = [json.loads(line) for line in ingest.log_file.read_text().splitlines() if line.startswith("{")]
+    broken_lines = [line for line in lines if line["event"] == "api_keys_file_invalid"]
+    assert broken_lines and all(line["file"] == str(keys_file) for line in broken_lines)
+    assert "Traceback" not in ingest.log_file.read_text()

@@ -27,7 +27,7 @@ from beacon.core.events import EVENT_TYPES, envelope_model, event_to_json
 from beacon.core.logs import get_logger
 from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
 from beacon.core.topics import EVENTS
-from beacon.ingest.apikeys import ApiKeyStore
+from beacon.ingest.apikeys import ApiKeyStore, KeyFileError
 from beacon.ingest.decisions import (
     ACCEPTED_CONTENT_TYPES,
     BATCH_TYPES,
@@ -155,7 +155,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             },
             429: {"description": "Rate limit of this source.", "content": problem_content, "headers": retry_after},
             503: {
-                "description": "Kafka unavailable: nothing was accepted.",
+                "description": "Kafka unavailable, or the service's API-keys file is unreadable: nothing was accepted.",
                 "content": problem_content,
                 "headers": retry_after,
             },
@@ -171,7 +171,20 @@ def create_app(settings: IngestSettings) -> FastAPI:
         return response
 
     async def _handle(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Response:
-        key = store.authenticate(credentials.credentials if credentials else None)
+        try:
+            key = store.authenticate(credentials.credentials if credentials else None)
+        except KeyFileError as exc:
+            log.error("api_keys_file_invalid", file=str(settings.ingest_api_keys_file), error=str(exc))
+            EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="keys-file-invalid").inc()
+            return problem_response(
+                Problem(
+                    503,
+                    "keys-file-invalid",
+                    "Service Unavailable",
+                    "the service cannot read its API keys; nothing was accepted, resend the same request later",
+                    headers={"Retry-After": str(settings.ingest_retry_after_s)},
+                )
+            )
         if key is None:
             EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="unauthorized").inc()
             return problem_response(
