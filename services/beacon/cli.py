@@ -174,6 +174,35 @@ def apikeys_list() -> None:
         typer.echo(f"{key.key_id}  {key.source:20} {key.scope:10} created {key.created_at}  {state}")
 
 
+@cli.command("pseudonym")
+def pseudonym_of(
+    references: list[str] = typer.Argument(None, help="Source references (child or episode)."),
+    episode: bool = typer.Option(False, "--episode", help="The references are episode references."),
+    find: str = typer.Option(
+        None, "--find", help="Beacon's reference to look for: reads candidate source references from stdin."
+    ),
+) -> None:
+    """Beacon's reference of a source reference under BEACON_INGEST_PSEUDONYM_KEY, or (--find)
+    which of the source references on stdin a Beacon reference stands for."""
+    import sys
+
+    from beacon.ingest.references import pseudonym
+
+    key = _ingest_settings().ingest_pseudonym_key.get_secret_value()
+    if not key:
+        typer.echo("BEACON_INGEST_PSEUDONYM_KEY is not set: Beacon keeps the source's references as they are", err=True)
+        raise typer.Exit(2)
+    kind = "episode" if episode else "subject"
+    if find is not None:
+        candidates = (line.strip() for line in sys.stdin)
+        matches = [ref for ref in candidates if ref and pseudonym(key.encode(), kind, ref) == find]
+        for ref in matches:
+            typer.echo(ref)
+        raise typer.Exit(0 if matches else 1)
+    for ref in references or []:
+        typer.echo(f"{ref}\t{pseudonym(key.encode(), kind, ref)}")
+
+
 @cli.command("import")
 def import_events(
     file: Path = typer.Argument(

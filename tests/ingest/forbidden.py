@@ -14,7 +14,7 @@ REPORTED = "beacon.episode.reported.v1"
 
 def _reported(index: int, path: str, value: Any) -> dict[str, Any]:
     event = copy.deepcopy(example_event(REPORTED))
-    event["id"] = f"met-forbidden-{index:03d}"
+    event["id"] = f"met-fbd-{index:03d}"
     target = event
     *parents, leaf = path.split("/")
     for part in parents:

@@ -83,13 +83,11 @@ def test_structured_binary_and_json_modes(settings, client, create_key):
     )
     assert r.status_code == 202, r.text
     binary_headers = {f"ce-{k}": event[k] for k in ("specversion", "source", "type", "time", "subject")}
-    r = client.post(
-        "/v1/events", json=event["data"], headers={**auth(token), **binary_headers, "ce-id": "swk-binary-1"}
-    )
+    r = client.post("/v1/events", json=event["data"], headers={**auth(token), **binary_headers, "ce-id": "swk-bin-1"})
     assert r.status_code == 202, r.text
-    assert r.json()["accepted"] == ["swk-binary-1"]
+    assert r.json()["accepted"] == ["swk-bin-1"]
     ids = sorted(event_from_json(rec.value).id for rec in read_topic(settings, EVENTS, expect=2))
-    assert ids == sorted([event["id"], "swk-binary-1"])
+    assert ids == sorted([event["id"], "swk-bin-1"])
 
 
 def _problem(r: httpx.Response, status: int) -> dict:

@@ -23,7 +23,7 @@ def _history(n: int) -> list[dict]:
     events = []
     for i in range(n):
         event = example_event("beacon.episode.sighting.v1")
-        event.update(id=f"hist-{i:05d}", subject=f"CH-HIST-{i % 7:03d}")
+        event.update(id=f"hst-{i:05d}", subject=f"CH-HST-{i % 7:03d}")
         events.append(event)
     return events
 
@@ -37,7 +37,7 @@ def _write_jsonl(path, events, bad_lines):
 
 def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path):
     events = _history(40)
-    bad_risk = {**example_event("beacon.episode.reported.v1"), "id": "hist-bad"}
+    bad_risk = {**example_event("beacon.episode.reported.v1"), "id": "hst-bad-1"}
     bad_risk["data"] = {**bad_risk["data"], "risk": "extreme"}
     source = tmp_path / "history.jsonl"
     _write_jsonl(source, events, [(5, "{broken json"), (20, json.dumps(bad_risk))])

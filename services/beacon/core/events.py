@@ -38,7 +38,9 @@ ChildRef = Annotated[
     Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$",
         description="Pseudonymous child reference shared by police and council systems. "
-        "Never a name, date of birth or case-system identifier that reveals identity.",
+        "Never a name, date of birth or case-system identifier that reveals identity. It must also match "
+        "the deployment's reference pattern (by default upper-case letters, digits and dashes, at least "
+        "one digit, never four letters in a row).",
         examples=["CH-7F3A9C21"],
     ),
 ]
@@ -47,7 +49,8 @@ EpisodeRef = Annotated[
     Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$",
         description="Identifier of one missing episode (e.g. the police incident number). "
-        "All events about the same episode carry the same reference.",
+        "All events about the same episode carry the same reference. It must also match the "
+        "deployment's reference pattern (as `subject`).",
         examples=["MET-2026-000123"],
     ),
 ]
@@ -291,7 +294,12 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=255, description="Unique per source; resends keep the id.")
+    id: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Unique per source; resends keep the id. It must also match the deployment's id "
+        "pattern (by default a UUID, or the reference rule in either case, e.g. met-evt-000001).",
+    )
     source: str = Field(
         min_length=1,
         max_length=255,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from beacon.core.events import EVENT_TYPES, CloudEvent, EventValidationError, FieldError, parse_event
+from beacon.ingest.references import DEFAULT_ID_PATTERN, DEFAULT_REFERENCE_PATTERN, pseudonymise, reference_errors
 
 PROBLEM_BASE = "https://beacon.example/problems/"
 
@@ -149,12 +151,19 @@ class ContractRules:
 
     future_tolerance: timedelta
     earliest: datetime
+    reference_pattern: re.Pattern[str] = re.compile(DEFAULT_REFERENCE_PATTERN)
+    id_pattern: re.Pattern[str] = re.compile(DEFAULT_ID_PATTERN)
+    pseudonym_key: bytes | None = None  # set: references are replaced by their keyed pseudonyms
 
     @classmethod
     def from_settings(cls, settings: Any) -> ContractRules:
+        key = settings.ingest_pseudonym_key.get_secret_value()
         return cls(
             future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
             earliest=settings.ingest_earliest_event_time,
+            reference_pattern=re.compile(settings.ingest_reference_pattern),
+            id_pattern=re.compile(settings.ingest_id_pattern),
+            pseudonym_key=key.encode() if key else None,
         )
 
 
@@ -196,14 +205,17 @@ def date_window_errors(event: CloudEvent, now: datetime, rules: ContractRules) -
 
 
 def contract_errors(raw: Any, now: datetime, rules: ContractRules) -> tuple[CloudEvent | None, list[FieldError]]:
-    """Validate one raw event against the contract and the deployment's rules."""
+    """Validate one raw event against the contract and the deployment's rules; the event
+    returned carries Beacon's references (the pseudonyms, when a key is set)."""
     try:
         event = parse_event(raw)
     except EventValidationError as exc:
         return None, list(exc.errors)
-    errors = date_window_errors(event, now, rules)
+    errors = date_window_errors(event, now, rules) + reference_errors(event, rules.reference_pattern, rules.id_pattern)
     if errors:
         return None, errors
+    if rules.pseudonym_key is not None:
+        event = pseudonymise(event, rules.pseudonym_key)
     return event, []
 
 
