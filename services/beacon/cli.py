@@ -373,12 +373,33 @@ def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCA
         )
 
 
+# Long-running services: what they write is read by a log shipper, so even a refusal to
+# start is one JSON line; the operator tools answer a person, in text.
+SERVICE_COMMANDS = frozenset({"ingest", "validator", "correlator", "notifier", "console"})
+
+
+def _refuse_to_start(reason: str) -> None:
+    import json
+    import sys
+    from datetime import datetime
+
+    if len(sys.argv) > 1 and sys.argv[1] in SERVICE_COMMANDS:
+        line = {
+            "event": "refused_to_start",
+            "level": "critical",
+            "logger": "beacon.cli",
+            "service": sys.argv[1],
+            "reason": reason,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        typer.echo(json.dumps(line), err=True)
+    else:
+        typer.echo(reason, err=True)
+    raise SystemExit(2)
+
+
 def main() -> None:
     try:
         cli()
-    except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(2) from None
-    except PolicyError as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(2) from None
+    except (SettingsError, PolicyError) as exc:
+        _refuse_to_start(str(exc))

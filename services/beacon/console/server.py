@@ -12,7 +12,7 @@ from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
 from beacon.core.kafka import make_producer
-from beacon.core.logs import configure_logging, get_logger
+from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ensure_topics
 
@@ -44,6 +44,7 @@ def run() -> None:
         host=settings.bind_host,
         port=settings.console_port,
         log_level="warning",
+        log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
         access_log=False,
         timeout_graceful_shutdown=5,
         proxy_headers=False,

@@ -318,7 +318,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
 def serve(settings: IngestSettings) -> None:
     import uvicorn
 
-    from beacon.core.logs import configure_logging
+    from beacon.core.logs import configure_logging, logging_config
 
     configure_logging(settings.log_level)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter, not events
@@ -330,5 +330,6 @@ def serve(settings: IngestSettings) -> None:
         host=settings.bind_host,
         port=settings.ingest_port,
         log_level=settings.log_level.lower(),
+        log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
         access_log=False,
     )
