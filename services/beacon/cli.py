@@ -167,9 +167,14 @@ def apikeys_revoke(key_id: str = typer.Argument(..., help="The key id (see `apik
 @apikeys_cli.command("list")
 def apikeys_list() -> None:
     """List keys (ids, sources, scopes, state; never the keys themselves)."""
-    from beacon.ingest.apikeys import ApiKeyStore
+    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
 
-    for key in ApiKeyStore(_ingest_settings().ingest_api_keys_file).list():
+    try:
+        keys = ApiKeyStore(_ingest_settings().ingest_api_keys_file).list()
+    except KeyStoreError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for key in keys:
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
         typer.echo(f"{key.key_id}  {key.source:20} {key.scope:10} created {key.created_at}  {state}")
 
@@ -331,8 +336,15 @@ def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full 
 @console_user_cli.command("remove")
 def console_user_remove(name: str) -> None:
     """Remove a user; their open sessions stop working at once."""
+    from beacon.console.users import UsersFileError
+
     store = _console_users()
-    if not store.remove(name):
+    try:
+        removed = store.remove(name)
+    except UsersFileError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not removed:
         typer.echo(f"no user {name} in {store.path}", err=True)
         raise typer.Exit(1)
     typer.echo(f"removed {name}")
@@ -341,7 +353,14 @@ def console_user_remove(name: str) -> None:
 @console_user_cli.command("list")
 def console_user_list() -> None:
     """List the user names (never the hashes)."""
-    for name in sorted(_console_users().users()):
+    from beacon.console.users import UsersFileError
+
+    try:
+        names = sorted(_console_users().users())
+    except UsersFileError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for name in names:
         typer.echo(name)
 
 

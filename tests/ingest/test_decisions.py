@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacon.core.schemas import example_event
-from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+from beacon.ingest.apikeys import ApiKeyStore, KeyFileError, KeyStoreError
 from beacon.ingest.decisions import Bucket, Caller, ContractRules, Problem, check_events, decode_body, take_tokens
 from beacon.ingest.importer import csv_row_to_event
 from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
@@ -151,3 +152,15 @@ def test_csv_cells_are_typed_by_the_contract_and_nothing_else_is_coerced():
         "looked_after": "yes",
         "episode_ref": "MET-2026-000123",
     }
+
+
+@pytest.mark.parametrize(
+    "broken", ['{"keys": [', "[]", '{"keys": "all"}', '{"keys": [{"key_id": 1}]}', '{"keys": [7]}']
+)
+def test_a_broken_keys_file_is_one_clear_error_naming_the_file(tmp_path, broken):
+    path = tmp_path / "api-keys.json"
+    path.write_text(broken)
+    store = ApiKeyStore(path)
+    for call in (store.keys, store.list, lambda: store.authenticate("bk_AAAAAAAAAAAA_" + "x" * 43)):
+        with pytest.raises(KeyFileError, match=re.escape(str(path))):
+            call()
