@@ -36,7 +36,7 @@ from harness.services import ServiceProcess, service_env
 
 def event(n: int) -> dict:
     e = example_event("beacon.episode.sighting.v1")
-    e.update(id=f"bench-{n:08d}", subject=f"CH-BENCH-{n % 997:04d}")
+    e.update(id=f"bch-{n:08d}", subject=f"CH-BCH-{n % 997:04d}")
     return e
 
 

@@ -223,11 +223,45 @@ def apikeys_revoke(key_id: str = typer.Argument(..., help="The key id (see `apik
 @apikeys_cli.command("list")
 def apikeys_list() -> None:
     """List keys (ids, sources, scopes, state; never the keys themselves)."""
-    from beacon.ingest.apikeys import ApiKeyStore
+    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
 
-    for key in ApiKeyStore(_ingest_settings().ingest_api_keys_file).list():
+    try:
+        keys = ApiKeyStore(_ingest_settings().ingest_api_keys_file).list()
+    except KeyStoreError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for key in keys:
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
         typer.echo(f"{key.key_id}  {key.source:20} {key.scope:10} created {key.created_at}  {state}")
+
+
+@cli.command("pseudonym")
+def pseudonym_of(
+    references: list[str] = typer.Argument(None, help="Source references (child or episode)."),
+    episode: bool = typer.Option(False, "--episode", help="The references are episode references."),
+    find: str = typer.Option(
+        None, "--find", help="Beacon's reference to look for: reads candidate source references from stdin."
+    ),
+) -> None:
+    """Beacon's reference of a source reference under BEACON_INGEST_PSEUDONYM_KEY, or (--find)
+    which of the source references on stdin a Beacon reference stands for."""
+    import sys
+
+    from beacon.ingest.references import pseudonym
+
+    key = _ingest_settings().ingest_pseudonym_key.get_secret_value()
+    if not key:
+        typer.echo("BEACON_INGEST_PSEUDONYM_KEY is not set: Beacon keeps the source's references as they are", err=True)
+        raise typer.Exit(2)
+    kind = "episode" if episode else "subject"
+    if find is not None:
+        candidates = (line.strip() for line in sys.stdin)
+        matches = [ref for ref in candidates if ref and pseudonym(key.encode(), kind, ref) == find]
+        for ref in matches:
+            typer.echo(ref)
+        raise typer.Exit(0 if matches else 1)
+    for ref in references or []:
+        typer.echo(f"{ref}\t{pseudonym(key.encode(), kind, ref)}")
 
 
 @cli.command("import")
@@ -245,11 +279,10 @@ def import_events(
     chunk: int = typer.Option(500, min=1, help="Records per acknowledged chunk (and checkpoint)."),
 ) -> None:
     """Bulk import / replay historical events straight to the events topic."""
-    from datetime import timedelta
-
     from tqdm import tqdm
 
     from beacon.core.topics import EVENTS
+    from beacon.ingest.decisions import ContractRules
     from beacon.ingest.importer import count_lines, run_import
 
     settings = _ingest_settings()
@@ -272,7 +305,7 @@ def import_events(
                 limit=limit,
                 chunk=chunk,
                 progress=progress,
-                future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
+                rules=ContractRules.from_settings(settings),
             )
     finally:
         if producer is not None:
@@ -389,8 +422,15 @@ def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full 
 @console_user_cli.command("remove")
 def console_user_remove(name: str) -> None:
     """Remove a user; their open sessions stop working at once, on every console."""
+    from beacon.console.users import UsersFileError
+
     store = _console_users()
-    if not store.exists(name):
+    try:
+        exists = store.exists(name)
+    except UsersFileError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not exists:
         typer.echo(f"no user {name} in {store.path}", err=True)
         raise typer.Exit(1)
     _write_session_record("user_sessions_ended", name, "removed")
@@ -415,7 +455,14 @@ def console_user_unlock(name: str) -> None:
 @console_user_cli.command("list")
 def console_user_list() -> None:
     """List the user names (never the hashes)."""
-    for name in sorted(_console_users().users()):
+    from beacon.console.users import UsersFileError
+
+    try:
+        names = sorted(_console_users().users())
+    except UsersFileError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for name in names:
         typer.echo(name)
 
 
@@ -447,12 +494,33 @@ def oncall_check(path: Path = typer.Argument(None, help="Defaults to BEACON_ONCA
         )
 
 
+# Long-running services: what they write is read by a log shipper, so even a refusal to
+# start is one JSON line; the operator tools answer a person, in text.
+SERVICE_COMMANDS = frozenset({"ingest", "validator", "correlator", "notifier", "console"})
+
+
+def _refuse_to_start(reason: str) -> None:
+    import json
+    import sys
+    from datetime import datetime
+
+    if len(sys.argv) > 1 and sys.argv[1] in SERVICE_COMMANDS:
+        line = {
+            "event": "refused_to_start",
+            "level": "critical",
+            "logger": "beacon.cli",
+            "service": sys.argv[1],
+            "reason": reason,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        typer.echo(json.dumps(line), err=True)
+    else:
+        typer.echo(reason, err=True)
+    raise SystemExit(2)
+
+
 def main() -> None:
     try:
         cli()
-    except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(2) from None
-    except PolicyError as exc:
-        typer.echo(str(exc), err=True)
-        raise SystemExit(2) from None
+    except (SettingsError, PolicyError) as exc:
+        _refuse_to_start(str(exc))

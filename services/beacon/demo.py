@@ -30,11 +30,11 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
     def add(event_type: str, child: str, data: dict[str, Any], at: datetime, source: str) -> None:
         events.append(
             build_event(
-                event_type, child, data, time=_iso(at), source=source, event_id=f"demo-{child}-{len(events):03d}"
+                event_type, child, data, time=_iso(at), source=source, event_id=f"dmo-{child}-{len(events):03d}"
             )
         )
 
-    alpha = "CH-DEMO-ALPHA"
+    alpha = "CH-DMO-0001"
     add(
         "beacon.cse.screened.v1",
         alpha,
@@ -46,7 +46,7 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
         "beacon.episode.reported.v1",
         alpha,
         {
-            "episode_ref": "DEMO-EP-A1",
+            "episode_ref": "DMO-EP-A1",
             "category": "missing",
             "started_at": _iso(now - timedelta(hours=2)),
             "risk": "high",
@@ -59,14 +59,14 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
         police,
     )
 
-    bravo = "CH-DEMO-BRAVO"
+    bravo = "CH-DMO-0002"
     for n, days_ago in enumerate((40, 21, 0), start=1):
         start = now - timedelta(days=days_ago, hours=5)
         add(
             "beacon.episode.reported.v1",
             bravo,
             {
-                "episode_ref": f"DEMO-EP-B{n}",
+                "episode_ref": f"DMO-EP-B{n}",
                 "category": "missing",
                 "started_at": _iso(start),
                 "risk": "medium",
@@ -82,7 +82,7 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
             add(
                 "beacon.episode.found.v1",
                 bravo,
-                {"episode_ref": f"DEMO-EP-B{n}", "outcome": "returned", "ended_at": _iso(start + timedelta(hours=9))},
+                {"episode_ref": f"DMO-EP-B{n}", "outcome": "returned", "ended_at": _iso(start + timedelta(hours=9))},
                 start + timedelta(hours=9, minutes=10),
                 police,
             )
@@ -90,7 +90,7 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
                 "beacon.return_interview.recorded.v1",
                 bravo,
                 {
-                    "episode_ref": f"DEMO-EP-B{n}",
+                    "episode_ref": f"DMO-EP-B{n}",
                     "status": "completed",
                     "recorded_at": _iso(start + timedelta(hours=30)),
                 },
@@ -98,13 +98,13 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
                 council,
             )
 
-    charlie = "CH-DEMO-CHARLIE"
+    charlie = "CH-DMO-0003"
     start = now - timedelta(days=4, hours=10)
     add(
         "beacon.episode.reported.v1",
         charlie,
         {
-            "episode_ref": "DEMO-EP-C1",
+            "episode_ref": "DMO-EP-C1",
             "category": "absent",
             "started_at": _iso(start),
             "risk": "low",
@@ -119,7 +119,7 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
     add(
         "beacon.episode.found.v1",
         charlie,
-        {"episode_ref": "DEMO-EP-C1", "outcome": "returned", "ended_at": _iso(now - timedelta(days=4))},
+        {"episode_ref": "DMO-EP-C1", "outcome": "returned", "ended_at": _iso(now - timedelta(days=4))},
         now - timedelta(days=4),
         police,
     )
@@ -127,7 +127,7 @@ def demo_events(now: datetime | None = None) -> list[dict[str, Any]]:
     add(
         "beacon.episode.found.v1",
         alpha,
-        {"episode_ref": "DEMO-EP-A1", "outcome": "found", "ended_at": _iso(now - timedelta(minutes=5))},
+        {"episode_ref": "DMO-EP-A1", "outcome": "found", "ended_at": _iso(now - timedelta(minutes=5))},
         now - timedelta(minutes=4),
         police,
     )

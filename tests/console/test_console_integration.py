@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -183,3 +184,47 @@ def test_a_removed_user_is_logged_out_at_once(settings, console_env, start_conso
 
 def _log(settings, console_env) -> str:
     return (Path(console_env["BEACON_CONSOLE_USERS_FILE"]).parent / "console.log").read_text()
+
+
+def test_pages_render_records_with_dates_ingest_would_refuse(settings, start_console):
+    """A record produced straight to beacon.events skips ingest's date window: the console
+    answered 500 on the dashboard, its live fragment and the child page after one."""
+    start_console()
+    client = logged_in_client(settings)
+    children = {"CH-OLD-0001": "0001-01-01T00:00:00Z", "CH-FAR-9999": "9999-12-31T23:59:59-12:00"}
+    events = []
+    for child, started_at in children.items():
+        event = reported_event(child, f"MET-{child[3:]}")
+        event["data"]["started_at"] = started_at
+        event["time"] = started_at
+        events.append(event)
+    produce_events(settings, EVENTS, events)
+    wait_for(lambda: client.get("/").text, lambda body: all(child in body for child in children))
+    assert client.get("/").status_code == 200
+    assert client.get("/fragments/dashboard").status_code == 200
+    for child in children:
+        assert client.get(f"/children/{child}").status_code == 200
+        assert client.get(f"/fragments/children/{child}").status_code == 200
+
+
+def test_a_corrupted_users_file_gives_503_and_the_log_names_the_file(settings, console_env, start_console):
+    start_console()
+    client = logged_in_client(settings)
+    users_file = Path(console_env["BEACON_CONSOLE_USERS_FILE"])
+    intact = users_file.read_text()
+    html = {"Accept": "text/html"}
+    for n, broken in enumerate(['{"users": {', "[]", '{"users": []}', '{"users": {"a": 1}}', '{"users": {"a": {}}}']):
+        users_file.write_text(broken)
+        os.utime(users_file, ns=(time.time_ns(), time.time_ns() + n))  # a new mtime even within one tick
+        page = client.get("/", headers=html)
+        assert page.status_code == 503 and "cannot read its list of users" in page.text, page.text
+        assert client.get("/fragments/dashboard").status_code == 503
+        fresh = httpx.Client(base_url=console_url(settings), timeout=10)
+        login = {"username": USER, "password": "whatever-it-is", "csrf": csrf_of(fresh.get("/login").text)}
+        assert fresh.post("/login", data=login).status_code == 503
+    users_file.write_text(intact)
+    assert client.get("/").status_code == 200
+    log = _log(settings, console_env)
+    broken_lines = [json.loads(line) for line in log.splitlines() if "console_users_file_invalid" in line]
+    assert broken_lines and all(line["file"] == str(users_file) for line in broken_lines)
+    assert "Traceback" not in log

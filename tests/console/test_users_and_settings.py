@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from beacon.console.app import _format_duration, _local_path
 from beacon.console.settings import ConsoleSettings
-from beacon.console.users import UserError, UserStore, hash_password, verify_password
+from beacon.console.users import UserError, UsersFileError, UserStore, hash_password, verify_password
 from beacon.core.settings import SettingsError, load_settings
 from harness.services import service_env
 
@@ -112,3 +113,15 @@ def test_redirects_stay_inside_the_console(target, expected):
 )
 def test_durations_read_like_a_person_says_them(seconds, text):
     assert _format_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "broken", ['{"users": {', "[]", '{"users": []}', '{"users": {"a": 1}}', '{"users": {"a": {}}}']
+)
+def test_a_broken_users_file_is_one_clear_error_naming_the_file(tmp_path, broken):
+    path = tmp_path / "users.json"
+    path.write_text(broken)
+    store = UserStore(path)
+    for call in (store.users, lambda: store.exists("a"), lambda: store.authenticate("a", "x" * 12)):
+        with pytest.raises(UsersFileError, match=re.escape(str(path))):
+            call()

@@ -7,10 +7,12 @@ import copy
 import json
 
 import jsonschema
+import jsonschema_rs
 import pytest
 
-from beacon.core.events import EVENT_TYPES, EventValidationError, parse_event
+from beacon.core.events import EVENT_TYPES, EventValidationError, event_from_json, parse_event
 from beacon.core.schemas import SCHEMA_DIR, all_schemas, example_event
+from ingest.forbidden import SCHEMA_PROBES
 
 DOMAIN_EVENT_KINDS = 12  # shared/domain.md, "Events the service must accept"
 
@@ -97,3 +99,31 @@ def test_personal_data_fields_are_not_accepted():
     with pytest.raises(EventValidationError) as err:
         parse_event(bad)
     assert err.value.errors[0].field == "data/name"
+
+
+@pytest.mark.parametrize(("field", "value"), SCHEMA_PROBES, ids=[f"{f}={v!r}" for f, v in SCHEMA_PROBES])
+def test_the_model_refuses_exactly_what_the_schema_refuses(field, value):
+    """Lax parsing took "14" and true for an integer, "yes" and 1 for a boolean and a number
+    of seconds for a date-time; the schema forbids each, so the model must too."""
+    event_type = "beacon.episode.reported.v1"
+    schema = json.loads((SCHEMA_DIR / f"{event_type}.json").read_text())
+    bad = copy.deepcopy(example_event(event_type))
+    *parents, leaf = field.split("/")
+    target = bad
+    for part in parents:
+        target = target[part]
+    target[leaf] = value
+    assert not jsonschema_rs.validator_for(schema, validate_formats=True).is_valid(bad), "the schema accepted it"
+    with pytest.raises(EventValidationError) as err:
+        parse_event(bad)
+    assert [e.field for e in err.value.errors] == [field]
+    with pytest.raises(EventValidationError) as err:
+        event_from_json(json.dumps(bad))
+    assert [e.field for e in err.value.errors] == [field]
+
+
+def test_an_integer_with_a_zero_fraction_is_an_integer_as_in_json_schema():
+    event = copy.deepcopy(example_event("beacon.episode.reported.v1"))
+    event["data"]["age_years"] = 14.0
+    assert parse_event(event).data.age_years == 14
+    assert event_from_json(json.dumps(event)).data.age_years == 14

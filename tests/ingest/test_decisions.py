@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacon.core.schemas import example_event
-from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
-from beacon.ingest.decisions import Bucket, Caller, Problem, check_events, decode_body, take_tokens
+from beacon.ingest.apikeys import ApiKeyStore, KeyFileError, KeyStoreError
+from beacon.ingest.decisions import Bucket, Caller, ContractRules, Problem, check_events, decode_body, take_tokens
 from beacon.ingest.importer import csv_row_to_event
 from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
 from beacon.ingest.settings import POLICE_TYPES, IngestSettings
 from beacon.ingest.validator import DeadLetter, Forward, classify
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-TOLERANCE = timedelta(minutes=5)
+RULES = ContractRules(future_tolerance=timedelta(minutes=5), earliest=datetime(1990, 1, 1, tzinfo=UTC))
 POLICE = Caller("met-police", "police", frozenset(POLICE_TYPES), "urn:beacon:source:met-police")
 LIMITS = {"max_events": 3, "max_bytes": 10_000}
 
@@ -55,33 +56,31 @@ def test_binary_mode_takes_the_envelope_from_headers():
     data = {"episode_ref": "MET-1", "outcome": "found", "ended_at": "2026-11-21T09:20:00Z"}
     [event], batch = decode(data, headers=headers)
     assert not batch and event["id"] == "b-1" and event["data"] == data and event["subject"] == "CH-1234"
-    assert check_events([event], False, POLICE, NOW, TOLERANCE)[0].id == "b-1"
+    assert check_events([event], False, POLICE, NOW, RULES)[0].id == "b-1"
 
 
 def test_batch_is_all_or_nothing_and_names_every_failing_item():
     good = example_event("beacon.episode.found.v1")
     bad = {**good, "data": {**good["data"], "outcome": "vanished"}}
     foreign = example_event("beacon.cse.screened.v1")
-    result = check_events([good, bad, foreign], True, POLICE, NOW, TOLERANCE)
+    result = check_events([good, bad, foreign], True, POLICE, NOW, RULES)
     assert isinstance(result, Problem) and result.status == 422
     assert [(e.index, e.field) for e in result.errors] == [(1, "data/outcome"), (2, "type"), (2, "source")]
 
 
 def test_scope_and_source_give_403_saying_which():
     council_type = {**example_event("beacon.cse.screened.v1"), "source": "urn:beacon:source:met-police"}
-    result = check_events([council_type], False, POLICE, NOW, TOLERANCE)
+    result = check_events([council_type], False, POLICE, NOW, RULES)
     assert result.status == 403 and "beacon.cse.screened.v1" in result.errors[0].reason
     wrong_source = {**example_event("beacon.episode.found.v1"), "source": "urn:beacon:source:kent-police"}
-    result = check_events([wrong_source], False, POLICE, NOW, TOLERANCE)
+    result = check_events([wrong_source], False, POLICE, NOW, RULES)
     assert result.status == 403 and result.errors[0].field == "source"
 
 
 def test_future_time_beyond_tolerance_is_refused():
     event = example_event("beacon.episode.found.v1")
-    assert not isinstance(
-        check_events([{**event, "time": "2026-11-21T12:04:00Z"}], False, POLICE, NOW, TOLERANCE), Problem
-    )
-    result = check_events([{**event, "time": "2026-11-21T12:06:00Z"}], False, POLICE, NOW, TOLERANCE)
+    assert not isinstance(check_events([{**event, "time": "2026-11-21T12:04:00Z"}], False, POLICE, NOW, RULES), Problem)
+    result = check_events([{**event, "time": "2026-11-21T12:06:00Z"}], False, POLICE, NOW, RULES)
     assert result.status == 422 and result.errors[0].field == "time"
 
 
@@ -115,10 +114,10 @@ def test_api_key_store(tmp_path):
 
 def test_validator_classify_never_raises_and_keeps_the_original():
     good = json.dumps(example_event("beacon.episode.found.v1")).encode()
-    outcome = classify(good, b"other", topic="raw", partition=1, offset=7, now=NOW, future_tolerance=TOLERANCE)
+    outcome = classify(good, b"other", topic="raw", partition=1, offset=7, now=NOW, rules=RULES)
     assert isinstance(outcome, Forward) and outcome.key == b"CH-7F3A9C21"
     for poison in (b"", b"\x00\xff", b"[1,2]", b"null", b'{"source": 5}', b"[" * 5000):
-        letter = classify(poison, None, topic="raw", partition=0, offset=1, now=NOW, future_tolerance=TOLERANCE)
+        letter = classify(poison, None, topic="raw", partition=0, offset=1, now=NOW, rules=RULES)
         assert isinstance(letter, DeadLetter)
         body = json.loads(letter.value)
         assert base64.b64decode(body["original"]) == poison and body["reason"] and body["source"] == "unknown"
@@ -136,3 +135,32 @@ def test_csv_row_to_event():
 
 def test_checked_in_openapi_matches_the_service():
     assert OPENAPI_FILE.read_text() == render_openapi(), "run: python -m beacon schemas openapi"
+
+
+def test_csv_cells_are_typed_by_the_contract_and_nothing_else_is_coerced():
+    row = {
+        "id": "met-csv-1",
+        "type": "beacon.episode.reported.v1",
+        "data.age_years": "14",
+        "data.looked_after": "true",
+        "data.episode_ref": "MET-2026-000123",
+    }
+    assert csv_row_to_event(row)["data"] == {"age_years": 14, "looked_after": True, "episode_ref": "MET-2026-000123"}
+    loose = {**row, "data.age_years": "14 years", "data.looked_after": "yes"}
+    assert csv_row_to_event(loose)["data"] == {
+        "age_years": "14 years",
+        "looked_after": "yes",
+        "episode_ref": "MET-2026-000123",
+    }
+
+
+@pytest.mark.parametrize(
+    "broken", ['{"keys": [', "[]", '{"keys": "all"}', '{"keys": [{"key_id": 1}]}', '{"keys": [7]}']
+)
+def test_a_broken_keys_file_is_one_clear_error_naming_the_file(tmp_path, broken):
+    path = tmp_path / "api-keys.json"
+    path.write_text(broken)
+    store = ApiKeyStore(path)
+    for call in (store.keys, store.list, lambda: store.authenticate("bk_AAAAAAAAAAAA_" + "x" * 43)):
+        with pytest.raises(KeyFileError, match=re.escape(str(path))):
+            call()

@@ -6,8 +6,10 @@ import copy
 import json
 import os
 import subprocess
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from harness.kafka import read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
 from .conftest import run_cli
+from .forbidden import forbidden_events
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +83,11 @@ def test_structured_binary_and_json_modes(settings, client, create_key):
     )
     assert r.status_code == 202, r.text
     binary_headers = {f"ce-{k}": event[k] for k in ("specversion", "source", "type", "time", "subject")}
-    r = client.post(
-        "/v1/events", json=event["data"], headers={**auth(token), **binary_headers, "ce-id": "swk-binary-1"}
-    )
+    r = client.post("/v1/events", json=event["data"], headers={**auth(token), **binary_headers, "ce-id": "swk-bin-1"})
     assert r.status_code == 202, r.text
-    assert r.json()["accepted"] == ["swk-binary-1"]
+    assert r.json()["accepted"] == ["swk-bin-1"]
     ids = sorted(event_from_json(rec.value).id for rec in read_topic(settings, EVENTS, expect=2))
-    assert ids == sorted([event["id"], "swk-binary-1"])
+    assert ids == sorted([event["id"], "swk-bin-1"])
 
 
 def _problem(r: httpx.Response, status: int) -> dict:
@@ -266,3 +267,34 @@ def test_the_curl_example_works(settings, client, create_key):
     )
     assert result.stdout.startswith("HTTP/1.1 202")
     assert '"accepted":["met-evt-000001"]' in result.stdout
+
+
+def test_values_the_schema_or_the_date_window_forbids_are_refused_naming_the_field(settings, client, create_key):
+    """Ingest took "age_years": "14" or true, "looked_after": "yes" or 1 and "time": 1796000000,
+    which the published schema forbids, and dates in year 1 or 9999 that broke the console."""
+    token = create_key("met-police", "police")
+    for field, event in forbidden_events():
+        body = _problem(client.post("/v1/events", json=event, headers=auth(token)), 422)
+        assert [e["field"] for e in body["errors"]] == [field], (event, body)
+        assert body["errors"][0]["reason"]
+    assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []
+
+
+def test_a_corrupted_api_keys_file_gives_503_and_the_log_names_the_file(
+    settings, client, create_key, ingest_env, ingest
+):
+    token = create_key("met-police", "police")
+    event = police_event(1, "CH-KEY-0001")
+    keys_file = Path(ingest_env["BEACON_INGEST_API_KEYS_FILE"])
+    intact = keys_file.read_text()
+    for n, broken in enumerate(['{"keys": [', "[]", '{"keys": "all"}', '{"keys": [{"key_id": 1}]}', '{"keys": [7]}']):
+        keys_file.write_text(broken)
+        os.utime(keys_file, ns=(time.time_ns(), time.time_ns() + n))  # a new mtime even within one tick
+        body = _problem(client.post("/v1/events", json=event, headers=auth(token)), 503)
+        assert "API keys" in body["detail"]
+    keys_file.write_text(intact)
+    assert client.post("/v1/events", json=event, headers=auth(token)).status_code == 202
+    lines = [json.loads(line) for line in ingest.log_file.read_text().splitlines() if line.startswith("{")]
+    broken_lines = [line for line in lines if line["event"] == "api_keys_file_invalid"]
+    assert broken_lines and all(line["file"] == str(keys_file) for line in broken_lines)
+    assert "Traceback" not in ingest.log_file.read_text()

@@ -14,6 +14,7 @@ from harness.kafka import read_topic
 from harness.services import REPO_ROOT
 
 from .conftest import run_cli
+from .forbidden import forbidden_events
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,7 @@ def _history(n: int) -> list[dict]:
     events = []
     for i in range(n):
         event = example_event("beacon.episode.sighting.v1")
-        event.update(id=f"hist-{i:05d}", subject=f"CH-HIST-{i % 7:03d}")
+        event.update(id=f"hst-{i:05d}", subject=f"CH-HST-{i % 7:03d}")
         events.append(event)
     return events
 
@@ -36,7 +37,7 @@ def _write_jsonl(path, events, bad_lines):
 
 def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path):
     events = _history(40)
-    bad_risk = {**example_event("beacon.episode.reported.v1"), "id": "hist-bad"}
+    bad_risk = {**example_event("beacon.episode.reported.v1"), "id": "hst-bad-1"}
     bad_risk["data"] = {**bad_risk["data"], "risk": "extreme"}
     source = tmp_path / "history.jsonl"
     _write_jsonl(source, events, [(5, "{broken json"), (20, json.dumps(bad_risk))])
@@ -117,3 +118,15 @@ def test_import_csv(settings, ingest_env, tmp_path):
 def test_the_csv_example_imports(settings, ingest_env):
     result = run_cli(ingest_env, "import", str(REPO_ROOT / "examples" / "history.csv"), "--dry-run")
     assert "accepted: 2" in result.stdout and "rejected: 0" in result.stdout
+
+
+def test_import_refuses_what_the_schema_or_the_date_window_forbids(settings, ingest_env, tmp_path):
+    probes = forbidden_events()
+    source = tmp_path / "forbidden.jsonl"
+    _write_jsonl(source, [event for _, event in probes], [])
+    rejects = tmp_path / "rejects.jsonl"
+    result = run_cli(ingest_env, "import", str(source), "--rejects", str(rejects))
+    assert f"accepted: 0  rejected: {len(probes)}" in result.stdout
+    refused = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [[e["field"] for e in r["errors"]] for r in refused] == [[field] for field, _ in probes]
+    assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []

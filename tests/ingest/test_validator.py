@@ -16,6 +16,8 @@ from harness.contract import assert_match_published_schema
 from harness.kafka import produce, read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
+from .forbidden import forbidden_events
+
 pytestmark = pytest.mark.slow
 
 
@@ -74,3 +76,22 @@ def test_valid_records_continue_and_invalid_ones_go_to_the_dlq_with_reasons(sett
 
     unknown_type = by_original[records[3][1]]
     assert unknown_type["source"] == "urn:x:y" and unknown_type["reason"][0]["field"] == "type"
+
+
+def test_records_the_schema_or_the_date_window_forbids_are_dead_lettered_naming_the_field(settings, env, tmp_path):
+    probes = forbidden_events()
+    good = example_event("beacon.episode.reported.v1")
+    records = [(b"CH-7F3A9C21", json.dumps(event).encode()) for _, event in probes]
+    records.append((b"CH-7F3A9C21", json.dumps(good).encode()))
+    with ServiceProcess("validator", env, tmp_path / "validator.log", port=settings.validator_port):
+        produce(settings, EVENTS_RAW, records)
+        dead = read_topic(settings, EVENTS_DLQ, expect=len(probes), timeout_s=90)
+        forwarded = read_topic(settings, EVENTS, expect=1, timeout_s=60)
+    assert [event_from_json(r.value).id for r in forwarded] == [good["id"]]
+    fields = {
+        json.loads(base64.b64decode(letter["original"]))["id"]: letter["reason"]
+        for letter in map(json.loads, (r.value for r in dead))
+    }
+    assert {event_id: [r["field"] for r in reasons] for event_id, reasons in fields.items()} == {
+        event["id"]: [field] for field, event in probes
+    }

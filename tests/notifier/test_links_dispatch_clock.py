@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from beacon.notifier.clock import Clock
 from beacon.notifier.dispatch import PendingRef, plan_sends
-from beacon.notifier.links import LinkError, make_token, read_token
+from beacon.notifier.links import LinkError, _b64, _sign, make_token, read_token
 from notifier.conftest import T0
 
 SECRET = "s3cret"
@@ -86,3 +89,42 @@ def test_the_clock_advances_and_keeps_its_offset_across_restarts(tmp_path):
     assert Clock(tmp_path / "offset").offset == timedelta(minutes=15)
     with pytest.raises(ValueError):
         clock.advance(timedelta(seconds=-1))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=4),
+    max_leaves=10,
+)
+huge_expiry = st.one_of(st.integers(min_value=10**11), st.integers(max_value=-(10**11)), st.just(2**63))
+
+
+@given(token=st.text(max_size=200))
+def test_any_text_as_a_token_is_refused_as_invalid_never_an_error(token):
+    with pytest.raises(LinkError) as err:
+        read_token(SECRET, token, T0)
+    assert err.value.reason == "invalid"
+
+
+@given(
+    payload=st.one_of(
+        json_values,
+        st.fixed_dictionaries({"a": json_values, "p": json_values, "e": json_values | huge_expiry, "n": json_values}),
+    )
+)
+def test_a_validly_signed_token_of_any_shape_or_expiry_is_read_or_refused_never_an_error(payload):
+    encoded = _b64(json.dumps(payload).encode())
+    token = f"{encoded}.{_sign(SECRET, encoded)}"
+    try:
+        link = read_token(SECRET, token, T0)
+    except LinkError as exc:
+        assert exc.reason in ("invalid", "expired")
+    else:
+        assert link.expires_at > T0
+
+
+@pytest.mark.parametrize("token", ["é.abc", "ünïcödé", "AAAA.\u00e9\u00e9"])
+def test_a_non_ascii_token_is_invalid(token):
+    with pytest.raises(LinkError) as err:
+        read_token(SECRET, token, T0)
+    assert err.value.reason == "invalid"

@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 
-from harness.services import REPO_ROOT
+import pytest
+
+from harness.services import REPO_ROOT, service_env
 
 SCRIPT = r"""
 import logging, warnings
@@ -44,3 +46,15 @@ def test_every_line_is_json_and_payload_keys_are_redacted():
     assert any("a library warning" in r["event"] for r in records)
     crash = records[-1]
     assert crash["level"] == "critical" and "RuntimeError: crash" in crash["exception"]
+
+
+@pytest.mark.parametrize("service", ["ingest", "validator", "correlator", "notifier", "console"])
+def test_a_service_that_refuses_to_start_says_why_in_one_json_line(service, tmp_path):
+    env = service_env(ingest_port="70000", data_dir=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "beacon", service], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    records = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()]
+    assert records and all({"event", "level", "timestamp"} <= r.keys() for r in records)
+    assert records[-1]["event"] == "refused_to_start" and "BEACON_INGEST_PORT" in records[-1]["reason"]

@@ -50,9 +50,9 @@ def high_risk_reports(count: int) -> list[dict]:
     events = []
     for n in range(count):
         event = copy.deepcopy(example_event("beacon.episode.reported.v1"))
-        event["id"] = f"scrape-test-{n}"
-        event["subject"] = f"CH-SCRAPE{n:04d}"
-        event["data"]["episode_ref"] = f"SCRAPE-2026-{n:06d}"
+        event["id"] = f"scr-{n:04d}"
+        event["subject"] = f"CH-SCR-{n:04d}"
+        event["data"]["episode_ref"] = f"SCR-2026-{n:06d}"
         events.append(event)
     return events
 

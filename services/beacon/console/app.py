@@ -31,7 +31,7 @@ from beacon.console.feed import Feed
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
-from beacon.console.users import UserStore
+from beacon.console.users import UsersFileError, UserStore
 from beacon.core.acks import AckCommand
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
@@ -83,6 +83,18 @@ def throttle_policy(settings: ConsoleSettings) -> ThrottlePolicy:
     )
 
 
+def _local_time(ts: datetime | None, zone: ZoneInfo) -> str:
+    """A time in the console's zone. Any date the contract can parse renders: a record produced
+    straight to a topic skips ingest's date window, and year 1 or 9999 cannot always move
+    to another zone, so those are shown with their own offset instead."""
+    if ts is None:
+        return "-"
+    try:
+        return ts.astimezone(zone).strftime("%a %d %b %H:%M")
+    except (OverflowError, ValueError):
+        return ts.strftime("%d %b %Y %H:%M UTC%z")
+
+
 def create_app(
     settings: ConsoleSettings,
     feed: Feed,
@@ -96,10 +108,7 @@ def create_app(
     zone = ZoneInfo(settings.console_timezone)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
-    def local_time(ts: datetime | None) -> str:
-        return ts.astimezone(zone).strftime("%a %d %b %H:%M") if ts else "-"
-
-    templates.env.filters["when"] = local_time
+    templates.env.filters["when"] = lambda ts: _local_time(ts, zone)
     templates.env.filters["iso"] = lambda ts: ts.isoformat() if ts else ""
     templates.env.filters["since"] = lambda ts, now: _format_duration((now - ts).total_seconds()) if ts else "-"
     templates.env.globals.update(
@@ -135,6 +144,19 @@ def create_app(
         if request.url.path.startswith(("/fragments/", "/live")):
             return JSONResponse({"detail": "login required"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(UsersFileError)
+    async def users_file_broken(request: Request, exc: UsersFileError) -> Response:
+        # Fail closed: the broken edit may have been meant to remove someone.
+        log.error("console_users_file_invalid", file=str(settings.console_users_file), error=str(exc))
+        return await error_page(
+            request,
+            StarletteHTTPException(
+                status_code=503,
+                detail="The console cannot read its list of users, so nobody can log in. "
+                "An operator must fix the users file; acknowledge by SMS or phone meanwhile.",
+            ),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def error_page(request: Request, exc: StarletteHTTPException) -> Response:

@@ -13,7 +13,7 @@ from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
 from beacon.core.kafka import make_producer
-from beacon.core.logs import configure_logging, get_logger
+from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, CONSOLE_SESSIONS, ensure_topics
 
@@ -51,6 +51,7 @@ def run() -> None:
         host=settings.bind_host,
         port=settings.console_port,
         log_level="warning",
+        log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
         access_log=False,
         timeout_graceful_shutdown=5,
         proxy_headers=False,

@@ -15,39 +15,8 @@ A session is valid while none of these ends it. Pure: the shell feeds records in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-SessionRecordKind = Literal["session_ended", "user_sessions_ended", "user_locked", "user_unlocked"]
-_KEY_PREFIX = {
-    "session_ended": "session",
-    "user_sessions_ended": "user-sessions",
-    "user_locked": "user-lock",
-    "user_unlocked": "user-lock",
-}
-
-
-class SessionRecord(BaseModel):
-    """One record of ``beacon.console.sessions`` (JSON value; the key is ``key``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    kind: SessionRecordKind
-    subject: str = Field(min_length=1, max_length=128, description="The session id, or the user name.")
-    at: float = Field(description="Unix time it was written.")
-    reason: str = Field(default="", max_length=64, description="logout, password_changed, removed, lockout, admin")
-
-    @property
-    def key(self) -> bytes:
-        return f"{_KEY_PREFIX[self.kind]}:{self.subject}".encode()
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
-
-    @classmethod
-    def from_json(cls, payload: bytes) -> SessionRecord:
-        return cls.model_validate_json(payload)
+from beacon.core.sessions import SessionRecord
 
 
 @dataclass

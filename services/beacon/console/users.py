@@ -31,6 +31,11 @@ class UserError(ValueError):
     """A user name or password that cannot be accepted, with the reason."""
 
 
+class UsersFileError(UserError):
+    """The users file exists but is not a valid users file (e.g. after a hand edit). Nobody
+    is let in until it is fixed: the edit may have been meant to remove someone."""
+
+
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
@@ -80,16 +85,31 @@ class UserStore:
     _users: dict[str, str] | None = None
 
     def users(self) -> dict[str, str]:
+        """Name -> password hash. Raises UsersFileError while the file is broken."""
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:
             self._mtime, self._users = None, {}
             return {}
         if self._users is None or mtime != self._mtime:
-            document = json.loads(self.path.read_text())
-            self._users = {name: entry["password_hash"] for name, entry in document.get("users", {}).items()}
+            self._users = self._read()
             self._mtime = mtime
         return self._users
+
+    def _read(self) -> dict[str, str]:
+        try:
+            document = json.loads(self.path.read_text())
+            entries = document["users"] if isinstance(document, dict) else None
+            if not isinstance(entries, dict):
+                raise TypeError('the top level must be {"users": {name: {"password_hash": ...}}}')
+            users = {name: entry["password_hash"] for name, entry in entries.items()}
+            if not all(isinstance(encoded, str) for encoded in users.values()):
+                raise TypeError("every password_hash must be a string")
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # a hand edit broke it
+            raise UsersFileError(f"users file {self.path} cannot be read: {type(exc).__name__}: {exc}") from None
+        return users
 
     def exists(self, name: str) -> bool:
         return name in self.users()

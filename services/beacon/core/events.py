@@ -12,14 +12,18 @@ notification or written to a log.
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     TypeAdapter,
     ValidationError,
     create_model,
@@ -34,7 +38,9 @@ ChildRef = Annotated[
     Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$",
         description="Pseudonymous child reference shared by police and council systems. "
-        "Never a name, date of birth or case-system identifier that reveals identity.",
+        "Never a name, date of birth or case-system identifier that reveals identity. It must also match "
+        "the deployment's reference pattern (by default upper-case letters, digits and dashes, at least "
+        "one digit, never four letters in a row).",
         examples=["CH-7F3A9C21"],
     ),
 ]
@@ -43,7 +49,8 @@ EpisodeRef = Annotated[
     Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{2,63}$",
         description="Identifier of one missing episode (e.g. the police incident number). "
-        "All events about the same episode carry the same reference.",
+        "All events about the same episode carry the same reference. It must also match the "
+        "deployment's reference pattern (as `subject`).",
         examples=["MET-2026-000123"],
     ),
 ]
@@ -63,6 +70,35 @@ StaffRef = Annotated[
     ),
 ]
 ReasonText = Annotated[str, Field(min_length=1, max_length=500)]
+
+# Exactly as strict as the published JSON Schemas: pydantic's lax mode would take "14" or
+# true for an integer, "yes" or 1 for a boolean and a number of seconds for a date-time.
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema's "integer" is any number with a zero fraction, so 14.0 is one too.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+StrictInt = Annotated[int, Strict(), BeforeValidator(_integral_number)]
+StrictBool = Annotated[bool, Strict()]
+
+# RFC 3339 date-time (JSON Schema "date-time"), offset required; pydantic alone would also
+# take "1796000000", "2026-11-20 21:15:00Z" or "2026-11-20_21:15:00Z".
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    if isinstance(value, datetime):  # built in Python, not read from JSON
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-11-20T21:15:00Z")  # noqa: TRY004 - pydantic reports ValueError as a field error; a TypeError would escape
+    if not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with a timezone offset, e.g. 2026-11-20T21:15:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 
 
 class _Data(BaseModel):
@@ -104,10 +140,10 @@ class EpisodeReported(_Data):
 
     episode_ref: EpisodeRef
     category: Category
-    started_at: AwareDatetime = Field(description="When the child was last seen / went missing.")
+    started_at: Timestamp = Field(description="When the child was last seen / went missing.")
     risk: RiskGrade
-    age_years: int = Field(ge=0, le=25, description="Age in whole years (care leavers up to 25).")
-    looked_after: bool = Field(description="Child in care (looked after by a council).")
+    age_years: StrictInt = Field(ge=0, le=25, description="Age in whole years (care leavers up to 25).")
+    looked_after: StrictBool = Field(description="Child in care (looked after by a council).")
     reporting_org: OrgRef
     placing_council: OrgRef | None = None
 
@@ -118,7 +154,7 @@ class RiskRegraded(_Data):
     episode_ref: EpisodeRef
     risk: RiskGrade
     category: Category | None = Field(default=None, description="Set when the category changes too.")
-    regraded_at: AwareDatetime
+    regraded_at: Timestamp
 
 
 class SightingReported(_Data):
@@ -126,7 +162,7 @@ class SightingReported(_Data):
 
     episode_ref: EpisodeRef
     kind: Literal["sighting", "information"]
-    observed_at: AwareDatetime
+    observed_at: Timestamp
 
 
 class ChildFound(_Data):
@@ -134,14 +170,14 @@ class ChildFound(_Data):
 
     episode_ref: EpisodeRef
     outcome: Literal["found", "returned"]
-    ended_at: AwareDatetime
+    ended_at: Timestamp
 
 
 class SafeAndWellChecked(_Data):
     """Police safe-and-well check done after the return."""
 
     episode_ref: EpisodeRef
-    checked_at: AwareDatetime
+    checked_at: Timestamp
 
 
 class ReturnInterviewRecorded(_Data):
@@ -149,7 +185,7 @@ class ReturnInterviewRecorded(_Data):
 
     episode_ref: EpisodeRef
     status: Literal["offered", "completed", "declined", "not_held"]
-    recorded_at: AwareDatetime
+    recorded_at: Timestamp
     reason: ReasonText | None = Field(
         default=None, description="Required when declined or not held (statutory guidance)."
     )
@@ -165,7 +201,7 @@ class StrategyDiscussionRecorded(_Data):
     """A strategy discussion was requested or held."""
 
     status: Literal["requested", "held"]
-    recorded_at: AwareDatetime
+    recorded_at: Timestamp
     episode_ref: EpisodeRef | None = None
 
 
@@ -173,8 +209,8 @@ class CseScreened(_Data):
     """Result of a CSE screening tool. A disclosure means high risk automatically."""
 
     level: CseLevel
-    screened_at: AwareDatetime
-    disclosure: bool = False
+    screened_at: Timestamp
+    disclosure: StrictBool = False
 
     @model_validator(mode="after")
     def _disclosure_is_high(self) -> CseScreened:
@@ -187,17 +223,17 @@ class PlacementChanged(_Data):
     """Placement change, admission or discharge, with placing and host council."""
 
     change: Literal["placement_change", "admission", "discharge"]
-    effective_at: AwareDatetime
+    effective_at: Timestamp
     placing_council: OrgRef
     host_council: OrgRef
-    looked_after: bool = True
+    looked_after: StrictBool = True
 
 
 class AllocationChanged(_Data):
     """Case allocated to a named worker, or left unallocated."""
 
     status: Literal["allocated", "unallocated"]
-    effective_at: AwareDatetime
+    effective_at: Timestamp
     worker_ref: StaffRef | None = None
     team: OrgRef | None = None
 
@@ -214,9 +250,9 @@ class EpisodeCorrected(_Data):
     """Dates of an episode amended after the fact."""
 
     episode_ref: EpisodeRef
-    corrected_at: AwareDatetime
-    started_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
+    corrected_at: Timestamp
+    started_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _something_corrected(self) -> EpisodeCorrected:
@@ -231,7 +267,7 @@ class ChildRescueAlertActivated(_Data):
     """Child Rescue Alert activated: suspected abduction, imminent danger."""
 
     episode_ref: EpisodeRef
-    activated_at: AwareDatetime
+    activated_at: Timestamp
 
 
 # Event type -> data model. The ``.v1`` suffix versions the contract: a breaking
@@ -258,7 +294,12 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=255, description="Unique per source; resends keep the id.")
+    id: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Unique per source; resends keep the id. It must also match the deployment's id "
+        "pattern (by default a UUID, or the reference rule in either case, e.g. met-evt-000001).",
+    )
     source: str = Field(
         min_length=1,
         max_length=255,
@@ -266,7 +307,7 @@ class CloudEvent(BaseModel):
         description="URI of the producing system, e.g. urn:beacon:source:met-police.",
     )
     type: str
-    time: AwareDatetime = Field(description="When the fact happened or was recorded at the source.")
+    time: Timestamp = Field(description="When the fact happened or was recorded at the source.")
     subject: ChildRef
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = None

@@ -67,6 +67,8 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             # Chatty at INFO and never about Beacon's own state.
             "kafka": {"level": "WARNING"},
             "aiokafka": {"level": "WARNING"},
+            # ~11 INFO lines per SMS with the account SID in the URL; the notifier logs one line per send.
+            "twilio": {"level": "WARNING"},
         },
     }
 

@@ -21,7 +21,8 @@ from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
 from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
 from beacon.core.schemas import render, write_files
-from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS, EVENTS_DLQ, EVENTS_RAW, NOTIFICATIONS
+from beacon.core.sessions import SessionRecord
+from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS, EVENTS_DLQ, EVENTS_RAW, NOTIFICATIONS
 
 RECORD_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas" / "records"
 RECORD_SCHEMA_BASE_URI = "https://beacon.example/schemas/records/"
@@ -36,6 +37,7 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     AUDIT: AuditRecord,
     NOTIFICATIONS: NotificationRecord,
     EVENTS_DLQ: DeadLetterRecord,
+    CONSOLE_SESSIONS: SessionRecord,
 }
 EVENT_TOPICS = (EVENTS_RAW, EVENTS)
 
@@ -95,6 +97,9 @@ def example_records() -> dict[str, TopicRecord]:
             offset=41,
             now=datetime.fromisoformat("2026-11-21T09:31:02.120Z"),
             service="validator",
+        ),
+        CONSOLE_SESSIONS: SessionRecord(
+            kind="user_sessions_ended", subject="duty-manager", at=1795744805.0, reason="removed"
         ),
     }
 

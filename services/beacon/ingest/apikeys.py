@@ -53,6 +53,11 @@ class KeyStoreError(ValueError):
     pass
 
 
+class KeyFileError(KeyStoreError):
+    """The keys file exists but is not a valid keys file (e.g. after a hand edit). Nobody is
+    let in until it is fixed: the file may have been edited to revoke a key."""
+
+
 class ApiKeyStore:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -63,12 +68,21 @@ class ApiKeyStore:
     def _read(self) -> dict[str, ApiKey]:
         try:
             raw = json.loads(self.path.read_text())
+            if not isinstance(raw, dict) or not isinstance(raw.get("keys", []), list):
+                raise TypeError('the top level must be {"keys": [...]}')
+            keys = [ApiKey(**k) for k in raw.get("keys", [])]
+            if not all(isinstance(v, str) for k in keys for v in (k.key_id, k.token_sha256, k.source, k.scope)):
+                raise TypeError("key_id, source, scope and token_sha256 must be strings")
         except FileNotFoundError:
             return {}
-        return {k["key_id"]: ApiKey(**k) for k in raw.get("keys", [])}
+        except (OSError, ValueError, TypeError) as exc:  # a hand edit broke it
+            raise KeyFileError(f"API-keys file {self.path} cannot be read: {type(exc).__name__}: {exc}") from None
+        return {k.key_id: k for k in keys}
 
     def keys(self) -> dict[str, ApiKey]:
-        """The current keys, reloaded when the file changed since the last call."""
+        """The current keys, reloaded when the file changed since the last call.
+
+        Raises KeyFileError while the file is broken (it is read again on the next call)."""
         try:
             mtime = self.path.stat().st_mtime_ns
         except FileNotFoundError:

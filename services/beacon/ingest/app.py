@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
@@ -27,13 +27,14 @@ from beacon.core.events import EVENT_TYPES, envelope_model, event_to_json
 from beacon.core.logs import get_logger
 from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
 from beacon.core.topics import EVENTS
-from beacon.ingest.apikeys import ApiKeyStore
+from beacon.ingest.apikeys import ApiKeyStore, KeyFileError
 from beacon.ingest.decisions import (
     ACCEPTED_CONTENT_TYPES,
     BATCH_TYPES,
     SINGLE_TYPES,
     Bucket,
     Caller,
+    ContractRules,
     Problem,
     check_events,
     decode_body,
@@ -91,7 +92,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     producer = AckedProducer(settings)
     buckets: dict[str, Bucket] = {}
     readiness = {"ready": False, "checked_at": 0.0}
-    tolerance = timedelta(seconds=settings.ingest_future_tolerance_s)
+    rules = ContractRules.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -156,7 +157,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             },
             429: {"description": "Rate limit of this source.", "content": problem_content, "headers": retry_after},
             503: {
-                "description": "Kafka unavailable: nothing was accepted.",
+                "description": "Kafka unavailable, or the service's API-keys file is unreadable: nothing was accepted.",
                 "content": problem_content,
                 "headers": retry_after,
             },
@@ -172,7 +173,20 @@ def create_app(settings: IngestSettings) -> FastAPI:
         return response
 
     async def _handle(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Response:
-        key = store.authenticate(credentials.credentials if credentials else None)
+        try:
+            key = store.authenticate(credentials.credentials if credentials else None)
+        except KeyFileError as exc:
+            log.error("api_keys_file_invalid", file=str(settings.ingest_api_keys_file), error=str(exc))
+            EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="keys-file-invalid").inc()
+            return problem_response(
+                Problem(
+                    503,
+                    "keys-file-invalid",
+                    "Service Unavailable",
+                    "the service cannot read its API keys; nothing was accepted, resend the same request later",
+                    headers={"Retry-After": str(settings.ingest_retry_after_s)},
+                )
+            )
         if key is None:
             EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="unauthorized").inc()
             return problem_response(
@@ -205,7 +219,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         if isinstance(decoded, Problem):
             return _reject(decoded, source_label)
         raws, batch = decoded
-        checked = check_events(raws, batch, caller, datetime.now(UTC), tolerance)
+        checked = check_events(raws, batch, caller, datetime.now(UTC), rules)
         if isinstance(checked, Problem):
             for raw in raws:
                 EVENTS_RECEIVED.labels(source=source_label, type=type_label(raw), outcome="rejected").inc()
@@ -306,7 +320,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
 def serve(settings: IngestSettings) -> None:
     import uvicorn
 
-    from beacon.core.logs import configure_logging
+    from beacon.core.logs import configure_logging, logging_config
 
     configure_logging(settings.log_level)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter, not events
@@ -318,5 +332,6 @@ def serve(settings: IngestSettings) -> None:
         host=settings.bind_host,
         port=settings.ingest_port,
         log_level=settings.log_level.lower(),
+        log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
         access_log=False,
     )

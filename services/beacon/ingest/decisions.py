@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from beacon.core.events import EVENT_TYPES, CloudEvent, EventValidationError, FieldError, parse_event
+from beacon.ingest.references import DEFAULT_ID_PATTERN, DEFAULT_REFERENCE_PATTERN, pseudonymise, reference_errors
 
 PROBLEM_BASE = "https://beacon.example/problems/"
 
@@ -138,21 +140,82 @@ class Caller:
     source_uri: str
 
 
-def contract_errors(raw: Any, now: datetime, future_tolerance: timedelta) -> tuple[CloudEvent | None, list[FieldError]]:
-    """Validate one raw event against the contract and the clock."""
+@dataclass(frozen=True)
+class ContractRules:
+    """What a deployment adds to the published contract at every door (HTTP, validator, import).
+
+    Every date-time of an event (``time`` and each one in ``data``) must lie between
+    ``earliest`` and ``future_tolerance`` after the server clock: a report dated year 1 or
+    9999 is a typing error at the source, and it would break every page and timer after it.
+    """
+
+    future_tolerance: timedelta
+    earliest: datetime
+    reference_pattern: re.Pattern[str] = re.compile(DEFAULT_REFERENCE_PATTERN)
+    id_pattern: re.Pattern[str] = re.compile(DEFAULT_ID_PATTERN)
+    pseudonym_key: bytes | None = None  # set: references are replaced by their keyed pseudonyms
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ContractRules:
+        key = settings.ingest_pseudonym_key.get_secret_value()
+        return cls(
+            future_tolerance=timedelta(seconds=settings.ingest_future_tolerance_s),
+            earliest=settings.ingest_earliest_event_time,
+            reference_pattern=re.compile(settings.ingest_reference_pattern),
+            id_pattern=re.compile(settings.ingest_id_pattern),
+            pseudonym_key=key.encode() if key else None,
+        )
+
+
+def _timestamps(event: CloudEvent) -> list[tuple[str, datetime]]:
+    found = [("time", event.time)]
+    for name in type(event.data).model_fields:
+        value = getattr(event.data, name)
+        if isinstance(value, datetime):
+            found.append((f"data/{name}", value))
+    return found
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def date_window_errors(event: CloudEvent, now: datetime, rules: ContractRules) -> list[FieldError]:
+    """Every date-time of the event outside [earliest, now + future tolerance]."""
+    latest = now + rules.future_tolerance
+    errors = []
+    for field_name, moment in _timestamps(event):
+        if moment < rules.earliest:
+            errors.append(
+                FieldError(
+                    field=field_name,
+                    reason=f"is {moment.isoformat()}, before the earliest accepted date-time {_rfc3339(rules.earliest)}",
+                )
+            )
+        elif moment > latest:
+            errors.append(
+                FieldError(
+                    field=field_name,
+                    reason=f"is {moment.isoformat()}, more than "
+                    f"{int(rules.future_tolerance.total_seconds())} s after the server time "
+                    f"{_rfc3339(now)}",
+                )
+            )
+    return errors
+
+
+def contract_errors(raw: Any, now: datetime, rules: ContractRules) -> tuple[CloudEvent | None, list[FieldError]]:
+    """Validate one raw event against the contract and the deployment's rules; the event
+    returned carries Beacon's references (the pseudonyms, when a key is set)."""
     try:
         event = parse_event(raw)
     except EventValidationError as exc:
         return None, list(exc.errors)
-    if event.time > now + future_tolerance:
-        return None, [
-            FieldError(
-                field="time",
-                reason=f"is {event.time.isoformat()}, more than "
-                f"{int(future_tolerance.total_seconds())} s after the server time "
-                f"{now.isoformat(timespec='seconds')}",
-            )
-        ]
+    errors = date_window_errors(event, now, rules) + reference_errors(event, rules.reference_pattern, rules.id_pattern)
+    if errors:
+        return None, errors
+    if rules.pseudonym_key is not None:
+        event = pseudonymise(event, rules.pseudonym_key)
     return event, []
 
 
@@ -177,7 +240,7 @@ def authorisation_errors(event: CloudEvent, caller: Caller) -> list[FieldError]:
 
 
 def check_events(
-    raws: list[Any], batch: bool, caller: Caller, now: datetime, future_tolerance: timedelta
+    raws: list[Any], batch: bool, caller: Caller, now: datetime, rules: ContractRules
 ) -> list[CloudEvent] | Problem:
     """Every event valid and allowed, or one problem listing every failure.
 
@@ -189,7 +252,7 @@ def check_events(
     forbidden: list[ItemError] = []
     for index, raw in enumerate(raws):
         at = index if batch else None
-        event, errors = contract_errors(raw, now, future_tolerance)
+        event, errors = contract_errors(raw, now, rules)
         if event is None:
             invalid.extend(ItemError(e.field, e.reason, at) for e in errors)
             continue

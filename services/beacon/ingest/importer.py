@@ -3,7 +3,7 @@
 Produces straight to EVENTS with kafka-python (acks=all, idempotent): it is an
 operator tool with Kafka access, replaying years of history is far faster without
 HTTP round trips and per-source rate limits, and validation is the same
-``parse_event`` contract plus the same future-time check as the HTTP API.
+contract and the same date window as the HTTP API (``contract_errors``).
 
 Resumable: lines are sent in chunks; after each chunk the producer is flushed
 (every record acknowledged) and only then the checkpoint file records the last
@@ -15,17 +15,19 @@ downstream by (source, id).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from beacon.core.events import event_to_json
-from beacon.ingest.decisions import contract_errors
+from beacon.core.events import EVENT_TYPES, event_to_json
+from beacon.ingest.decisions import ContractRules, contract_errors
 
 ENVELOPE_COLUMNS = ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema")
 DATA_PREFIX = "data."
@@ -54,8 +56,9 @@ class ImportSummary:
 
 def csv_row_to_event(row: dict[str, str]) -> dict[str, Any]:
     """One CSV row -> a raw event: envelope columns by name, ``data.<field>`` columns
-    into ``data``. Empty cells are omitted; pydantic's lax parsing turns "14" and
-    "true" into the contract's int and bool."""
+    into ``data``. Empty cells are omitted. A CSV cell is always text, so a cell of a field
+    the contract declares an integer or a boolean is read as one when it is written as one
+    (``14``, ``true``, ``false``); anything else stays text and the strict contract refuses it."""
     event: dict[str, Any] = {"specversion": "1.0"}
     data: dict[str, Any] = {}
     for column, value in row.items():
@@ -65,8 +68,30 @@ def csv_row_to_event(row: dict[str, str]) -> dict[str, Any]:
             data[column[len(DATA_PREFIX) :]] = value
         else:
             event[column] = value
-    event["data"] = data
+    kinds = _data_field_kinds(event.get("type"))
+    event["data"] = {name: _typed_cell(value, kinds.get(name)) for name, value in data.items()}
     return event
+
+
+_INTEGER_CELL = re.compile(r"^-?[0-9]+$")
+
+
+def _typed_cell(value: str, kind: str | None) -> Any:
+    if kind == "integer" and _INTEGER_CELL.match(value):
+        return int(value)
+    if kind == "boolean" and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
+@functools.cache
+def _data_field_kinds(event_type: Any) -> dict[str, str]:
+    """Data field -> JSON Schema type ("integer", "boolean", ...) of one event type."""
+    model = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+    if model is None:
+        return {}
+    properties = model.model_json_schema().get("properties", {})
+    return {name: prop["type"] for name, prop in properties.items() if isinstance(prop.get("type"), str)}
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, Any]]:
@@ -123,7 +148,7 @@ def run_import(
     resume: bool,
     limit: int | None,
     chunk: int,
-    future_tolerance: timedelta,
+    rules: ContractRules,
     progress: Any = None,
 ) -> ImportSummary:
     """Validate every record; send the valid ones (unless dry run); write rejects with reasons."""
@@ -156,7 +181,7 @@ def run_import(
                 errors = [{"field": "/", "reason": f"not valid JSON: {raw or 'nested too deeply'}"}]
                 event = None
             else:
-                event, field_errors = contract_errors(raw, now, future_tolerance)
+                event, field_errors = contract_errors(raw, now, rules)
                 errors = [{"field": e.field, "reason": e.reason} for e in field_errors]
             if event is None:
                 summary.rejected += 1

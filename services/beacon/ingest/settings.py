@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
 from beacon.core.settings import Settings
+from beacon.ingest.references import DEFAULT_ID_PATTERN, DEFAULT_REFERENCE_PATTERN, MIN_KEY_BYTES
 
 POLICE_TYPES = [
     "beacon.episode.reported.v1",
@@ -48,7 +51,27 @@ class IngestSettings(Settings):
         default=1_048_576, ge=1024, description="Request body size at most (a larger body gets 413)."
     )
     ingest_future_tolerance_s: float = Field(
-        default=300.0, ge=0, description="Event `time` may be at most this far ahead of the server clock."
+        default=300.0,
+        ge=0,
+        description="No date-time of an event (`time` or any in `data`) may be more than this far ahead "
+        "of the server clock.",
+    )
+    ingest_earliest_event_time: AwareDatetime = Field(
+        default=datetime(1990, 1, 1, tzinfo=UTC),
+        description="No date-time of an event (`time` or any in `data`) may be earlier than this.",
+    )
+    ingest_reference_pattern: str = Field(
+        default=DEFAULT_REFERENCE_PATTERN,
+        description="Every `subject` and `data.episode_ref` must match this regular expression "
+        "(the default lets no name or address through).",
+    )
+    ingest_id_pattern: str = Field(
+        default=DEFAULT_ID_PATTERN, description="Every event `id` must match this regular expression."
+    )
+    ingest_pseudonym_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="When set (at least 32 bytes), the doors replace each `subject` and `data.episode_ref` "
+        "by its HMAC-SHA256 pseudonym under this key: keep it secret and never change it.",
     )
     ingest_rate_per_s: float = Field(default=50.0, gt=0, description="Per-source sustained events per second.")
     ingest_rate_burst: int = Field(default=1000, ge=1, description="Per-source token-bucket capacity (events).")
@@ -56,6 +79,22 @@ class IngestSettings(Settings):
         default=10.0, ge=1, description="How long a write may wait for Kafka before the request gets 503."
     )
     ingest_retry_after_s: int = Field(default=5, ge=1, description="Retry-After when Kafka is unavailable.")
+
+    @field_validator("ingest_reference_pattern", "ingest_id_pattern")
+    @classmethod
+    def _a_regular_expression(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("ingest_pseudonym_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value().encode()) < MIN_KEY_BYTES:
+            raise ValueError(f"must be at least {MIN_KEY_BYTES} bytes (e.g. `openssl rand -base64 48`)")
+        return value
 
     @model_validator(mode="after")
     def _keys_file_under_data_dir(self) -> IngestSettings:

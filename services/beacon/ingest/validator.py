@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from beacon.core.dead_letters import DeadLetterRecord, claimed_source, dead_letter
 from beacon.core.events import event_to_json
-from beacon.ingest.decisions import contract_errors
+from beacon.ingest.decisions import ContractRules, contract_errors
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def classify(
     partition: int,
     offset: int,
     now: datetime,
-    future_tolerance: timedelta,
+    rules: ContractRules,
 ) -> Forward | DeadLetter:
     """Where one raw record goes: on to EVENTS, or to the dead-letter topic with its reasons."""
     reasons: list[tuple[str, str]]
@@ -52,7 +52,7 @@ def classify(
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         reasons = [("/", f"not valid JSON: {exc}")]
     else:
-        event, errors = contract_errors(raw, now, future_tolerance)
+        event, errors = contract_errors(raw, now, rules)
         if event is not None:
             return Forward(key=event.subject.encode(), value=event_to_json(event), event_type=event.type)
         reasons = [(e.field, e.reason) for e in errors]
@@ -83,7 +83,7 @@ def build_app() -> Any:
     settings = load_settings(IngestSettings)
     configure_logging(settings.log_level)
     log = get_logger("validator")
-    tolerance = timedelta(seconds=settings.ingest_future_tolerance_s)
+    rules = ContractRules.from_settings(settings)
     app = make_faust_app("validator", settings, settings.validator_port)
     raw_topic = app.topic(EVENTS_RAW, key_serializer="raw", value_serializer="raw")
     events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
@@ -100,7 +100,7 @@ def build_app() -> Any:
                 partition=message.partition,
                 offset=message.offset,
                 now=datetime.now(UTC),
-                future_tolerance=tolerance,
+                rules=rules,
             )
             label = source_label(claimed_source(message.value or b""), settings.ingest_source_prefix)
             if isinstance(outcome, Forward):

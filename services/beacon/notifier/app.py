@@ -69,6 +69,7 @@ from beacon.notifier.escalation import (
     resolve_chain,
     sms_reply,
 )
+from beacon.notifier.http_input import Refusal, parse_api_ack, parse_clock_advance
 from beacon.notifier.links import LinkError, make_token, read_token
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.settings import NotifierSettings
@@ -460,13 +461,23 @@ def _twilio_signature_ok(request: Any, params: dict[str, str]) -> bool:
     return bool(twilio_validator.validate(url, params, request.headers.get("X-Twilio-Signature", "")))
 
 
-async def _verified_twilio_params(request: Any, hook: str) -> dict[str, str] | None:
-    """The webhook's form parameters, or None when X-Twilio-Signature does not verify."""
-    params = {k: str(v) for k, v in (await request.post()).items()}
+async def _verified_twilio_params(request: Any, hook: str) -> dict[str, str] | int:
+    """The webhook's form parameters, or the status refusing it: 415 for a body that is not
+    a form (Twilio only sends application/x-www-form-urlencoded), 400 for a form that cannot
+    be read, 403 when X-Twilio-Signature does not verify."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return 415
+    try:
+        params = {k: str(v) for k, v in (await request.post()).items()}
+    except ValueError:
+        return 400
     if not _twilio_signature_ok(request, params):
         log.warning("webhook_forged", hook=hook)
-        return None
+        return 403
     return params
+
+
+_REFUSED = {400: "malformed form", 403: "forbidden", 415: "send application/x-www-form-urlencoded"}
 
 
 def _twiml(text: str) -> str:
@@ -491,8 +502,8 @@ class InboundSms(faust.web.View):
 
     async def post(self, request: Any) -> Any:
         params = await _verified_twilio_params(request, "sms")
-        if params is None:
-            return self.text("forbidden", status=403)
+        if isinstance(params, int):
+            return self.text(_REFUSED[params], status=params)
         person = oncall.person_by_contact("sms", params.get("From", ""))
         reply = parse_sms_reply(params.get("Body", ""))
         if person is None:
@@ -523,8 +534,8 @@ class StatusCallback(faust.web.View):
 
     async def post(self, request: Any) -> Any:
         params = await _verified_twilio_params(request, "status")
-        if params is None:
-            return self.text("forbidden", status=403)
+        if isinstance(params, int):
+            return self.text(_REFUSED[params], status=params)
         status = params.get("MessageStatus", "")
         if status in ("delivered", "failed", "undelivered"):
             NOTIFICATIONS.labels(channel="sms", outcome=status).inc()
@@ -627,18 +638,14 @@ class ApiAck(faust.web.View):
     async def post(self, request: Any, alert_id: str) -> Any:
         if not _api_authorised(request):
             return self.json({"error": "unauthorised"}, status=401)
-        try:
-            body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            return self.json({"error": "body must be JSON"}, status=400)
-        action = body.get("action", "acknowledge")
-        by = str(body.get("by", "api"))[:64]
-        if action not in ("acknowledge", "escalate", "close"):
-            return self.json({"error": "action must be acknowledge, escalate or close"}, status=400)
+        parsed = parse_api_ack(await request.read())
+        if isinstance(parsed, Refusal):
+            return self.json(parsed.body(), status=parsed.status)
         if load_state(alert_id) is None:
             return self.json({"error": "unknown alert"}, status=404)
-        command_id = str(
-            body.get("command_id")
+        action, by = parsed.action, parsed.by
+        command_id = (
+            parsed.command_id
             or f"api:{hashlib.sha256(f'{alert_id}|{by}|{action}|{clock.now()}'.encode()).hexdigest()[:24]}"
         )
         command = AckCommand(
@@ -688,7 +695,9 @@ class TestClockAdvance(faust.web.View):
     async def post(self, request: Any) -> Any:
         if not settings.notifier_test_clock:
             return self.json({"error": "test clock disabled"}, status=404)
-        body = await request.json()
-        now = clock.advance(timedelta(seconds=float(body.get("seconds", 0))))
+        step = parse_clock_advance(await request.read())
+        if isinstance(step, Refusal):
+            return self.json(step.body(), status=step.status)
+        now = clock.advance(step)
         index.tick_sent.clear()
         return self.json({"now": now.isoformat(), "offset_s": clock.offset.total_seconds()})

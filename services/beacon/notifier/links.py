@@ -55,11 +55,13 @@ def make_token(secret: str, alert_id: str, person: str, notice_key: str, issued_
 
 
 def read_token(secret: str, token: str, now: datetime) -> AckLink:
-    try:
-        payload, signature = token.split(".", 1)
-    except ValueError:
-        raise LinkError("invalid") from None
-    if not hmac.compare_digest(signature, _sign(secret, payload)):
+    """The link a token stands for; LinkError ("invalid" or "expired") for anything else,
+    whatever the token holds (non-ASCII text, a signed payload of the wrong shape, an expiry
+    past the year 9999)."""
+    payload, separator, signature = token.partition(".")
+    if not separator or not token.isascii():
+        raise LinkError("invalid")
+    if not hmac.compare_digest(signature.encode(), _sign(secret, payload).encode()):
         raise LinkError("invalid")
     try:
         data = json.loads(_unb64(payload))
@@ -69,7 +71,7 @@ def read_token(secret: str, token: str, now: datetime) -> AckLink:
             expires_at=datetime.fromtimestamp(int(data["e"]), tz=now.tzinfo),
             nonce=str(data["n"]),
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, OSError, RecursionError):
         raise LinkError("invalid") from None
     if now >= link.expires_at:
         raise LinkError("expired")

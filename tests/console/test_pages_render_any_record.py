@@ -1,0 +1,146 @@
+"""Property: whatever valid records the topics hold, every console page renders.
+
+A record produced straight to a topic bypasses ingest's date window, so the console's
+projection and pages must take any event the contract can parse, including dates in year 1
+or 9999 with any offset (one such event answered 500 on the dashboard for everybody).
+The real app and templates run in-process on a view state fed through the projection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import secrets
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from beacon.console.app import create_app
+from beacon.console.feed import Feed
+from beacon.console.projection import ViewState, apply
+from beacon.console.settings import ConsoleSettings
+from beacon.console.users import UserStore, hash_password
+from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.events import EVENT_TYPES, parse_event
+from beacon.core.schemas import example_event
+from console.support import PASSWORD, USER, csrf_of
+
+CHILDREN = ["CH-7F3A9C21", "CH-0001-X", "CH-9Z"]
+EPISODES = ["MET-2026-000123", "MET-2026-000124"]
+
+offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+extreme = st.sampled_from(
+    [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-12))),
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+)
+moments = st.one_of(
+    extreme,
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59), timezones=offsets),
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)),
+)
+
+
+@st.composite
+def valid_events(draw):  # type: ignore[no-untyped-def]
+    """An example event of any type with every date-time, the child and the episode replaced."""
+    event = copy.deepcopy(example_event(draw(st.sampled_from(sorted(EVENT_TYPES)))))
+    event["id"] = f"evt-{draw(st.integers(0, 10**6))}"
+    event["subject"] = draw(st.sampled_from(CHILDREN))
+    event["time"] = draw(moments).isoformat()
+    data = event["data"]
+    if "episode_ref" in data:
+        data["episode_ref"] = draw(st.sampled_from(EPISODES))
+    for name, value in list(data.items()):
+        if isinstance(value, str) and name.endswith("_at"):
+            data[name] = draw(moments).isoformat()
+    if {"started_at", "ended_at"} <= set(data) and data["ended_at"] < data["started_at"]:
+        data["started_at"], data["ended_at"] = data["ended_at"], data["started_at"]
+    try:
+        return parse_event(event)
+    except ValueError:  # a cross-field rule (e.g. ended before started across offsets)
+        return parse_event(example_event(event["type"]))
+
+
+@st.composite
+def alerts(draw):  # type: ignore[no-untyped-def]
+    child, episode = draw(st.sampled_from(CHILDREN)), draw(st.sampled_from(EPISODES))
+    return AlertRecord(
+        alert_id=alert_id(child, episode, "triage", "high"),
+        status=draw(st.sampled_from(["raised", "resolved"])),
+        child_ref=child,
+        episode_ref=episode,
+        rule="triage",
+        step="high",
+        severity=draw(st.sampled_from(list(Severity))),
+        reason="Child reported missing, police risk high",
+        occurred_at=draw(moments),
+        emitted_at=draw(moments),
+    )
+
+
+@pytest.fixture
+def console(tmp_path):
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps({"users": {USER: {"password_hash": hash_password(PASSWORD, n=2**10)}}}))
+    assert UserStore(users_file).exists(USER)
+    settings = ConsoleSettings(console_users_file=users_file, console_session_secret=secrets.token_hex(32))
+    feed = Feed(settings)
+    feed.sessions_ready = True  # no broker here: nothing ends a session or locks an account
+
+    async def send_ack(_command):  # type: ignore[no-untyped-def]
+        return None
+
+    async def send_session_record(_record):  # type: ignore[no-untyped-def]
+        return None
+
+    loop = asyncio.new_event_loop()
+    transport = httpx.ASGITransport(
+        app=create_app(settings, feed, send_ack, send_session_record), raise_app_exceptions=False
+    )
+    client = httpx.AsyncClient(transport=transport, base_url="http://console")
+
+    def get(path: str) -> httpx.Response:
+        return loop.run_until_complete(client.get(path, headers={"Accept": "text/html"}))
+
+    token = csrf_of(get("/login").text)
+    login = {"username": USER, "password": PASSWORD, "csrf": token, "next": "/"}
+    response = loop.run_until_complete(client.post("/login", data=login))
+    assert response.status_code == 303, response.text
+    yield get, feed
+    loop.run_until_complete(client.aclose())
+    loop.close()
+
+
+def test_every_page_renders_whatever_valid_records_the_topics_hold(console):
+    get, feed = console
+
+    @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(records=st.lists(st.one_of(valid_events(), alerts()), min_size=1, max_size=8))
+    def check(records):  # type: ignore[no-untyped-def]
+        state = ViewState()
+        for record in records:
+            apply(state, record)
+        feed.state = state
+        pages = ["/", "/fragments/dashboard"]
+        for child in state.children:
+            pages += [f"/children/{quote(child)}", f"/fragments/children/{quote(child)}"]
+        for alert in state.alerts.values():
+            if alert.raised_at is not None:
+                pages += [f"/alerts/{quote(alert.alert_id)}", f"/fragments/alerts/{quote(alert.alert_id)}"]
+        for page in pages:
+            response = get(page)
+            assert response.status_code == 200, (page, response.text[:500])
+
+    check()
