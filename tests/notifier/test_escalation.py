@@ -223,6 +223,45 @@ def test_resolution_skips_people_never_reached_and_cancels_queued_pages():
     assert sends(actions) == [] and state.notices["1:oncall:sms"].status == "cancelled"
 
 
+def test_a_page_accepted_after_the_resolution_is_audited_as_sent_and_followed_by_the_resolution():
+    state, _ = raised()  # the page is being handed to the provider ...
+    state, _ = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)  # ... when the child is found
+    state, actions = sent(state, "1:oncall:sms")  # ... and the provider accepts it
+    assert audits(actions) == [("notification_sent", "")]
+    assert sends(actions) == [(0, "oncall", "sms", "resolution")]
+    assert state.notices["1:oncall:sms"].status == "sent"
+    assert sent(state, "1:oncall:sms") == (state, [])  # a replayed result changes nothing
+
+
+def test_a_page_accepted_after_an_ack_is_audited_as_sent_and_told_of_the_resolution_later():
+    state, _ = raised()
+    state, _ = ack(state)
+    state, actions = sent(state, "1:oncall:sms")
+    assert audits(actions) == [("notification_sent", "")] and sends(actions) == []
+    state, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)
+    assert sends(actions) == [(0, "oncall", "sms", "resolution")]
+
+
+def test_a_receipt_that_overtakes_the_sent_result_still_leaves_notification_sent_in_the_audit():
+    state, _ = raised()
+    state, _ = sent(state, "1:oncall:sms", outcome="delivered")
+    state, actions = sent(state, "1:oncall:sms")
+    assert audits(actions) == [("notification_sent", "")]
+    assert state.notices["1:oncall:sms"].status == "delivered"
+
+
+def test_a_failed_resolution_tries_the_persons_other_methods_too():
+    state, _ = raised()
+    state, _ = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="error", reason="http_400"), T0
+    )
+    state, _ = sent(state, "1:oncall:email")
+    state, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)
+    assert sends(actions) == [(0, "oncall", "email", "resolution")]
+    state, actions = sent(state, "0:oncall:email", outcome="error")
+    assert sends(actions) == [(0, "oncall", "sms", "resolution")]  # the SMS failed for the page, maybe not now
+
+
 def test_resolved_twice_is_a_no_op():
     state, _ = raised()
     state, _ = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)

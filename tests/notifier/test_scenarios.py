@@ -220,3 +220,27 @@ def test_a_worker_killed_while_sending_pages_again_after_restart(stack: Stack):
     stack.wait_state(alert, lambda s: s["notices"][f"1:{stack.oncall_person()}:sms"]["status"] == "sent")
     phone.expect_no_sms()
     assert len(phone.messages()) == 1
+
+
+def test_a_page_still_being_handed_to_twilio_when_the_child_is_found_is_followed_by_the_resolution(stack: Stack):
+    person = stack.oncall_person()
+    phone = stack.phone(person)
+    stack.twilio.fail_next("hold")  # Twilio has the page but has not answered yet
+    alert = stack.raise_alert()
+    deadline = time.monotonic() + 30
+    while stack.twilio.held == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stack.twilio.held == 1
+
+    stack.resolve(alert)  # the child is found while the page is in flight
+    stack.wait_state(alert, lambda s: s["status"] == "resolved")
+    stack.twilio.release()  # Twilio accepts the page after all
+    assert "/ack/" in phone.expect_sms(contains=alert.episode_ref).body
+
+    stack.wait_state(alert, lambda s: f"0:{person}:sms" in s["notices"])
+    stack.advance(minutes=1)  # the per-contact rate limit: one message a minute
+    assert "resolved" in phone.expect_sms(contains=alert.episode_ref).body
+    state = stack.wait_state(alert, lambda s: s["notices"][f"0:{person}:sms"]["status"] == "sent")
+    assert state["notices"][f"1:{person}:sms"]["status"] == "sent"
+    kinds = [(r.kind, r.person) for r in stack.audit(expect=5) if r.alert_id == alert.alert_id]
+    assert ("notification_sent", person) in kinds and ("resolution_sent", person) in kinds

@@ -386,6 +386,20 @@ def _cancel_pending_pages(notices: dict[str, Notice]) -> dict[str, Notice]:
     }
 
 
+def _take_back_late(state: EscalationState, notices: dict[str, Notice], notice: Notice, now: datetime) -> list[Action]:
+    """A page that reached its person after the alert was resolved gets its resolution."""
+    if notice.kind != "page" or state.status != "resolved":
+        return []
+    take_back = _take_back(state, notices, notice.person, now)
+    return [take_back] if take_back is not None else []
+
+
+def _reached(notice: Notice) -> bool:
+    """The provider accepted it (a receipt can overtake the "sent" result) and no
+    failure receipt came back."""
+    return notice.status != "failed" and (notice.sent_at is not None or notice.status == "delivered")
+
+
 def _tick(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
     if state.status != "active" or state.next_due is None or now < state.next_due:
         return state, []
@@ -421,38 +435,54 @@ def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, l
     notices = _cancel_pending_pages(state.notices)
     actions: list[Action] = [_audit(state, "alert_resolved", now, "0")]
     for person in state.paged_people():
-        reached = [
-            n for n in notices.values() if n.person == person and n.kind == "page" and n.status in ("sent", "delivered")
-        ]
-        if not reached:
-            continue  # never reached (all channels failed or still queued): nothing to take back
-        contacts = _contacts_of(state, person)
-        index = max(reached, key=lambda n: n.created_at).contact_index  # the method that last worked
-        notice = _notice("resolution", RESOLUTION_STEP, person, contacts, index, "No action needed.", now)
-        if notice.key not in notices:
-            notices[notice.key] = notice
-            actions.append(SendNotification(alert_id=state.alert_id, notice=notice))
+        action = _take_back(state, notices, person, now)
+        if action is not None:
+            actions.append(action)
     new = state.model_copy(update={"status": "resolved", "next_due": None, "notices": notices})
     return new, actions
 
 
+def _take_back(state: EscalationState, notices: dict[str, Notice], person: str, now: datetime) -> Action | None:
+    """The resolution for ``person`` if a provider accepted a page for them and they
+    have no resolution yet (adds it to ``notices``). A person never reached (every
+    channel failed, or the page was withdrawn before it left) is not told."""
+    if any(n.person == person and n.kind == "resolution" for n in notices.values()):
+        return None
+    reached = [n for n in notices.values() if n.person == person and n.kind == "page" and _reached(n)]
+    if not reached:
+        return None
+    contacts = _contacts_of(state, person)
+    index = max(reached, key=lambda n: n.created_at).contact_index  # the method that last worked
+    notice = _notice("resolution", RESOLUTION_STEP, person, contacts, index, "No action needed.", now)
+    notices[notice.key] = notice
+    return SendNotification(alert_id=state.alert_id, notice=notice)
+
+
 def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> tuple[EscalationState, list[Action]]:
+    # A result only exists for a message that reached the provider, so it counts even
+    # when the notice was withdrawn (``cancelled``) by an ack or a resolution while it
+    # was being handed over: the audit must say it was sent, and a resolved alert's
+    # resolution must follow it.
     notice = state.notices.get(result.key)
-    if notice is None or notice.status in ("failed", "cancelled"):
+    if notice is None:
         return state, []
     notices = dict(state.notices)
     actions: list[Action] = []
     if result.outcome == "sent":
-        if notice.status != "pending":
-            return state, []
+        if notice.sent_at is not None:
+            return state, []  # replayed
+        status: NoticeStatus = "sent" if notice.status in ("pending", "cancelled") else notice.status
         notices[notice.key] = notice.model_copy(
-            update={"status": "sent", "sent_at": now, "provider_id": result.provider_id}
+            update={"status": status, "sent_at": now, "provider_id": result.provider_id}
         )
         kind: AuditKind = "notification_sent" if notice.kind == "page" else "resolution_sent"
         actions.append(
             _audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel, step=notice.step)
         )
+        actions += _take_back_late(state, notices, notice, now)
         return state.model_copy(update={"notices": notices}), actions
+    if notice.status == "failed":
+        return state, []
     if result.outcome == "delivered":
         if notice.status == "delivered":
             return state, []
@@ -469,6 +499,7 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
                 detail="delivered",
             )
         )
+        actions += _take_back_late(state, notices, notice, now)
         return state.model_copy(update={"notices": notices}), actions
     # failed / undelivered / error: this contact method is done; fall back to the next one
     detail = f"{result.outcome}:{result.reason}"[:80]
@@ -487,9 +518,12 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
         )
     )
     contacts = _contacts_of(state, notice.person)
-    next_index = notice.contact_index + 1
     live = state.status == "active" or notice.kind == "resolution"
-    while live and next_index < len(contacts):
+    # A page falls back down the person's list; a resolution also tries the methods
+    # before the one it went by (a page's failed SMS may work again for the resolution).
+    after = list(range(notice.contact_index + 1, len(contacts)))
+    order = after + list(range(notice.contact_index)) if notice.kind == "resolution" else after
+    for next_index in order if live else ():
         fallback = _notice(notice.kind, notice.step, notice.person, contacts, next_index, notice.ask, now)
         if fallback.key not in notices:
             notices[fallback.key] = fallback
@@ -507,7 +541,6 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
             )
             actions.append(SendNotification(alert_id=state.alert_id, notice=fallback))
             return state.model_copy(update={"notices": notices}), actions
-        next_index += 1
     new = state.model_copy(update={"notices": notices})
     if notice.kind == "page" and new.status == "active" and notice.step == new.step and _step_unreachable(new):
         # Every contact method of every target of this step failed: waiting out the
