@@ -244,3 +244,18 @@ def test_a_page_still_being_handed_to_twilio_when_the_child_is_found_is_followed
     assert state["notices"][f"1:{person}:sms"]["status"] == "sent"
     kinds = [(r.kind, r.person) for r in stack.audit(expect=5) if r.alert_id == alert.alert_id]
     assert ("notification_sent", person) in kinds and ("resolution_sent", person) in kinds
+
+
+def test_an_unallocated_childs_alert_pages_the_team_manager_first_and_the_on_call_worker_not_at_all(stack: Stack):
+    manager, duty = stack.role("team_manager"), stack.role("duty_manager")
+    oncall_phone, manager_phone = stack.phone(stack.oncall_person()), stack.phone(manager)
+    alert = stack.raise_alert(rule="unallocated", step="unallocated", notify="team_manager")
+    assert alert.episode_ref in manager_phone.expect_sms(contains=alert.episode_ref).body
+    oncall_phone.expect_no_sms(settle_s=1)
+
+    stack.advance(minutes=15)  # no ack: the policy's next step that pages someone new
+    stack.smtp.expect_email(stack.contact(duty, "email"), contains=alert.episode_ref)
+    manager_phone.expect_no_sms(settle_s=1)
+    oncall_phone.expect_no_sms(settle_s=0)
+    raised = next(r for r in stack.audit(expect=1) if r.kind == "alert_raised" and r.alert_id == alert.alert_id)
+    assert raised.detail == "policy=standard first=team_manager"

@@ -189,7 +189,10 @@ async def route_alerts(stream: Any) -> None:
             continue
         if alert.status == "raised":
             # The chain is fixed here, once: who is on call now is who gets paged.
-            inp: Any = AlertRaised(alert=alert, chain=resolve_chain(oncall, alert, clock.now()))
+            chain = resolve_chain(oncall, alert, clock.now())
+            if alert.notify and chain.first_role is None:
+                log.warning("notify_role_unknown", role=alert.notify, team=chain.team, alert_id=alert.alert_id)
+            inp: Any = AlertRaised(alert=alert, chain=chain)
         else:
             inp = AlertResolved(alert=alert)
         await send_input(alert.alert_id, inp)

@@ -59,6 +59,7 @@ class Chain(_Model):
     team: str
     steps: tuple[ChainStep, ...]
     repeat: int = 0
+    first_role: str | None = None  # the alert's role that chose step 1; None: the policy's step 1
 
     @property
     def total_steps(self) -> int:
@@ -70,13 +71,21 @@ class Chain(_Model):
 
 def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Chain:
     """The concrete chain for ``alert`` as the rota stands at ``at``: who is paged at
-    each step, by which contact methods in order. Fixed for the life of the alert."""
+    each step, by which contact methods in order. Fixed for the life of the alert.
+
+    Who is paged first has one source: the role the council's policy names for the
+    alert (``notify``, e.g. team_manager), filled from the alert's team. The route's
+    policy decides only the later steps (and step 1 when the alert names no role the
+    team has); a later step never pages again someone an earlier step paged, and a
+    step left with nobody is skipped."""
     team_name = config.team_for(alert.council)
     team = config.teams[team_name]
     policy_name = config.policy_for(alert)
     policy = config.policies[policy_name]
-    steps = []
-    for step in policy.steps:
+    first = team.holder(alert.notify, at) if alert.notify else None
+    steps: list[ChainStep] = []
+    paged: set[str] = set()
+    for number, step in enumerate(policy.steps):
         people: list[str] = []
         for target in step.targets:
             who = (
@@ -89,6 +98,12 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
             assert who is not None
             if who not in people:
                 people.append(who)
+        if number == 0 and first is not None:
+            people = [first]
+        people = [p for p in people if p not in paged]
+        if not people:
+            continue
+        paged.update(people)
         targets = tuple(
             ChainTarget(
                 person=p, contacts=tuple(Contact(channel=c.channel, to=c.to) for c in config.people[p].contacts)
@@ -96,7 +111,13 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
             for p in people
         )
         steps.append(ChainStep(delay_s=step.delay_minutes * 60, ask=step.ask, targets=targets))
-    return Chain(policy=policy_name, team=team_name, steps=tuple(steps), repeat=policy.repeat)
+    return Chain(
+        policy=policy_name,
+        team=team_name,
+        steps=tuple(steps),
+        repeat=policy.repeat,
+        first_role=alert.notify if first is not None else None,
+    )
 
 
 # ---------------------------------------------------------------- ledger and state
@@ -311,7 +332,8 @@ def _raised(
     if state is not None:
         return state, []  # replayed or re-emitted: the chain stays the one fixed at the start
     new = _new_state(inp.alert, "active", inp.chain, now)
-    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}")]
+    first = f" first={inp.chain.first_role}" if inp.chain.first_role else ""
+    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}{first}")]
     new, paged = _page_step(new, 1, now, reason="start")
     return new, actions + paged
 

@@ -87,6 +87,18 @@ class Team(_Config):
     councils: tuple[str, ...] = Field(default=(), description="Placing councils whose alerts this team takes.")
     rotation: Rotation
     roles: dict[str, str] = Field(default_factory=dict, description="Role name -> person id.")
+    oncall_roles: tuple[str, ...] = Field(
+        default=(),
+        description="Roles the person on call fills (e.g. duty_social_worker): an alert whose policy "
+        "names one of them pages whoever is on call.",
+    )
+
+    def holder(self, role: str, at: datetime) -> str | None:
+        """Who fills ``role`` at ``at``: the on-call person for an on-call role, else the
+        named person; None if the team has no such role."""
+        if role in self.oncall_roles:
+            return self.rotation.on_call(at)
+        return self.roles.get(role)
 
 
 class Target(_Config):
@@ -172,6 +184,8 @@ class OnCallConfig(_Config):
             for role, who in team.roles.items():
                 if who not in self.people:
                     errors.append(f"teams.{name}.roles.{role}: no person {who!r}")
+            for role in sorted(set(team.oncall_roles) & set(team.roles)):
+                errors.append(f"teams.{name}.oncall_roles: {role!r} is also a named role; it must be one or the other")
             for role in sorted(roles_used - set(team.roles)):
                 errors.append(f"teams.{name}.roles: missing role {role!r} used by a policy")
         for pname, policy in self.policies.items():
