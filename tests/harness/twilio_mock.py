@@ -104,7 +104,7 @@ class Sms:
 
     @property
     def ack_url(self) -> str:
-        match = re.search(r"(https?://\S+/ack/\S+)", self.body)
+        match = re.search(r"(https?://\S+/a/\S+)", self.body)
         assert match, f"no ack link in {self.body!r}"
         return match.group(1)
 

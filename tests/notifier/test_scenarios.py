@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from beacon.core.alerts import Severity
+from beacon.notifier.templates import SMS_SEGMENT_SEPTETS, sms_septets
 from harness.smtp import SmtpServer
 from harness.twilio_mock import AUTH_TOKEN, Prism, TwilioProxy, signed_post
 from notifier.stack import Stack, notifier_env, spare_port
@@ -45,7 +46,7 @@ def test_no_reply_escalates_to_the_manager_whose_ack_stops_it_then_both_hear_of_
 
     alert = stack.raise_alert()
     first = oncall_phone.expect_sms(contains=alert.episode_ref)
-    assert "Reply" in first.body and "/ack/" in first.body
+    assert "Reply" in first.body and "/a/" in first.body
     manager_phone.expect_no_sms(settle_s=1)
 
     stack.advance(minutes=15)
@@ -144,7 +145,7 @@ def test_twilio_4xx_is_not_retried_and_falls_back_to_email(stack: Stack):
     stack.twilio.fail_next("invalid")  # Prism refuses the request (422): a validation error
     alert = stack.raise_alert()
     mail = stack.smtp.expect_email(stack.contact(person, "email"), contains=alert.episode_ref)
-    assert "/ack/" in mail.body and mail.subject.startswith("BEACON HIGH")
+    assert "/a/" in mail.body and mail.subject.startswith("BEACON HIGH")
     assert [r.status for r in stack.twilio.requests] == [422]  # one try, no retry
     stack.wait_state(alert, lambda s: s["notices"][f"1:{person}:email"]["status"] == "sent")
     kinds = [(r.kind, r.detail) for r in stack.audit(expect=5)]
@@ -235,7 +236,7 @@ def test_a_page_still_being_handed_to_twilio_when_the_child_is_found_is_followed
     stack.resolve(alert)  # the child is found while the page is in flight
     stack.wait_state(alert, lambda s: s["status"] == "resolved")
     stack.twilio.release()  # Twilio accepts the page after all
-    assert "/ack/" in phone.expect_sms(contains=alert.episode_ref).body
+    assert "/a/" in phone.expect_sms(contains=alert.episode_ref).body
 
     stack.wait_state(alert, lambda s: f"0:{person}:sms" in s["notices"])
     stack.advance(minutes=1)  # the per-contact rate limit: one message a minute
@@ -259,3 +260,22 @@ def test_an_unallocated_childs_alert_pages_the_team_manager_first_and_the_on_cal
     oncall_phone.expect_no_sms(settle_s=0)
     raised = next(r for r in stack.audit(expect=1) if r.kind == "alert_raised" and r.alert_id == alert.alert_id)
     assert raised.detail == "policy=standard first=team_manager"
+
+
+def test_the_on_call_phone_reads_the_severity_the_reason_and_the_case_in_one_segment_with_a_working_link(
+    stack: Stack,
+):
+    phone = stack.phone(stack.oncall_person())
+    alert = stack.raise_alert(severity=Severity.medium, rule="rhi_overdue", step="72h")
+    sms = phone.expect_sms(contains=alert.episode_ref)
+    code = sms.code
+    assert sms.body == (
+        f"BEACON MEDIUM case {alert.episode_ref}: return home interview overdue (72 h). Reply {code}a to ack: "
+        f"{stack.url}/a/{sms.ack_url.rsplit('/', 1)[1]}"
+    )
+    assert sms_septets(sms.body) <= SMS_SEGMENT_SEPTETS
+    confirm = httpx.get(sms.ack_url, timeout=5)
+    assert confirm.status_code == 200 and "MEDIUM: return home interview overdue (72 h)" in confirm.text
+    assert httpx.post(sms.ack_url, timeout=5).status_code == 200
+    state = stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
+    assert (state["acked_by"], state["acked_via"]) == (stack.oncall_person(), "link")

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import html
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +51,7 @@ from beacon.core.metrics import (
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
+from beacon.core.wording import reason, reason_words, severity_word
 from beacon.notifier.channels import Channel, DeliveryError, Outbox, SmtpEmail, TwilioSms
 from beacon.notifier.clock import Clock
 from beacon.notifier.dispatch import PendingRef, plan_sends
@@ -69,7 +71,7 @@ from beacon.notifier.escalation import (
     resolve_chain,
     sms_reply,
 )
-from beacon.notifier.links import LinkError, make_token, read_token
+from beacon.notifier.links import LINK_PATH, LinkError, link_tag, make_token, read_token
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.settings import NotifierSettings
 from beacon.notifier.templates import MessageFields, bundle_sms, render
@@ -144,11 +146,13 @@ class Index:
         self.last_sent: dict[tuple[str, str], datetime] = {}
         self.tick_sent: dict[str, float] = {}
         self.first_page_seen: set[str] = set()
+        self.links: dict[str, tuple[str, str]] = {}  # ack link tag -> (alert id, notice key)
         self.wake: asyncio.Event | None = None
 
     def update(self, state: EscalationState) -> None:
         for key, notice in state.notices.items():
             ref = (state.alert_id, key)
+            self.links[link_tag(state.alert_id, key)] = ref
             if notice.status == "pending":
                 self.pending[ref] = PendingRef(state.alert_id, key, notice.channel, notice.to, notice.created_at)
             else:
@@ -276,12 +280,13 @@ _last_full_scan = 0.0
 def full_scan() -> None:
     """Rebuild the index from the table and refresh the unacknowledged gauge."""
     counts: dict[tuple[str, str], int] = {}
-    pending, due = {}, {}
+    pending, due, links = {}, {}, {}
     for alert_id, raw in list(escalations.items()):
         if not raw:
             continue
         state = EscalationState.model_validate(raw)
         for key, notice in state.notices.items():
+            links[link_tag(alert_id, key)] = (alert_id, key)
             if notice.status == "pending":
                 pending[(alert_id, key)] = PendingRef(alert_id, key, notice.channel, notice.to, notice.created_at)
         if state.status == "active":
@@ -290,7 +295,7 @@ def full_scan() -> None:
             if state.first_paged_at is not None:
                 label = (state.severity.value, "true" if state.exhausted else "false")
                 counts[label] = counts.get(label, 0) + 1
-    index.pending, index.due = pending, due
+    index.pending, index.due, index.links = pending, due, links
     # A send whose outcome never came back (e.g. its result could not be produced) is
     # tried again rather than left stalled: at-least-once, never a silent lost page.
     loop_now = asyncio.get_running_loop().time()
@@ -373,17 +378,19 @@ def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
     token = make_token(
         settings.ack_link_secret.get_secret_value(),
         state.alert_id,
-        notice.person,
         notice.key,
         notice.created_at,
         timedelta(minutes=settings.ack_link_ttl_minutes),
     )
+    headline, _ = reason_words(state.rule, state.rule_step)
     return MessageFields(
         case_ref=state.case_ref,
-        severity=state.severity.value,
+        severity=severity_word(state.severity),
+        reason=reason(state.rule, state.rule_step),
+        reason_headline=headline,
         ask=notice.ask,
         reply_code=state.reply_code,
-        ack_url=f"{base_url}/ack/{token}",
+        ack_url=f"{base_url}{LINK_PATH}{token}",
     )
 
 
@@ -565,54 +572,84 @@ def _page(title: str, message: str, form_action: str | None = None, status: int 
     return body, status
 
 
-def _check_link(token: str) -> tuple[Any, tuple[str, int] | None]:
+@dataclass(frozen=True)
+class _LinkTarget:
+    alert_id: str
+    person: str
+    command_id: str
+
+
+def _find_link(tag: str) -> tuple[str, str] | None:
+    """(alert id, notice key) of the notification whose link carries ``tag``."""
+    found = index.links.get(tag)
+    if found is None:  # not indexed yet (just restarted): look through the table
+        for alert_id, raw in list(escalations.items()):
+            for key in (raw or {}).get("notices", {}):
+                if link_tag(alert_id, key) == tag:
+                    return alert_id, key
+    return found
+
+
+def _check_link(token: str) -> tuple[_LinkTarget | None, EscalationState | None, tuple[str, int] | None]:
     try:
         link = read_token(settings.ack_link_secret.get_secret_value(), token, clock.now())
     except LinkError as exc:
         if exc.reason == "expired":
-            return None, _page(
-                "Link expired",
-                "This acknowledgement link has expired. Reply to the SMS with the code, or use the console.",
-                status=410,
+            return (
+                None,
+                None,
+                _page(
+                    "Link expired",
+                    "This acknowledgement link has expired. Reply to the SMS with the code, or use the console.",
+                    status=410,
+                ),
             )
-        return None, _page("Invalid link", "This acknowledgement link is not valid.", status=400)
-    state = load_state(link.alert_id)
-    if link.command_id in _used_links or (state is not None and link.command_id in state.seen_commands):
-        return link, _page("Link already used", "This acknowledgement link has already been used.", status=409)
-    if state is None:
-        return link, _page("Unknown alert", "This alert is not known to this notifier.", status=404)
+        return None, None, _page("Invalid link", "This acknowledgement link is not valid.", status=400)
+    found = _find_link(link.tag)
+    state = load_state(found[0]) if found else None
+    notice = state.notices.get(found[1]) if state and found else None
+    if state is None or notice is None:
+        return None, None, _page("Unknown alert", "This alert is not known to this notifier.", status=404)
+    target = _LinkTarget(alert_id=state.alert_id, person=notice.person, command_id=link.command_id)
+    if link.command_id in _used_links or link.command_id in state.seen_commands:
+        return target, state, _page("Link already used", "This acknowledgement link has already been used.", status=409)
     if state.status != "active":
-        return link, _page("Nothing to acknowledge", f"Case {state.case_ref} is already {state.status}.", status=409)
-    return link, None
+        return (
+            target,
+            state,
+            _page("Nothing to acknowledge", f"Case {state.case_ref} is already {state.status}.", status=409),
+        )
+    return target, state, None
 
 
-@app.page("/ack/{token}")
+@app.page(LINK_PATH + "{token}")
 class AckLinkView(faust.web.View):
     """GET shows a confirmation page (link scanners must not acknowledge); POST acknowledges."""
 
     async def get(self, request: Any, token: str) -> Any:
-        link, refusal = _check_link(token)
+        _, state, refusal = _check_link(token)
         if refusal:
             return self.html(refusal[0], status=refusal[1])
-        state = load_state(link.alert_id)
         assert state is not None
         body, status = _page(
             f"Acknowledge case {state.case_ref}?",
-            f"Risk level {state.severity.value}. Acknowledging stops the escalation.",
-            form_action=f"{base_url}/ack/{token}",
+            f"{severity_word(state.severity)}: {reason(state.rule, state.rule_step)}. "
+            "Acknowledging stops the escalation.",
+            form_action=f"{base_url}{LINK_PATH}{token}",
         )
         return self.html(body, status=status)
 
     async def post(self, request: Any, token: str) -> Any:
-        link, refusal = _check_link(token)
+        target, _, refusal = _check_link(token)
         if refusal:
             return self.html(refusal[0], status=refusal[1])
-        _used_links.add(link.command_id)
+        assert target is not None
+        _used_links.add(target.command_id)
         command = AckCommand(
-            command_id=link.command_id,
-            alert_id=link.alert_id,
+            command_id=target.command_id,
+            alert_id=target.alert_id,
             action="acknowledge",
-            by=link.person,
+            by=target.person,
             via="link",
             at=clock.now(),
         )

@@ -151,6 +151,7 @@ class EscalationState(_Model):
     case_ref: str
     severity: Severity
     rule: str
+    rule_step: str = ""  # the rule's step (e.g. "72h"): with the rule, names the reason
     occurred_at: AwareDatetime
     status: AlertStatus
     chain: Chain | None = None
@@ -319,6 +320,7 @@ def _new_state(alert: AlertRecord, status: AlertStatus, chain: Chain | None, now
         case_ref=case_reference(alert),
         severity=alert.severity,
         rule=alert.rule,
+        rule_step=alert.step,
         occurred_at=alert.occurred_at,
         status=status,
         chain=chain,
