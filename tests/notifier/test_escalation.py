@@ -262,6 +262,29 @@ def test_a_failed_resolution_tries_the_persons_other_methods_too():
     assert sends(actions) == [(0, "oncall", "sms", "resolution")]  # the SMS failed for the page, maybe not now
 
 
+def test_an_alert_resolved_within_its_hold_pages_nobody():
+    held = CHAIN.model_copy(update={"hold_s": 60})
+    state, actions = apply(None, AlertRaised(alert=ALERT, chain=held), T0)
+    assert sends(actions) == [] and audits(actions) == [("alert_raised", "policy=standard hold=60s")]
+    assert state.status == "active" and state.step == 0 and state.next_due == T0 + timedelta(seconds=60)
+    assert apply(state, Tick(alert_id=ALERT.alert_id), T0 + timedelta(seconds=59)) == (state, [])
+    resolved, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0 + timedelta(seconds=2))
+    assert sends(actions) == [] and audits(actions) == [("alert_resolved", "within_hold")]
+    assert apply(resolved, Tick(alert_id=ALERT.alert_id), T0 + timedelta(minutes=5)) == (resolved, [])
+
+
+def test_an_alert_still_open_when_its_hold_ends_pages_step_one():
+    state, _ = apply(None, AlertRaised(alert=ALERT, chain=CHAIN.model_copy(update={"hold_s": 60})), T0)
+    state, actions = apply(state, Tick(alert_id=ALERT.alert_id), T0 + timedelta(seconds=60))
+    assert sends(actions) == [(1, "oncall", "sms", "page")] and ("escalation_step", "hold_over") in audits(actions)
+    assert state.first_paged_at == T0 + timedelta(seconds=60)
+
+
+def test_the_hold_comes_from_the_policy_per_severity(oncall):
+    hold = {sev: resolve_chain(oncall, make_alert(severity=sev), T0).hold_s for sev in Severity}
+    assert hold == {Severity.low: 60, Severity.medium: 60, Severity.high: 0, Severity.critical: 0}
+
+
 def test_resolved_twice_is_a_no_op():
     state, _ = raised()
     state, _ = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)

@@ -45,9 +45,10 @@ steps = st.lists(
 )
 
 
-def _run(script, resolve_at_end: bool = True):
+def _run(script, resolve_at_end: bool = True, hold_s: float = 0):
     now = T0
-    state, actions = apply(None, AlertRaised(alert=ALERT, chain=CHAIN), now)
+    chain = CHAIN.model_copy(update={"hold_s": hold_s})
+    state, actions = apply(None, AlertRaised(alert=ALERT, chain=chain), now)
     in_flight: list[str] = []
     accepted: dict[str, tuple[str, str]] = {}  # notice key -> (person, kind)
     audits: list = []
@@ -96,19 +97,22 @@ def _run(script, resolve_at_end: bool = True):
     return state, accepted, audits
 
 
+holds = st.sampled_from([0, 0, 60])
+
+
 @settings(max_examples=400, deadline=None)
-@given(steps)
-def test_the_audit_records_every_message_a_provider_accepted(script):
-    _, accepted, audits = _run(script)
+@given(steps, holds)
+def test_the_audit_records_every_message_a_provider_accepted(script, hold_s):
+    _, accepted, audits = _run(script, hold_s=hold_s)
     sent = {(r.kind, r.audit_id.split(":", 2)[2]) for r in audits if r.kind in ("notification_sent", "resolution_sent")}
     for key, (_, kind) in accepted.items():
         assert ("notification_sent" if kind == "page" else "resolution_sent", key) in sent
 
 
 @settings(max_examples=400, deadline=None)
-@given(steps)
-def test_everyone_who_received_a_page_receives_the_resolution(script):
-    state, accepted, _ = _run(script)
+@given(steps, holds)
+def test_everyone_who_received_a_page_receives_the_resolution(script, hold_s):
+    state, accepted, _ = _run(script, hold_s=hold_s)
     paged = {person for person, kind in accepted.values() if kind == "page"}
     told = {person for person, kind in accepted.values() if kind == "resolution"}
     # Unless the provider refused the resolution on every contact method the person has.
@@ -129,3 +133,12 @@ def test_nobody_is_told_of_a_resolution_they_were_never_paged_for(script):
     paged = {person for person, kind in accepted.values() if kind == "page"}
     resolutions = {n.person for n in state.notices.values() if n.kind == "resolution"}
     assert resolutions <= paged
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_an_alert_resolved_before_its_hold_ends_pages_nobody(script):
+    early = [(what, which, accept, 0.0) for what, which, accept, _ in script]  # all within the hold
+    state, accepted, audits = _run(early, hold_s=60)
+    assert accepted == {} and not [r for r in audits if r.kind == "escalation_step"]
+    assert state.status == "resolved"

@@ -267,6 +267,8 @@ def test_the_on_call_phone_reads_the_severity_the_reason_and_the_case_in_one_seg
 ):
     phone = stack.phone(stack.oncall_person())
     alert = stack.raise_alert(severity=Severity.medium, rule="rhi_overdue", step="72h")
+    stack.wait_state(alert, lambda s: s["status"] == "active")
+    stack.advance(minutes=1)  # the hold for a medium alert
     sms = phone.expect_sms(contains=alert.episode_ref)
     code = sms.code
     assert sms.body == (
@@ -279,3 +281,28 @@ def test_the_on_call_phone_reads_the_severity_the_reason_and_the_case_in_one_seg
     assert httpx.post(sms.ack_url, timeout=5).status_code == 200
     state = stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
     assert (state["acked_by"], state["acked_via"]) == (stack.oncall_person(), "link")
+
+
+def test_a_backfilled_episode_already_over_pages_nobody_but_is_recorded_and_resolved(stack: Stack):
+    phone = stack.phone(stack.oncall_person())
+    over = stack.raise_alert(severity=Severity.low, rule="triage", step="low")  # last week's report ...
+    stack.wait_state(over, lambda s: s["status"] == "active")
+    stack.resolve(over)  # ... and its found, a second later
+    stack.wait_state(over, lambda s: s["status"] == "resolved")
+    stack.advance(minutes=5)
+    phone.expect_no_sms(settle_s=2)
+    assert stack.twilio.requests == [] and stack.smtp.inbox == []
+    kinds = [(r.kind, r.detail) for r in stack.audit(expect=2) if r.alert_id == over.alert_id]
+    assert kinds == [("alert_raised", "policy=standard hold=60s"), ("alert_resolved", "within_hold")]
+
+
+def test_a_low_alert_still_open_after_its_hold_pages_the_on_call_worker(stack: Stack):
+    phone = stack.phone(stack.oncall_person())
+    alert = stack.raise_alert(severity=Severity.low, rule="triage", step="low")
+    stack.wait_state(alert, lambda s: s["status"] == "active")
+    phone.expect_no_sms(settle_s=1)  # held for a minute
+    stack.advance(minutes=1)
+    assert "BEACON LOW" in phone.expect_sms(contains=alert.episode_ref).body
+    high = stack.raise_alert(severity=Severity.high)  # high and critical are never held
+    stack.advance(minutes=1)  # past the per-contact rate limit only
+    phone.expect_sms(contains=high.episode_ref)

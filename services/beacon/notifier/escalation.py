@@ -60,6 +60,7 @@ class Chain(_Model):
     steps: tuple[ChainStep, ...]
     repeat: int = 0
     first_role: str | None = None  # the alert's role that chose step 1; None: the policy's step 1
+    hold_s: float = 0  # wait this long before step 1 (the policy's hold for the alert's severity)
 
     @property
     def total_steps(self) -> int:
@@ -117,6 +118,7 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
         steps=tuple(steps),
         repeat=policy.repeat,
         first_role=alert.notify if first is not None else None,
+        hold_s=policy.hold_for(alert.severity),
     )
 
 
@@ -335,7 +337,12 @@ def _raised(
         return state, []  # replayed or re-emitted: the chain stays the one fixed at the start
     new = _new_state(inp.alert, "active", inp.chain, now)
     first = f" first={inp.chain.first_role}" if inp.chain.first_role else ""
-    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}{first}")]
+    hold = f" hold={inp.chain.hold_s:g}s" if inp.chain.hold_s > 0 else ""
+    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}{first}{hold}")]
+    if inp.chain.hold_s > 0:
+        # Held: an episode already over (a backfill's report, then its found) resolves
+        # the alert before anyone is paged. The tick at the end of the hold pages step 1.
+        return new.model_copy(update={"next_due": now + timedelta(seconds=inp.chain.hold_s)}), actions
     new, paged = _page_step(new, 1, now, reason="start")
     return new, actions + paged
 
@@ -427,7 +434,7 @@ def _reached(notice: Notice) -> bool:
 def _tick(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
     if state.status != "active" or state.next_due is None or now < state.next_due:
         return state, []
-    return _page_step(state, state.step + 1, now, reason="no_ack_in_time")
+    return _page_step(state, state.step + 1, now, reason="hold_over" if state.step == 0 else "no_ack_in_time")
 
 
 def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[EscalationState, list[Action]]:
@@ -457,7 +464,8 @@ def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, l
     if state.status == "resolved":
         return state, []
     notices = _cancel_pending_pages(state.notices)
-    actions: list[Action] = [_audit(state, "alert_resolved", now, "0")]
+    never_paged = state.step == 0 and state.status == "active"
+    actions: list[Action] = [_audit(state, "alert_resolved", now, "0", detail="within_hold" if never_paged else "")]
     for person in state.paged_people():
         action = _take_back(state, notices, person, now)
         if action is not None:

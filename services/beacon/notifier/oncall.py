@@ -126,9 +126,28 @@ class PolicyStep(_Config):
     )
 
 
+_DEFAULT_HOLD = {Severity.low: 60.0, Severity.medium: 60.0, Severity.high: 0.0, Severity.critical: 0.0}
+
+
 class EscalationPolicy(_Config):
     steps: tuple[PolicyStep, ...] = Field(min_length=1)
     repeat: int = Field(default=0, ge=0, le=9, description="Run the whole chain again up to this many times.")
+    hold_seconds: dict[Severity, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_HOLD),
+        description="Per severity: wait this long before the first page; an alert resolved meanwhile "
+        "(a backfilled episode that is already over) pages nobody. Severities left out: no wait.",
+    )
+
+    @field_validator("hold_seconds")
+    @classmethod
+    def _hold_bounds(cls, value: dict[Severity, float]) -> dict[Severity, float]:
+        for severity, seconds in value.items():
+            if not 0 <= seconds <= 900:
+                raise ValueError(f"{severity.value}: a hold is 0 to 900 seconds, not {seconds:g}")
+        return value
+
+    def hold_for(self, severity: Severity) -> float:
+        return self.hold_seconds.get(severity, 0.0)
 
 
 class RouteMatch(_Config):
