@@ -18,6 +18,7 @@ from beacon.notifier.escalation import (
     DeliveryResult,
     Envelope,
     EscalationState,
+    ForwardAck,
     SendNotification,
     Tick,
     apply,
@@ -283,6 +284,29 @@ def test_an_alert_still_open_when_its_hold_ends_pages_step_one():
 def test_the_hold_comes_from_the_policy_per_severity(oncall):
     hold = {sev: resolve_chain(oncall, make_alert(severity=sev), T0).hold_s for sev in Severity}
     assert hold == {Severity.low: 60, Severity.medium: 60, Severity.high: 0, Severity.critical: 0}
+
+
+def test_acknowledging_the_alert_that_led_a_group_page_acknowledges_the_others_it_carried():
+    state, _ = raised()
+    state, _ = apply(
+        state,
+        DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="sent", group=("A-cse", "A-unalloc")),
+        T0,
+    )
+    assert state.group_members == ("A-cse", "A-unalloc")
+    state, actions = ack(state, command_id="sms:SM1")
+    forwarded = [(a.command.alert_id, a.command.command_id, a.command.by) for a in actions if isinstance(a, ForwardAck)]
+    assert forwarded == [("A-cse", "sms:SM1>A-cse", "oncall"), ("A-unalloc", "sms:SM1>A-unalloc", "oncall")]
+    assert ack(state, command_id="sms:SM2")[1] == []  # already acknowledged: nothing forwarded again
+
+
+def test_an_escalation_request_is_not_forwarded_to_the_group():
+    state, _ = raised()
+    state, _ = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="sent", group=("A-cse",)), T0
+    )
+    _, actions = ack(state, action="escalate")
+    assert not [a for a in actions if isinstance(a, ForwardAck)]
 
 
 def test_resolved_twice_is_a_no_op():

@@ -65,7 +65,7 @@ def ref(alert, to="+447700900001", channel="sms", minutes=0):
 
 def test_first_message_to_a_contact_goes_at_once():
     plan = plan_sends([ref("A1")], {}, T0, timedelta(minutes=1), 5)
-    assert [[r.alert_id for r in b] for b in plan.send_now] == [["A1"]]
+    assert [[r.alert_id for r in m.refs] for m in plan.send_now] == [["A1"]]
 
 
 def test_a_contact_gets_at_most_one_message_a_minute():
@@ -79,9 +79,29 @@ def test_a_contact_gets_at_most_one_message_a_minute():
 def test_what_piles_up_is_bundled_oldest_first_up_to_the_limit():
     pending = [ref(f"A{i}", minutes=-i) for i in range(7)] + [ref("B", to="+447700900002")]
     plan = plan_sends(pending, {}, T0, timedelta(minutes=1), 5)
-    bundles = {b[0].to: [r.alert_id for r in b] for b in plan.send_now}
+    bundles = {m.refs[0].to: [r.alert_id for r in m.refs] for m in plan.send_now}
     assert bundles["+447700900001"] == ["A6", "A5", "A4", "A3", "A2"]
     assert bundles["+447700900002"] == ["B"]
+
+
+def grouped(alert, group="CH1|EP1", seconds=0.0, rank=2, to="+447700900001"):
+    return PendingRef(alert, "1:p:sms", "sms", to, T0 + timedelta(seconds=seconds), rank, group, 2.0)
+
+
+def test_the_alerts_of_one_episode_raised_together_leave_as_one_page_after_the_group_wait():
+    pending = [grouped("A1"), grouped("A2", seconds=0.5, rank=3), grouped("B1", group="CH2|EP9", seconds=0.2)]
+    assert plan_sends(pending, {}, T0 + timedelta(seconds=1.9), timedelta(minutes=1), 5).send_now == []
+    plan = plan_sends(pending, {}, T0 + timedelta(seconds=2), timedelta(minutes=1), 5)
+    [message] = plan.send_now
+    assert [[r.alert_id for r in page.refs] for page in message.pages] == [["A2", "A1"]]  # most severe leads
+    assert message.more == 1  # B1's group has not waited its two seconds yet
+    plan = plan_sends(pending, {}, T0 + timedelta(seconds=2.2), timedelta(minutes=1), 5)
+    assert [[r.alert_id for r in p.refs] for p in plan.send_now[0].pages] == [["A2", "A1"], ["B1"]]
+
+
+def test_a_page_alone_in_its_group_waits_no_longer_than_its_group_wait():
+    plan = plan_sends([grouped("A1", group="")], {}, T0 + timedelta(seconds=2), timedelta(minutes=1), 5)
+    assert [m.refs[0].alert_id for m in plan.send_now] == ["A1"]
 
 
 def test_the_clock_advances_and_keeps_its_offset_across_restarts(tmp_path):

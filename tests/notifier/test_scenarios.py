@@ -306,3 +306,27 @@ def test_a_low_alert_still_open_after_its_hold_pages_the_on_call_worker(stack: S
     high = stack.raise_alert(severity=Severity.high)  # high and critical are never held
     stack.advance(minutes=1)  # past the per-contact rate limit only
     phone.expect_sms(contains=high.episode_ref)
+
+
+def test_a_high_risk_report_with_a_cse_flag_reaches_the_on_call_phone_as_one_page_and_one_reply_acks_both(
+    stack: Stack,
+):
+    person = stack.oncall_person()
+    phone = stack.phone(person)
+    triage = stack.raise_alert(severity=Severity.high)
+    cse = stack.raise_alert(severity=Severity.critical, rule="cse_missing", step="flag", episode=triage.episode_ref)
+    page = phone.expect_sms(contains=triage.episode_ref)
+    assert page.body.startswith(f"BEACON CRITICAL case {triage.episode_ref}: missing with a safeguarding flag")
+    assert "missing, high risk" in page.body
+    phone.expect_no_sms(settle_s=3)  # one page for the episode, not one per rule
+
+    assert "Acknowledged" in phone.reply(f"{page.code}a")
+    for alert in (cse, triage):  # the acknowledgement is the group's; each alert keeps its own record
+        state = stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
+        assert (state["acked_by"], state["acked_via"]) == (person, "sms")
+    acks = [r.alert_id for r in stack.audit(expect=8) if r.kind == "acknowledged"]
+    assert sorted(acks) == sorted([cse.alert_id, triage.alert_id])
+
+    stack.advance(minutes=1)  # past the per-contact rate limit
+    later = stack.raise_alert(severity=Severity.critical, rule="duration", step="168h", episode=triage.episode_ref)
+    assert "still missing after 168 h" in phone.expect_sms(contains=later.episode_ref).body

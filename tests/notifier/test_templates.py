@@ -20,6 +20,7 @@ from beacon.notifier.templates import (
     _env,
     bundle_sms,
     render,
+    render_page,
     sms_septets,
     template_names,
 )
@@ -153,3 +154,15 @@ def test_reasons_come_from_a_closed_vocabulary_whatever_the_rule_and_step(rule, 
 def test_gsm7_length_counts_extension_characters_twice_and_refuses_what_gsm7_cannot_carry():
     assert sms_septets("a[b]") == 6
     assert sms_septets("…" * 71) > SMS_SEGMENT_SEPTETS
+
+
+def test_a_group_page_has_the_highest_severity_the_leads_case_and_code_and_every_reason():
+    cse = fields_for("cse_missing", "flag", Severity.critical, "MET-2026-000123")
+    triage = fields_for("triage", "high", Severity.high, "MET-2026-000123")
+    unallocated = fields_for("unallocated", "unallocated", Severity.high, "MET-2026-000123")
+    body = render_page("page", "sms", [cse, triage, unallocated]).body
+    assert body.startswith("BEACON CRITICAL case MET-2026-000123: missing with a safeguarding flag")
+    for words in ("missing, high risk", "missing, no allocated worker"):
+        assert words in body
+    assert body.count("Reply 123a to ack") == 1 and body.endswith(LINK)
+    assert render_page("page", "sms", [triage]) == render("page", "sms", triage)

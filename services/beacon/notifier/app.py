@@ -63,6 +63,7 @@ from beacon.notifier.escalation import (
     DeliveryResult,
     Envelope,
     EscalationState,
+    ForwardAck,
     Notice,
     SendNotification,
     Tick,
@@ -74,7 +75,7 @@ from beacon.notifier.escalation import (
 from beacon.notifier.links import LINK_PATH, LinkError, link_tag, make_token, read_token
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.settings import NotifierSettings
-from beacon.notifier.templates import MessageFields, bundle_sms, render
+from beacon.notifier.templates import MessageFields, bundle_sms, render_page
 
 INPUTS = "beacon.notifier.inputs"
 FULL_SCAN_EVERY_S = 5.0
@@ -154,7 +155,7 @@ class Index:
             ref = (state.alert_id, key)
             self.links[link_tag(state.alert_id, key)] = ref
             if notice.status == "pending":
-                self.pending[ref] = PendingRef(state.alert_id, key, notice.channel, notice.to, notice.created_at)
+                self.pending[ref] = pending_ref(state, key, notice)
             else:
                 self.pending.pop(ref, None)
                 self.in_flight.pop(ref, None)
@@ -170,6 +171,21 @@ class Index:
 
 
 index = Index()
+
+
+def pending_ref(state: EscalationState, key: str, notice: Notice) -> PendingRef:
+    """What the dispatcher plans with: contact, age, severity and the page group
+    (an episode's pages, or its resolutions)."""
+    return PendingRef(
+        state.alert_id,
+        key,
+        notice.channel,
+        notice.to,
+        notice.created_at,
+        state.severity.rank,
+        f"{notice.kind}|{state.group}" if state.group else "",
+        state.chain.group_s if state.chain else 0.0,
+    )
 
 
 def load_state(alert_id: str) -> EscalationState | None:
@@ -238,6 +254,8 @@ async def escalate(stream: Any) -> None:
 
 async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
     for action in actions:
+        if isinstance(action, ForwardAck):
+            await send_input(action.command.alert_id, AckReceived(command=action.command))
         if isinstance(action, Audit):
             rec = action.record
             await audit_topic.send(key=rec.key, value=rec.to_json())
@@ -288,7 +306,7 @@ def full_scan() -> None:
         for key, notice in state.notices.items():
             links[link_tag(alert_id, key)] = (alert_id, key)
             if notice.status == "pending":
-                pending[(alert_id, key)] = PendingRef(alert_id, key, notice.channel, notice.to, notice.created_at)
+                pending[(alert_id, key)] = pending_ref(state, key, notice)
         if state.status == "active":
             if state.next_due is not None:
                 due[alert_id] = state.next_due
@@ -357,21 +375,25 @@ async def dispatch_once() -> None:
         timedelta(seconds=settings.notifier_contact_min_interval_s),
         settings.notifier_max_bundle,
     )
-    for bundle in plan.send_now:
-        items: list[tuple[EscalationState, Notice]] = []
-        for ref in bundle:
-            state = load_state(ref.alert_id)
-            notice = state.notices.get(ref.key) if state else None
-            if state is None or notice is None or notice.status != "pending":
-                index.pending.pop((ref.alert_id, ref.key), None)
-                continue
-            items.append((state, notice))
-        if not items:
+    for message in plan.send_now:
+        pages: list[list[tuple[EscalationState, Notice]]] = []
+        for page in message.pages:
+            items: list[tuple[EscalationState, Notice]] = []
+            for ref in page.refs:
+                state = load_state(ref.alert_id)
+                notice = state.notices.get(ref.key) if state else None
+                if state is None or notice is None or notice.status != "pending":
+                    index.pending.pop((ref.alert_id, ref.key), None)
+                    continue
+                items.append((state, notice))
+            if items:
+                pages.append(items)
+        if not pages:
             continue
-        index.last_sent[bundle[0].contact] = now
+        index.last_sent[message.refs[0].contact] = now
         started = asyncio.get_running_loop().time()
-        index.in_flight.update({(s.alert_id, n.key): started for s, n in items})
-        asyncio.ensure_future(deliver_guarded(items))
+        index.in_flight.update({(s.alert_id, n.key): started for page in pages for s, n in page})
+        asyncio.ensure_future(deliver_guarded(pages))
 
 
 def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
@@ -394,11 +416,12 @@ def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
     )
 
 
-async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
+async def deliver_guarded(pages: list[list[tuple[EscalationState, Notice]]]) -> None:
     """A bug in rendering or a channel must not lose the page silently: report it as a
     failed attempt, so the engine falls back to the next contact method."""
+    items = [item for page in pages for item in page]
     try:
-        await deliver(items)
+        await deliver(pages)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -410,10 +433,31 @@ async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
             )
 
 
-async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
+def sent_results(pages: list[list[tuple[EscalationState, Notice]]], provider_id: str) -> list[DeliveryResult]:
+    """One "sent" result per notification; a page's lead (its first alert) also learns
+    which other alerts went out in its page, so acknowledging it acknowledges them."""
+    results = []
+    for page in pages:
+        lead = page[0][0].alert_id
+        others = tuple(dict.fromkeys(s.alert_id for s, _ in page if s.alert_id != lead))
+        for i, (s, n) in enumerate(page):
+            results.append(
+                DeliveryResult(
+                    alert_id=s.alert_id,
+                    key=n.key,
+                    outcome="sent",
+                    provider_id=provider_id,
+                    group=others if i == 0 else (),
+                )
+            )
+    return results
+
+
+async def deliver(pages: list[list[tuple[EscalationState, Notice]]]) -> None:
+    items = [item for page in pages for item in page]
     first_state, first = items[0]
     channel = channels[first.channel]
-    rendered = [render(n.kind, n.channel, message_fields(s, n)) for s, n in items]
+    rendered = [render_page(page[0][1].kind, first.channel, [message_fields(s, n) for s, n in page]) for page in pages]
     if first.channel == "sms":
         subject, body = "", bundle_sms([r.body for r in rendered])
     else:
@@ -452,9 +496,8 @@ async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
             if n.kind == "page" and s.alert_id not in index.first_page_seen:
                 index.first_page_seen.add(s.alert_id)
                 END_TO_END_LATENCY.observe(max(0.0, (real_now - s.occurred_at).total_seconds()))
-            await send_input(
-                s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="sent", provider_id=provider_id)
-            )
+        for result in sent_results(pages, provider_id):
+            await send_input(result.alert_id, result)
         log.info(
             "sent", channel=first.channel, mode=channel.mode, person=first.person, alerts=[s.alert_id for s, _ in items]
         )

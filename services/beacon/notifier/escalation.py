@@ -61,6 +61,7 @@ class Chain(_Model):
     repeat: int = 0
     first_role: str | None = None  # the alert's role that chose step 1; None: the policy's step 1
     hold_s: float = 0  # wait this long before step 1 (the policy's hold for the alert's severity)
+    group_s: float = 0  # group wait: the episode's pages raised this close together leave as one
 
     @property
     def total_steps(self) -> int:
@@ -119,6 +120,7 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
         repeat=policy.repeat,
         first_role=alert.notify if first is not None else None,
         hold_s=policy.hold_for(alert.severity),
+        group_s=policy.group_seconds,
     )
 
 
@@ -167,6 +169,8 @@ class EscalationState(_Model):
     acked_at: AwareDatetime | None = None
     notices: dict[str, Notice] = Field(default_factory=dict)
     seen_commands: tuple[str, ...] = ()
+    group: str = ""  # the episode ("<child>|<episode>"): its alerts' pages are grouped
+    group_members: tuple[str, ...] = ()  # alerts that went out in this alert's pages: its ack is theirs
 
     @property
     def reply_code(self) -> str:
@@ -224,6 +228,7 @@ class DeliveryResult(_Model):
     outcome: DeliveryOutcome
     provider_id: str | None = None
     reason: str = ""
+    group: tuple[str, ...] = ()  # the other alerts this alert's page carried (it led the page)
 
 
 class Tick(_Model):
@@ -267,7 +272,13 @@ class Audit(_Model):
     record: AuditRecord
 
 
-Action = SendNotification | Audit
+class ForwardAck(_Model):
+    """The same acknowledgement, for an alert that went out in this alert's page."""
+
+    command: AckCommand
+
+
+Action = SendNotification | Audit | ForwardAck
 
 
 # ---------------------------------------------------------------- the machine
@@ -317,6 +328,7 @@ def _audit(
 
 def _new_state(alert: AlertRecord, status: AlertStatus, chain: Chain | None, now: datetime) -> EscalationState:
     return EscalationState(
+        group=f"{alert.child_ref}|{alert.episode_ref}" if alert.episode_ref else "",
         alert_id=alert.alert_id,
         child_ref=alert.child_ref,
         case_ref=case_reference(alert),
@@ -447,6 +459,14 @@ def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[Es
     if command.action == "escalate":
         return _page_step(state, state.step + 1, now, reason=f"requested_by={command.by}")
     kind: AuditKind = "acknowledged" if command.action == "acknowledge" else "closed"
+    forwards: list[Action] = [
+        ForwardAck(
+            command=command.model_copy(
+                update={"command_id": f"{command.command_id}>{member}"[:128], "alert_id": member}
+            )
+        )
+        for member in state.group_members
+    ]
     new = state.model_copy(
         update={
             "status": "acknowledged" if command.action == "acknowledge" else "closed",
@@ -457,7 +477,8 @@ def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[Es
             "notices": _cancel_pending_pages(state.notices),
         }
     )
-    return new, [_audit(new, kind, now, "0", person=command.by, step=state.step, detail=f"via={command.via}")]
+    audit = _audit(new, kind, now, "0", person=command.by, step=state.step, detail=f"via={command.via}")
+    return new, [audit, *forwards]
 
 
 def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
@@ -507,12 +528,13 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
         notices[notice.key] = notice.model_copy(
             update={"status": status, "sent_at": now, "provider_id": result.provider_id}
         )
+        members = tuple(dict.fromkeys(state.group_members + result.group))
         kind: AuditKind = "notification_sent" if notice.kind == "page" else "resolution_sent"
         actions.append(
             _audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel, step=notice.step)
         )
         actions += _take_back_late(state, notices, notice, now)
-        return state.model_copy(update={"notices": notices}), actions
+        return state.model_copy(update={"notices": notices, "group_members": members}), actions
     if notice.status == "failed":
         return state, []
     if result.outcome == "delivered":

@@ -138,6 +138,14 @@ class EscalationPolicy(_Config):
         "(a backfilled episode that is already over) pages nobody. Severities left out: no wait.",
     )
 
+    group_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Group wait: pages of one episode's alerts raised within this many seconds of "
+        "each other leave as one page (highest severity, every reason).",
+    )
+
     @field_validator("hold_seconds")
     @classmethod
     def _hold_bounds(cls, value: dict[Severity, float]) -> dict[Severity, float]:

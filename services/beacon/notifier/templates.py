@@ -10,7 +10,7 @@ email have the rest)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -68,6 +68,21 @@ def render(kind: Literal["page", "resolution"], channel: Literal["sms", "email"]
         body = _env.get_template(f"{kind}.sms.j2").render({**context, "reason": fields.reason_headline}).strip()
     subject = _env.get_template(f"{kind}.subject.j2").render(context).strip() if channel == "email" else ""
     return Rendered(subject=subject, body=body)
+
+
+def render_page(
+    kind: Literal["page", "resolution"], channel: Literal["sms", "email"], fields: list[MessageFields]
+) -> Rendered:
+    """One page for the alerts of one group (an episode's, raised together): the lead's
+    (first, most severe) severity, case and how to acknowledge, and every reason."""
+    lead = fields[0]
+    if len(fields) > 1:
+        lead = replace(
+            lead,
+            reason="; ".join(dict.fromkeys(f.reason for f in fields)),
+            reason_headline="; ".join(dict.fromkeys(f.reason_headline or f.reason for f in fields)),
+        )
+    return render(kind, channel, lead)
 
 
 def bundle_sms(bodies: list[str]) -> str:
