@@ -6,6 +6,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beacon.notifier.clock import Clock
 from beacon.notifier.dispatch import PendingRef, plan_sends
@@ -76,12 +78,48 @@ def test_a_contact_gets_at_most_one_message_a_minute():
     assert len(plan.send_now) == 1
 
 
-def test_what_piles_up_is_bundled_oldest_first_up_to_the_limit():
-    pending = [ref(f"A{i}", minutes=-i) for i in range(7)] + [ref("B", to="+447700900002")]
-    plan = plan_sends(pending, {}, T0, timedelta(minutes=1), 5)
-    bundles = {m.refs[0].to: [r.alert_id for r in m.refs] for m in plan.send_now}
-    assert bundles["+447700900001"] == ["A6", "A5", "A4", "A3", "A2"]
-    assert bundles["+447700900002"] == ["B"]
+def test_what_piles_up_is_bundled_most_severe_then_oldest_first_up_to_the_limit_saying_how_many_wait():
+    pending = [grouped(f"A{i}", group="", seconds=-i, rank=i % 3) for i in range(7)]
+    pending.append(grouped("B", group="", to="+447700900002"))
+    plan = plan_sends(pending, {}, T0 + timedelta(seconds=2), timedelta(minutes=1), 5)  # all past the group wait
+    bundles = {m.refs[0].to: ([r.alert_id for r in m.refs], m.more) for m in plan.send_now}
+    assert bundles["+447700900001"] == (["A5", "A2", "A4", "A1", "A6"], 2)  # high, then medium, then low
+    assert bundles["+447700900002"] == (["B"], 0)
+
+
+def test_a_critical_page_never_waits_for_the_rate_limit_and_does_not_restart_it():
+    last = {("sms", "+447700900001"): T0}
+    pending = [grouped("H1", group="", rank=2), grouped("C1", group="", rank=3), grouped("C2", group="", rank=3)]
+    plan = plan_sends(pending, last, T0 + timedelta(seconds=5), timedelta(minutes=1), 5)
+    [message] = plan.send_now
+    assert [r.alert_id for r in message.refs] == ["C1", "C2"] and message.more == 1 and message.past_the_limit
+    assert plan.wait_until == {("sms", "+447700900001"): T0 + timedelta(minutes=1)}  # H1 keeps its slot
+    plan = plan_sends(pending[:1], last, T0 + timedelta(minutes=1), timedelta(minutes=1), 5)
+    assert [r.alert_id for r in plan.send_now[0].refs] == ["H1"] and not plan.send_now[0].past_the_limit
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 120), st.sampled_from(["", "E1", "E2"])), max_size=25),
+    st.integers(0, 120),
+    st.integers(1, 6),
+)
+def test_a_plan_never_drops_a_page_and_never_holds_a_ready_critical_one(pages, last_s, max_bundle):
+    pending = [grouped(f"A{i}", group=g, seconds=-s, rank=r) for i, (r, s, g) in enumerate(pages)]
+    last = {("sms", "+447700900001"): T0 - timedelta(seconds=last_s)}
+    plan = plan_sends(pending, last, T0, timedelta(minutes=1), max_bundle)
+    sent = [r for m in plan.send_now for r in m.refs]
+    assert len(sent) == len(set(sent)) and set(sent) <= set(pending)
+    waiting = [r for r in pending if r not in sent]
+    for m in plan.send_now:
+        assert m.more == len({r.group_key for r in waiting})  # every page not listed is counted
+        ranks = [p.severity_rank for p in m.pages]
+        assert ranks == sorted(ranks, reverse=True)
+    ready_critical = [r for r in pending if r.severity_rank == 3 and r.created_at + timedelta(seconds=2) <= T0]
+    ready_critical_groups = {r.group_key for r in ready_critical}
+    sent_groups = {r.group_key for r in sent}
+    if len(ready_critical_groups) <= max_bundle:
+        assert ready_critical_groups <= sent_groups
 
 
 def grouped(alert, group="CH1|EP1", seconds=0.0, rank=2, to="+447700900001"):

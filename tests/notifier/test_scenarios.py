@@ -3,18 +3,22 @@ Prism (Twilio's OpenAPI spec) and aiosmtpd, with the notifier as a real process.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from beacon.core.alerts import Severity
+from beacon.notifier.oncall import load_oncall
 from beacon.notifier.templates import SMS_SEGMENT_SEPTETS, sms_septets
 from harness.smtp import SmtpServer
 from harness.twilio_mock import AUTH_TOKEN, Prism, TwilioProxy, signed_post
-from notifier.stack import Stack, notifier_env, spare_port
+from notifier.stack import ONCALL_FILE, Stack, notifier_env, spare_port
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +30,12 @@ def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prism]:
     server.stop()
 
 
-@pytest.fixture
-def stack(prism: Prism, settings, env, tmp_path: Path) -> Iterator[Stack]:
+@contextmanager
+def running_stack(prism: Prism, settings, env, tmp_path: Path, oncall_file: Path = ONCALL_FILE) -> Iterator[Stack]:
     twilio = TwilioProxy(prism, port=spare_port(settings)).start()
     smtp = SmtpServer(tmp_path / "tls", port=spare_port(settings)).start()
-    s = Stack(settings, notifier_env(env, settings, twilio, smtp), twilio, smtp, tmp_path / "notifier.log")
+    notifier = notifier_env(env, settings, twilio, smtp, BEACON_ONCALL_FILE=str(oncall_file))
+    s = Stack(settings, notifier, twilio, smtp, tmp_path / "notifier.log", oncall=load_oncall(oncall_file))
     try:
         yield s.start()
     finally:
@@ -38,6 +43,24 @@ def stack(prism: Prism, settings, env, tmp_path: Path) -> Iterator[Stack]:
             s.notifier.stop()
         smtp.stop()
         twilio.stop()
+
+
+@pytest.fixture
+def stack(prism: Prism, settings, env, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(prism, settings, env, tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+def stack_without_holds(prism: Prism, settings, env, tmp_path: Path) -> Iterator[Stack]:
+    """The example on-call file with no hold, so low and medium pages queue at once."""
+    raw = yaml.safe_load(ONCALL_FILE.read_text())
+    raw["policies"]["standard"]["hold_seconds"] = {}
+    oncall_file = tmp_path / "oncall.yaml"
+    oncall_file.write_text(yaml.safe_dump(raw))
+    shutil.copy(ONCALL_FILE.parent / "kent-cover.ics", tmp_path)  # the example's relative iCal import
+    with running_stack(prism, settings, env, tmp_path, oncall_file) as s:
+        yield s
 
 
 def test_no_reply_escalates_to_the_manager_whose_ack_stops_it_then_both_hear_of_the_resolution(stack: Stack):
@@ -197,7 +220,7 @@ def test_messages_piling_up_for_one_phone_leave_as_one_bundled_sms_a_minute_late
     stack.wait_state(third, lambda s: bool(s["notices"]))
     phone.expect_no_sms(settle_s=2)  # one message a minute per contact
     stack.advance(minutes=1)
-    bundle = phone.expect_sms(contains="2 messages")
+    bundle = phone.expect_sms(contains="2 pages")
     assert second.episode_ref in bundle.body and third.episode_ref in bundle.body
     for alert in (second, third):
         stack.wait_state(alert, lambda s: all(n["status"] == "sent" for n in s["notices"].values()))
@@ -330,3 +353,43 @@ def test_a_high_risk_report_with_a_cse_flag_reaches_the_on_call_phone_as_one_pag
     stack.advance(minutes=1)  # past the per-contact rate limit
     later = stack.raise_alert(severity=Severity.critical, rule="duration", step="168h", episode=triage.episode_ref)
     assert "still missing after 168 h" in phone.expect_sms(contains=later.episode_ref).body
+
+
+def test_a_critical_page_reaches_the_on_call_phone_at_once_though_it_was_paged_seconds_ago(stack: Stack):
+    phone = stack.phone(stack.oncall_person())
+    first = stack.raise_alert(severity=Severity.high)
+    phone.expect_sms(contains=first.episode_ref)
+    waiting = stack.raise_alert(severity=Severity.high)
+    critical = stack.raise_alert(severity=Severity.critical)
+    sms = phone.expect_sms(contains=critical.episode_ref, timeout_s=20)  # no clock moved: inside the minute
+    assert sms.body.startswith("BEACON CRITICAL") and waiting.episode_ref not in sms.body
+    stack.advance(minutes=1)  # the high page kept its place: it leaves when the first page's minute is over
+    phone.expect_sms(contains=waiting.episode_ref)
+
+
+def test_a_bundle_lists_pages_most_severe_first_says_how_many_more_wait_and_one_reply_acks_it(
+    stack_without_holds: Stack,
+):
+    stack = stack_without_holds
+    phone = stack.phone(stack.oncall_person())
+    first = stack.raise_alert(severity=Severity.high)
+    phone.expect_sms(contains=first.episode_ref)
+    medium = [stack.raise_alert(severity=Severity.medium) for _ in range(3)]
+    low = stack.raise_alert(severity=Severity.low)
+    high = [stack.raise_alert(severity=Severity.high) for _ in range(3)]
+    for alert in (*medium, low, *high):
+        stack.wait_state(alert, lambda s: bool(s["notices"]))
+    stack.advance(minutes=1)
+    bundle = phone.expect_sms(contains="5 pages")
+    assert bundle.body.startswith(f"BEACON: 5 pages, most severe first. Reply {bundle.code}a to ack all.")
+    assert all(a.episode_ref in bundle.body for a in high) and low.episode_ref not in bundle.body
+    assert max(bundle.body.index(a.episode_ref) for a in high) < bundle.body.index("BEACON MEDIUM")
+    listed = [*high, *(a for a in medium if a.episode_ref in bundle.body)]
+    assert len(listed) == 5  # two of the three medium pages, the oldest (the notifier's order of arrival)
+    assert bundle.body.endswith("+2 more: open the console")
+
+    assert "5 alerts" in phone.reply(f"{bundle.code}a")
+    for alert in listed:
+        stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
+    unlisted = [a for a in (*medium, low) if a not in listed]
+    assert [stack.alert_state(a)["status"] for a in unlisted] == ["active", "active"]

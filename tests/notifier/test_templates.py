@@ -94,11 +94,15 @@ def test_templates_refuse_unknown_fields():
         _env.from_string("{{ child_ref }}").render({})
 
 
-def test_bundling_several_messages_into_one_sms():
+def test_bundling_several_pages_into_one_sms_with_an_ack_all_code_and_how_many_more_wait():
     assert bundle_sms(["one"]) == "one"
-    text = bundle_sms(["one", "two", "three"])
-    assert text.startswith("BEACON: 3 messages.") and "one" in text and "three" in text
-    assert len(bundle_sms(["x" * 1000] * 3)) == 1600
+    text = bundle_sms(["one", "two", "three"], more=12, ack_all_code="777")
+    assert text.startswith("BEACON: 3 pages, most severe first. Reply 777a to ack all.")
+    assert text.index("one") < text.index("two") < text.index("three")
+    assert text.endswith("\n+12 more: open the console")
+    assert bundle_sms(["one"], more=2) == "one\n+2 more: open the console"
+    long = bundle_sms(["x" * 1000] * 3, more=4)
+    assert len(long) == 1600 and long.endswith("+4 more: open the console")
 
 
 EVERY_RULE = sorted({(rule, step, sev) for p in POLICIES for rule, step, sev, _ in rules_of(load_policy(p))})

@@ -68,6 +68,7 @@ from beacon.notifier.escalation import (
     SendNotification,
     Tick,
     apply,
+    bundle_code,
     parse_sms_reply,
     resolve_chain,
     sms_reply,
@@ -75,7 +76,7 @@ from beacon.notifier.escalation import (
 from beacon.notifier.links import LINK_PATH, LinkError, link_tag, make_token, read_token
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.settings import NotifierSettings
-from beacon.notifier.templates import MessageFields, bundle_sms, render_page
+from beacon.notifier.templates import MessageFields, bundle_email, bundle_sms, render_page
 
 INPUTS = "beacon.notifier.inputs"
 FULL_SCAN_EVERY_S = 5.0
@@ -390,10 +391,11 @@ async def dispatch_once() -> None:
                 pages.append(items)
         if not pages:
             continue
-        index.last_sent[message.refs[0].contact] = now
+        if not message.past_the_limit:  # a critical page sent early must not hold the others back longer
+            index.last_sent[message.refs[0].contact] = now
         started = asyncio.get_running_loop().time()
         index.in_flight.update({(s.alert_id, n.key): started for page in pages for s, n in page})
-        asyncio.ensure_future(deliver_guarded(pages))
+        asyncio.ensure_future(deliver_guarded(pages, message.more))
 
 
 def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
@@ -416,12 +418,12 @@ def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
     )
 
 
-async def deliver_guarded(pages: list[list[tuple[EscalationState, Notice]]]) -> None:
+async def deliver_guarded(pages: list[list[tuple[EscalationState, Notice]]], more: int = 0) -> None:
     """A bug in rendering or a channel must not lose the page silently: report it as a
     failed attempt, so the engine falls back to the next contact method."""
     items = [item for page in pages for item in page]
     try:
-        await deliver(pages)
+        await deliver(pages, more)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -435,9 +437,11 @@ async def deliver_guarded(pages: list[list[tuple[EscalationState, Notice]]]) -> 
 
 def sent_results(pages: list[list[tuple[EscalationState, Notice]]], provider_id: str) -> list[DeliveryResult]:
     """One "sent" result per notification; a page's lead (its first alert) also learns
-    which other alerts went out in its page, so acknowledging it acknowledges them."""
+    which other alerts went out in its page, so acknowledging it acknowledges them, and
+    the bundle's lead which others the bundle listed (its ack-all code)."""
+    everyone = tuple(dict.fromkeys(s.alert_id for page in pages for s, _ in page))
     results = []
-    for page in pages:
+    for number, page in enumerate(pages):
         lead = page[0][0].alert_id
         others = tuple(dict.fromkeys(s.alert_id for s, _ in page if s.alert_id != lead))
         for i, (s, n) in enumerate(page):
@@ -448,21 +452,23 @@ def sent_results(pages: list[list[tuple[EscalationState, Notice]]], provider_id:
                     outcome="sent",
                     provider_id=provider_id,
                     group=others if i == 0 else (),
+                    bundle=everyone[1:] if number == 0 and i == 0 and len(pages) > 1 else (),
                 )
             )
     return results
 
 
-async def deliver(pages: list[list[tuple[EscalationState, Notice]]]) -> None:
+async def deliver(pages: list[list[tuple[EscalationState, Notice]]], more: int = 0) -> None:
     items = [item for page in pages for item in page]
     first_state, first = items[0]
     channel = channels[first.channel]
     rendered = [render_page(page[0][1].kind, first.channel, [message_fields(s, n) for s, n in page]) for page in pages]
+    ack_all = bundle_code(first_state.alert_id, first.key) if len(pages) > 1 and first.kind == "page" else ""
     if first.channel == "sms":
-        subject, body = "", bundle_sms([r.body for r in rendered])
+        subject, body = "", bundle_sms([r.body for r in rendered], more, ack_all)
     else:
-        subject = rendered[0].subject if len(rendered) == 1 else f"BEACON: {len(rendered)} messages"
-        body = "\n\n----\n\n".join(r.body for r in rendered)
+        bundled = bundle_email(rendered, more, ack_all)
+        subject, body = bundled.subject, bundled.body
     refs = ",".join(f"{s.alert_id}|{n.key}" for s, n in items)
     callback = f"{base_url}/webhooks/twilio/status?{urlencode({'refs': refs})}" if channel.mode == "sms" else None
     meta: dict[str, object] = {
@@ -535,7 +541,7 @@ def _states_for(person: str, code: str) -> list[EscalationState]:
     for _, raw in list(escalations.items()):
         if raw:
             state = EscalationState.model_validate(raw)
-            if state.reply_code == code and person in state.paged_people():
+            if (state.reply_code == code or code in state.bundles) and person in state.paged_people():
                 found.append(state)
     return found
 
@@ -560,15 +566,16 @@ class InboundSms(faust.web.View):
             text = decision.text
             if decision.alert_id and decision.action:
                 sid = params.get("MessageSid") or hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:32]
-                command = AckCommand(
-                    command_id=f"sms:{sid}",
-                    alert_id=decision.alert_id,
-                    action=decision.action,
-                    by=person,
-                    via="sms",
-                    at=clock.now(),
-                )  # type: ignore[arg-type]
-                await acks_topic.send(key=command.key, value=command.to_json())
+                for alert_id in (decision.alert_id, *decision.also):
+                    command = AckCommand(
+                        command_id=f"sms:{sid}" if alert_id == decision.alert_id else f"sms:{sid}>{alert_id}"[:128],
+                        alert_id=alert_id,
+                        action=decision.action,
+                        by=person,
+                        via="sms",
+                        at=clock.now(),
+                    )  # type: ignore[arg-type]
+                    await acks_topic.send(key=command.key, value=command.to_json())
         return self.bytes(_twiml(text).encode(), content_type="text/xml")
 
 

@@ -8,16 +8,18 @@ one page:
 - group wait: a group leaves once its oldest notification has waited ``group_wait_s``
   (the policy's ``group_seconds``), so alerts raised together travel together;
 - rate limit: a contact gets at most one message per ``min_interval`` (GoAlert: one a
-  minute per contact method);
+  minute per contact method), except that a critical page never waits for it;
 - bundling: what piles up meanwhile leaves as one message of up to ``max_bundle``
-  pages, oldest first. Nothing is dropped: what is not listed stays pending for the
-  next message.
+  pages, most severe first (then oldest), saying how many more wait. Nothing is
+  dropped: what is not listed stays pending for the next message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+CRITICAL_RANK = 3  # Severity.critical.rank
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,8 @@ class Page:
         oldest = min(r.created_at for r in self.refs)
         return oldest + timedelta(seconds=max(r.group_wait_s for r in self.refs))
 
-    def order(self) -> tuple[datetime, str]:
-        return (min(r.created_at for r in self.refs), self.refs[0].alert_id)
+    def order(self) -> tuple[int, datetime, str]:
+        return (-self.severity_rank, min(r.created_at for r in self.refs), self.refs[0].alert_id)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Message:
 
     pages: tuple[Page, ...]
     more: int = 0
+    past_the_limit: bool = False  # critical pages sent inside the contact's minute: it is not restarted
 
     @property
     def refs(self) -> list[PendingRef]:
@@ -106,12 +109,14 @@ def plan_sends(
         previous = last_sent.get(contact)
         limited_until = previous + min_interval if previous is not None and now < previous + min_interval else None
         if limited_until is not None:
-            ready = []
+            ready = [p for p in ready if p.severity_rank >= CRITICAL_RANK]  # a critical page never waits
         listed = ready[:max_bundle]
         if listed:
-            send_now.append(Message(pages=tuple(listed), more=len(pages) - len(listed)))
+            send_now.append(
+                Message(pages=tuple(listed), more=len(pages) - len(listed), past_the_limit=limited_until is not None)
+            )
         waiting = [p for p in pages if p not in listed]
         if waiting:
-            free_at = now + min_interval if listed else (limited_until or now)
+            free_at = limited_until or (now + min_interval if listed else now)
             wait_until[contact] = max(min(p.ready_at for p in waiting), free_at)
     return Plan(send_now=send_now, wait_until=wait_until)

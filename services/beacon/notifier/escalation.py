@@ -171,6 +171,7 @@ class EscalationState(_Model):
     seen_commands: tuple[str, ...] = ()
     group: str = ""  # the episode ("<child>|<episode>"): its alerts' pages are grouped
     group_members: tuple[str, ...] = ()  # alerts that went out in this alert's pages: its ack is theirs
+    bundles: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # ack-all code -> the bundle's others
 
     @property
     def reply_code(self) -> str:
@@ -191,6 +192,11 @@ def reply_code(alert_id: str) -> str:
     """Short number a person types in front of a/e/c when replying by SMS (GoAlert
     style). Derived from the alert id, so every worker and every replay agree."""
     return str(100 + int(hashlib.sha256(alert_id.encode()).hexdigest()[:8], 16) % 900)
+
+
+def bundle_code(alert_id: str, notice_key: str) -> str:
+    """The code that acknowledges a whole bundle, named by its lead notification."""
+    return reply_code(f"{alert_id}|{notice_key}|bundle")
 
 
 def case_reference(alert: AlertRecord) -> str:
@@ -229,6 +235,7 @@ class DeliveryResult(_Model):
     provider_id: str | None = None
     reason: str = ""
     group: tuple[str, ...] = ()  # the other alerts this alert's page carried (it led the page)
+    bundle: tuple[str, ...] = ()  # the other alerts of the bundle this alert led
 
 
 class Tick(_Model):
@@ -534,7 +541,11 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
             _audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel, step=notice.step)
         )
         actions += _take_back_late(state, notices, notice, now)
-        return state.model_copy(update={"notices": notices, "group_members": members}), actions
+        bundles = {**state.bundles, bundle_code(state.alert_id, notice.key): result.bundle} if result.bundle else None
+        update: dict[str, object] = {"notices": notices, "group_members": members}
+        if bundles is not None:
+            update["bundles"] = bundles
+        return state.model_copy(update=update), actions
     if notice.status == "failed":
         return state, []
     if result.outcome == "delivered":
@@ -623,6 +634,7 @@ class SmsReplyDecision:
     text: str
     alert_id: str | None = None
     action: AckAction | None = None
+    also: tuple[str, ...] = ()  # the same command for these alerts too (the rest of a bundle)
 
 
 def parse_sms_reply(body: str) -> tuple[str, str] | None:
@@ -632,8 +644,22 @@ def parse_sms_reply(body: str) -> tuple[str, str] | None:
 
 
 def sms_reply(code: str, letter: str, states: list[EscalationState]) -> SmsReplyDecision:
-    """GoAlert-style reply: ``states`` are the alerts with this reply code that were
-    sent to this person. Exactly one open alert -> act on it; otherwise explain."""
+    """GoAlert-style reply: ``states`` are the alerts sent to this person whose reply
+    code, or whose bundle's ack-all code, is ``code``. A bundle's code acts on every
+    alert it listed (when no open alert has the same code); an alert's code, on exactly
+    one open alert; otherwise explain."""
+    own = [s for s in states if s.reply_code == code or code not in s.bundles]
+    bundles = [s for s in states if code in s.bundles]
+    if len(bundles) == 1 and not [s for s in own if s.status == "active"]:
+        lead = bundles[0]
+        also = lead.bundles[code]
+        return SmsReplyDecision(
+            f"{_REPLY_VERBS[letter]}: {len(also) + 1} alerts in that message. Thank you.",
+            alert_id=lead.alert_id,
+            action=_REPLY_ACTIONS[letter],
+            also=also,
+        )
+    states = own
     active = [s for s in states if s.status == "active"]
     if len(active) > 1:
         return SmsReplyDecision(f"Code {code} matches several open alerts; please use the link in the message.")

@@ -85,12 +85,32 @@ def render_page(
     return render(kind, channel, lead)
 
 
-def bundle_sms(bodies: list[str]) -> str:
-    """Several messages for one phone become one SMS (GoAlert/OnCall bundling)."""
-    if len(bodies) == 1:
+def bundle_sms(bodies: list[str], more: int = 0, ack_all_code: str = "") -> str:
+    """Several pages for one phone become one SMS (GoAlert/OnCall bundling), listed in
+    the order given (most severe first), with a code that acknowledges them all and
+    how many more wait. The count of those waiting is never cut off."""
+    if len(bodies) == 1 and not more:
         return bodies[0]
-    text = f"BEACON: {len(bodies)} messages.\n" + "\n--\n".join(bodies)
-    return text[:SMS_MAX_CHARS]
+    tail = f"\n+{more} more: open the console" if more else ""
+    if len(bodies) == 1:
+        return bodies[0][: SMS_MAX_CHARS - len(tail)] + tail
+    head = f"BEACON: {len(bodies)} pages, most severe first."
+    if ack_all_code:
+        head += f" Reply {ack_all_code}a to ack all."
+    text = head + "\n" + "\n--\n".join(bodies)
+    return text[: SMS_MAX_CHARS - len(tail)] + tail
+
+
+def bundle_email(rendered: list[Rendered], more: int = 0, ack_all_code: str = "") -> Rendered:
+    """The email form of ``bundle_sms``."""
+    tail = f"\n\n+{more} more waiting: open the console." if more else ""
+    if len(rendered) == 1:
+        return Rendered(subject=rendered[0].subject, body=rendered[0].body + tail)
+    head = f"{len(rendered)} pages, most severe first."
+    if ack_all_code:
+        head += f" Reply to the Beacon SMS with {ack_all_code}a to acknowledge them all."
+    body = head + "\n\n" + "\n\n----\n\n".join(r.body for r in rendered) + tail
+    return Rendered(subject=f"BEACON: {len(rendered)} pages, {rendered[0].subject}", body=body)
 
 
 def template_names() -> list[str]:
