@@ -95,7 +95,7 @@ class Sms:
 
     @property
     def ack_url(self) -> str:
-        match = re.search(r"(https?://\S+/ack/\S+)", self.body)
+        match = re.search(r"(https?://\S+/a/\S+)", self.body)
         assert match, f"no ack link in {self.body!r}"
         return match.group(1)
 
@@ -110,6 +110,8 @@ class TwilioProxy:
         self._lock = threading.Lock()
         self._inject: list[str] = []  # "500" or "invalid", consumed one per request
         self._server: ThreadingHTTPServer | None = None
+        self._release = threading.Event()
+        self.held = 0  # requests stopped by "hold" so far
         self.notifier_url = ""  # where inbound SMS webhooks go (set by the test)
 
     @property
@@ -119,7 +121,8 @@ class TwilioProxy:
     def fail_next(self, *modes: str) -> None:
         """Queue failures for the next requests: "500" (answered here), "invalid"
         (the 'To' parameter is dropped, so Prism refuses the request with 422) or
-        "hang" (never answered: the sender is stuck mid-send, e.g. to be killed)."""
+        "hang" (never answered: the sender is stuck mid-send, e.g. to be killed) or
+        "hold" (kept until ``release()``, then passed to Prism: a send in flight)."""
         with self._lock:
             self._inject.extend(modes)
 
@@ -150,6 +153,10 @@ class TwilioProxy:
                     time.sleep(30)
                     self.close_connection = True
                     return
+                if mode == "hold":
+                    with proxy._lock:
+                        proxy.held += 1
+                    proxy._release.wait(30)
                 if mode == "500":
                     status, payload, ctype = (
                         500,
@@ -186,7 +193,12 @@ class TwilioProxy:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def release(self) -> None:
+        """Let every held request (and any later one) through to Prism."""
+        self._release.set()
+
     def stop(self) -> None:
+        self._release.set()
         if self._server:
             self._server.shutdown()
             self._server.server_close()

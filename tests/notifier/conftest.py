@@ -26,17 +26,20 @@ def make_alert(
     council: str | None = "southwark",
     episode: str | None = "MET-2026-000123",
     child: str = "CH-7F3A9C21",
+    notify: str | None = None,
+    step: str = "high",
 ) -> AlertRecord:
     return AlertRecord(
-        alert_id=alert_id(child, episode, rule, "high"),
+        alert_id=alert_id(child, episode, rule, step),
         status=status,
         child_ref=child,  # type: ignore[arg-type]
         episode_ref=episode,
         rule=rule,
-        step="high",
+        step=step,
         severity=severity,
         reason="Child reported missing, risk high",
         council=council,
+        notify=notify,
         occurred_at=T0,
         emitted_at=T0,
     )

@@ -115,20 +115,31 @@ class Stack:
         return self.twilio.phone(self.contact(person, "sms"))
 
     # --- alerts, clock, API -------------------------------------------------
-    def raise_alert(self, severity: Severity = Severity.high, council: str = "southwark") -> AlertRecord:
-        self._alerts += 1
-        episode = f"MET-2026-{self._alerts:06d}"
+    def raise_alert(
+        self,
+        severity: Severity = Severity.high,
+        council: str = "southwark",
+        rule: str = "triage",
+        step: str = "high",
+        notify: str | None = None,
+        episode: str | None = None,
+    ) -> AlertRecord:
+        """A new episode's alert (or, given ``episode``, another alert of that episode)."""
+        if episode is None:
+            self._alerts += 1
+            episode = f"MET-2026-{self._alerts:06d}"
         now = datetime.now(UTC)
         alert = AlertRecord(
-            alert_id=alert_id("CH-TEST-0001", episode, "triage", "high"),
+            alert_id=alert_id("CH-TEST-0001", episode, rule, step),
             status="raised",
             child_ref="CH-TEST-0001",
             episode_ref=episode,
-            rule="triage",
-            step="high",
+            rule=rule,
+            step=step,
             severity=severity,
             reason="Child reported missing, police risk high",
             council=council,
+            notify=notify,
             occurred_at=now,
             emitted_at=now,
         )

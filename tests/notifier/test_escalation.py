@@ -18,6 +18,7 @@ from beacon.notifier.escalation import (
     DeliveryResult,
     Envelope,
     EscalationState,
+    ForwardAck,
     SendNotification,
     Tick,
     apply,
@@ -221,6 +222,91 @@ def test_resolution_skips_people_never_reached_and_cancels_queued_pages():
     state, _ = raised()  # the page is still pending: the person never got it
     state, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)
     assert sends(actions) == [] and state.notices["1:oncall:sms"].status == "cancelled"
+
+
+def test_a_page_accepted_after_the_resolution_is_audited_as_sent_and_followed_by_the_resolution():
+    state, _ = raised()  # the page is being handed to the provider ...
+    state, _ = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)  # ... when the child is found
+    state, actions = sent(state, "1:oncall:sms")  # ... and the provider accepts it
+    assert audits(actions) == [("notification_sent", "")]
+    assert sends(actions) == [(0, "oncall", "sms", "resolution")]
+    assert state.notices["1:oncall:sms"].status == "sent"
+    assert sent(state, "1:oncall:sms") == (state, [])  # a replayed result changes nothing
+
+
+def test_a_page_accepted_after_an_ack_is_audited_as_sent_and_told_of_the_resolution_later():
+    state, _ = raised()
+    state, _ = ack(state)
+    state, actions = sent(state, "1:oncall:sms")
+    assert audits(actions) == [("notification_sent", "")] and sends(actions) == []
+    state, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)
+    assert sends(actions) == [(0, "oncall", "sms", "resolution")]
+
+
+def test_a_receipt_that_overtakes_the_sent_result_still_leaves_notification_sent_in_the_audit():
+    state, _ = raised()
+    state, _ = sent(state, "1:oncall:sms", outcome="delivered")
+    state, actions = sent(state, "1:oncall:sms")
+    assert audits(actions) == [("notification_sent", "")]
+    assert state.notices["1:oncall:sms"].status == "delivered"
+
+
+def test_a_failed_resolution_tries_the_persons_other_methods_too():
+    state, _ = raised()
+    state, _ = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="error", reason="http_400"), T0
+    )
+    state, _ = sent(state, "1:oncall:email")
+    state, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0)
+    assert sends(actions) == [(0, "oncall", "email", "resolution")]
+    state, actions = sent(state, "0:oncall:email", outcome="error")
+    assert sends(actions) == [(0, "oncall", "sms", "resolution")]  # the SMS failed for the page, maybe not now
+
+
+def test_an_alert_resolved_within_its_hold_pages_nobody():
+    held = CHAIN.model_copy(update={"hold_s": 60})
+    state, actions = apply(None, AlertRaised(alert=ALERT, chain=held), T0)
+    assert sends(actions) == [] and audits(actions) == [("alert_raised", "policy=standard hold=60s")]
+    assert state.status == "active" and state.step == 0 and state.next_due == T0 + timedelta(seconds=60)
+    assert apply(state, Tick(alert_id=ALERT.alert_id), T0 + timedelta(seconds=59)) == (state, [])
+    resolved, actions = apply(state, AlertResolved(alert=make_alert(status="resolved")), T0 + timedelta(seconds=2))
+    assert sends(actions) == [] and audits(actions) == [("alert_resolved", "within_hold")]
+    assert apply(resolved, Tick(alert_id=ALERT.alert_id), T0 + timedelta(minutes=5)) == (resolved, [])
+
+
+def test_an_alert_still_open_when_its_hold_ends_pages_step_one():
+    state, _ = apply(None, AlertRaised(alert=ALERT, chain=CHAIN.model_copy(update={"hold_s": 60})), T0)
+    state, actions = apply(state, Tick(alert_id=ALERT.alert_id), T0 + timedelta(seconds=60))
+    assert sends(actions) == [(1, "oncall", "sms", "page")] and ("escalation_step", "hold_over") in audits(actions)
+    assert state.first_paged_at == T0 + timedelta(seconds=60)
+
+
+def test_the_hold_comes_from_the_policy_per_severity(oncall):
+    hold = {sev: resolve_chain(oncall, make_alert(severity=sev), T0).hold_s for sev in Severity}
+    assert hold == {Severity.low: 60, Severity.medium: 60, Severity.high: 0, Severity.critical: 0}
+
+
+def test_acknowledging_the_alert_that_led_a_group_page_acknowledges_the_others_it_carried():
+    state, _ = raised()
+    state, _ = apply(
+        state,
+        DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="sent", group=("A-cse", "A-unalloc")),
+        T0,
+    )
+    assert state.group_members == ("A-cse", "A-unalloc")
+    state, actions = ack(state, command_id="sms:SM1")
+    forwarded = [(a.command.alert_id, a.command.command_id, a.command.by) for a in actions if isinstance(a, ForwardAck)]
+    assert forwarded == [("A-cse", "sms:SM1>A-cse", "oncall"), ("A-unalloc", "sms:SM1>A-unalloc", "oncall")]
+    assert ack(state, command_id="sms:SM2")[1] == []  # already acknowledged: nothing forwarded again
+
+
+def test_an_escalation_request_is_not_forwarded_to_the_group():
+    state, _ = raised()
+    state, _ = apply(
+        state, DeliveryResult(alert_id=ALERT.alert_id, key="1:oncall:sms", outcome="sent", group=("A-cse",)), T0
+    )
+    _, actions = ack(state, action="escalate")
+    assert not [a for a in actions if isinstance(a, ForwardAck)]
 
 
 def test_resolved_twice_is_a_no_op():

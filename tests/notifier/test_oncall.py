@@ -121,7 +121,7 @@ def test_the_cli_checks_a_file(tmp_path):
 
     runner = CliRunner()
     ok = runner.invoke(cli, ["oncall", "check", str(EXAMPLE)])
-    assert ok.exit_code == 0 and "valid (11 people" in ok.output and "southwark-mash" in ok.output
+    assert ok.exit_code == 0 and "valid (22 people" in ok.output and "southwark-mash" in ok.output
     bad = _write(tmp_path, lambda raw: raw.pop("routes"))
     refused = runner.invoke(cli, ["oncall", "check", str(bad)])
     assert refused.exit_code == 2 and "routes: Field required" in refused.output

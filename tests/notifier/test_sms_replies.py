@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from beacon.notifier.escalation import parse_sms_reply, sms_reply
-from notifier.test_escalation import ack, raised
+from beacon.notifier.escalation import DeliveryResult, apply, bundle_code, parse_sms_reply, sms_reply
+from notifier.conftest import T0
+from notifier.test_escalation import ALERT, ack, raised
+
+
+def sent(state, key, **result):
+    return apply(state, DeliveryResult(alert_id=ALERT.alert_id, key=key, outcome="sent", **result), T0)
 
 
 @pytest.mark.parametrize(
@@ -51,3 +56,15 @@ def test_a_code_shared_by_two_open_alerts_is_refused_rather_than_guessed():
     other = state.model_copy(update={"alert_id": "Aother"})
     decision = sms_reply(state.reply_code, "a", [state, other])
     assert decision.alert_id is None and "several open alerts" in decision.text
+
+
+def test_the_ack_all_code_of_a_bundle_acts_on_every_alert_it_listed():
+    state, _ = raised()
+    lead, _ = sent(state, "1:oncall:sms", bundle=("A-two", "A-three"))
+    code = bundle_code(lead.alert_id, "1:oncall:sms")
+    assert lead.bundles == {code: ("A-two", "A-three")}
+    decision = sms_reply(code, "a", [lead])
+    assert (decision.alert_id, decision.also, decision.action) == (lead.alert_id, ("A-two", "A-three"), "acknowledge")
+    assert "3 alerts" in decision.text
+    acked, _ = ack(lead)  # the lead already acknowledged: the rest of the bundle still is
+    assert sms_reply(code, "a", [acked]).also == ("A-two", "A-three")

@@ -41,6 +41,7 @@ from beacon.core.events import (
     SightingReported,
     StrategyDiscussionRecorded,
 )
+from beacon.core.wording import reason
 
 Record = CloudEvent | AlertRecord | AuditRecord | AckCommand
 EntryKind = Literal["event", "alert", "audit", "ack"]
@@ -119,7 +120,7 @@ class AlertView:
     rule: str | None = None
     step: str | None = None
     severity: Severity | None = None
-    reason: str | None = None  # written by the correlator for a locked screen: no personal data
+    reason: str | None = None  # beacon.core.wording.reason: the words every message uses
     council: str | None = None
     raised_at: datetime | None = None
     resolved_at: datetime | None = None
@@ -321,10 +322,11 @@ def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
     alert = state.alert(record.alert_id)
     alert.child_ref, alert.episode_ref = record.child_ref, record.episode_ref
     alert.rule, alert.step, alert.severity = record.rule, record.step, record.severity
-    alert.reason, alert.council = record.reason, record.council
+    # The reason in the words every message uses (beacon.core.wording), not the record's text.
+    alert.reason, alert.council = reason(record.rule, record.step), record.council
     if record.status == "raised":
         alert.raised_at = record.occurred_at
-        text = f"Alert raised ({record.severity.value}): {record.reason}"
+        text = f"Alert raised ({record.severity.value}): {alert.reason}"
     else:
         alert.resolved_at = record.occurred_at
         text = "Alert resolved"

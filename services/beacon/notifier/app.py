@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import html
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +51,7 @@ from beacon.core.notifications import NotificationRecord
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
+from beacon.core.wording import reason, reason_words, severity_word
 from beacon.notifier.channels import Channel, DeliveryError, Outbox, SmtpEmail, TwilioSms
 from beacon.notifier.clock import Clock
 from beacon.notifier.dispatch import PendingRef, plan_sends
@@ -61,19 +63,21 @@ from beacon.notifier.escalation import (
     DeliveryResult,
     Envelope,
     EscalationState,
+    ForwardAck,
     Notice,
     SendNotification,
     Tick,
     apply,
+    bundle_code,
     parse_sms_reply,
     resolve_chain,
     sms_reply,
 )
 from beacon.notifier.http_input import Refusal, parse_api_ack, parse_clock_advance
-from beacon.notifier.links import LinkError, make_token, read_token
+from beacon.notifier.links import LINK_PATH, LinkError, link_tag, make_token, read_token
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.settings import NotifierSettings
-from beacon.notifier.templates import MessageFields, bundle_sms, render
+from beacon.notifier.templates import MessageFields, bundle_email, bundle_sms, render_page
 
 INPUTS = "beacon.notifier.inputs"
 FULL_SCAN_EVERY_S = 5.0
@@ -145,13 +149,15 @@ class Index:
         self.last_sent: dict[tuple[str, str], datetime] = {}
         self.tick_sent: dict[str, float] = {}
         self.first_page_seen: set[str] = set()
+        self.links: dict[str, tuple[str, str]] = {}  # ack link tag -> (alert id, notice key)
         self.wake: asyncio.Event | None = None
 
     def update(self, state: EscalationState) -> None:
         for key, notice in state.notices.items():
             ref = (state.alert_id, key)
+            self.links[link_tag(state.alert_id, key)] = ref
             if notice.status == "pending":
-                self.pending[ref] = PendingRef(state.alert_id, key, notice.channel, notice.to, notice.created_at)
+                self.pending[ref] = pending_ref(state, key, notice)
             else:
                 self.pending.pop(ref, None)
                 self.in_flight.pop(ref, None)
@@ -167,6 +173,21 @@ class Index:
 
 
 index = Index()
+
+
+def pending_ref(state: EscalationState, key: str, notice: Notice) -> PendingRef:
+    """What the dispatcher plans with: contact, age, severity and the page group
+    (an episode's pages, or its resolutions)."""
+    return PendingRef(
+        state.alert_id,
+        key,
+        notice.channel,
+        notice.to,
+        notice.created_at,
+        state.severity.rank,
+        f"{notice.kind}|{state.group}" if state.group else "",
+        state.chain.group_s if state.chain else 0.0,
+    )
 
 
 def load_state(alert_id: str) -> EscalationState | None:
@@ -190,7 +211,10 @@ async def route_alerts(stream: Any) -> None:
             continue
         if alert.status == "raised":
             # The chain is fixed here, once: who is on call now is who gets paged.
-            inp: Any = AlertRaised(alert=alert, chain=resolve_chain(oncall, alert, clock.now()))
+            chain = resolve_chain(oncall, alert, clock.now())
+            if alert.notify and chain.first_role is None:
+                log.warning("notify_role_unknown", role=alert.notify, team=chain.team, alert_id=alert.alert_id)
+            inp: Any = AlertRaised(alert=alert, chain=chain)
         else:
             inp = AlertResolved(alert=alert)
         await send_input(alert.alert_id, inp)
@@ -232,6 +256,8 @@ async def escalate(stream: Any) -> None:
 
 async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
     for action in actions:
+        if isinstance(action, ForwardAck):
+            await send_input(action.command.alert_id, AckReceived(command=action.command))
         if isinstance(action, Audit):
             rec = action.record
             await audit_topic.send(key=rec.key, value=rec.to_json())
@@ -272,21 +298,22 @@ _last_full_scan = 0.0
 def full_scan() -> None:
     """Rebuild the index from the table and refresh the unacknowledged gauge."""
     counts: dict[tuple[str, str], int] = {}
-    pending, due = {}, {}
+    pending, due, links = {}, {}, {}
     for alert_id, raw in list(escalations.items()):
         if not raw:
             continue
         state = EscalationState.model_validate(raw)
         for key, notice in state.notices.items():
+            links[link_tag(alert_id, key)] = (alert_id, key)
             if notice.status == "pending":
-                pending[(alert_id, key)] = PendingRef(alert_id, key, notice.channel, notice.to, notice.created_at)
+                pending[(alert_id, key)] = pending_ref(state, key, notice)
         if state.status == "active":
             if state.next_due is not None:
                 due[alert_id] = state.next_due
             if state.first_paged_at is not None:
                 label = (state.severity.value, "true" if state.exhausted else "false")
                 counts[label] = counts.get(label, 0) + 1
-    index.pending, index.due = pending, due
+    index.pending, index.due, index.links = pending, due, links
     # A send whose outcome never came back (e.g. its result could not be produced) is
     # tried again rather than left stalled: at-least-once, never a silent lost page.
     loop_now = asyncio.get_running_loop().time()
@@ -348,46 +375,54 @@ async def dispatch_once() -> None:
         timedelta(seconds=settings.notifier_contact_min_interval_s),
         settings.notifier_max_bundle,
     )
-    for bundle in plan.send_now:
-        items: list[tuple[EscalationState, Notice]] = []
-        for ref in bundle:
-            state = load_state(ref.alert_id)
-            notice = state.notices.get(ref.key) if state else None
-            if state is None or notice is None or notice.status != "pending":
-                index.pending.pop((ref.alert_id, ref.key), None)
-                continue
-            items.append((state, notice))
-        if not items:
+    for message in plan.send_now:
+        pages: list[list[tuple[EscalationState, Notice]]] = []
+        for page in message.pages:
+            items: list[tuple[EscalationState, Notice]] = []
+            for ref in page.refs:
+                state = load_state(ref.alert_id)
+                notice = state.notices.get(ref.key) if state else None
+                if state is None or notice is None or notice.status != "pending":
+                    index.pending.pop((ref.alert_id, ref.key), None)
+                    continue
+                items.append((state, notice))
+            if items:
+                pages.append(items)
+        if not pages:
             continue
-        index.last_sent[bundle[0].contact] = now
+        if not message.past_the_limit:  # a critical page sent early must not hold the others back longer
+            index.last_sent[message.refs[0].contact] = now
         started = asyncio.get_running_loop().time()
-        index.in_flight.update({(s.alert_id, n.key): started for s, n in items})
-        asyncio.ensure_future(deliver_guarded(items))
+        index.in_flight.update({(s.alert_id, n.key): started for page in pages for s, n in page})
+        asyncio.ensure_future(deliver_guarded(pages, message.more))
 
 
 def message_fields(state: EscalationState, notice: Notice) -> MessageFields:
     token = make_token(
         settings.ack_link_secret.get_secret_value(),
         state.alert_id,
-        notice.person,
         notice.key,
         notice.created_at,
         timedelta(minutes=settings.ack_link_ttl_minutes),
     )
+    headline, _ = reason_words(state.rule, state.rule_step)
     return MessageFields(
         case_ref=state.case_ref,
-        severity=state.severity.value,
+        severity=severity_word(state.severity),
+        reason=reason(state.rule, state.rule_step),
+        reason_headline=headline,
         ask=notice.ask,
         reply_code=state.reply_code,
-        ack_url=f"{base_url}/ack/{token}",
+        ack_url=f"{base_url}{LINK_PATH}{token}",
     )
 
 
-async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
+async def deliver_guarded(pages: list[list[tuple[EscalationState, Notice]]], more: int = 0) -> None:
     """A bug in rendering or a channel must not lose the page silently: report it as a
     failed attempt, so the engine falls back to the next contact method."""
+    items = [item for page in pages for item in page]
     try:
-        await deliver(items)
+        await deliver(pages, more)
     except asyncio.CancelledError:
         raise
     except Exception:
@@ -399,15 +434,40 @@ async def deliver_guarded(items: list[tuple[EscalationState, Notice]]) -> None:
             )
 
 
-async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
+def sent_results(pages: list[list[tuple[EscalationState, Notice]]], provider_id: str) -> list[DeliveryResult]:
+    """One "sent" result per notification; a page's lead (its first alert) also learns
+    which other alerts went out in its page, so acknowledging it acknowledges them, and
+    the bundle's lead which others the bundle listed (its ack-all code)."""
+    everyone = tuple(dict.fromkeys(s.alert_id for page in pages for s, _ in page))
+    results = []
+    for number, page in enumerate(pages):
+        lead = page[0][0].alert_id
+        others = tuple(dict.fromkeys(s.alert_id for s, _ in page if s.alert_id != lead))
+        for i, (s, n) in enumerate(page):
+            results.append(
+                DeliveryResult(
+                    alert_id=s.alert_id,
+                    key=n.key,
+                    outcome="sent",
+                    provider_id=provider_id,
+                    group=others if i == 0 else (),
+                    bundle=everyone[1:] if number == 0 and i == 0 and len(pages) > 1 else (),
+                )
+            )
+    return results
+
+
+async def deliver(pages: list[list[tuple[EscalationState, Notice]]], more: int = 0) -> None:
+    items = [item for page in pages for item in page]
     first_state, first = items[0]
     channel = channels[first.channel]
-    rendered = [render(n.kind, n.channel, message_fields(s, n)) for s, n in items]
+    rendered = [render_page(page[0][1].kind, first.channel, [message_fields(s, n) for s, n in page]) for page in pages]
+    ack_all = bundle_code(first_state.alert_id, first.key) if len(pages) > 1 and first.kind == "page" else ""
     if first.channel == "sms":
-        subject, body = "", bundle_sms([r.body for r in rendered])
+        subject, body = "", bundle_sms([r.body for r in rendered], more, ack_all)
     else:
-        subject = rendered[0].subject if len(rendered) == 1 else f"BEACON: {len(rendered)} messages"
-        body = "\n\n----\n\n".join(r.body for r in rendered)
+        bundled = bundle_email(rendered, more, ack_all)
+        subject, body = bundled.subject, bundled.body
     refs = ",".join(f"{s.alert_id}|{n.key}" for s, n in items)
     callback = f"{base_url}/webhooks/twilio/status?{urlencode({'refs': refs})}" if channel.mode == "sms" else None
     meta: dict[str, object] = {
@@ -441,9 +501,8 @@ async def deliver(items: list[tuple[EscalationState, Notice]]) -> None:
             if n.kind == "page" and s.alert_id not in index.first_page_seen:
                 index.first_page_seen.add(s.alert_id)
                 END_TO_END_LATENCY.observe(max(0.0, (real_now - s.occurred_at).total_seconds()))
-            await send_input(
-                s.alert_id, DeliveryResult(alert_id=s.alert_id, key=n.key, outcome="sent", provider_id=provider_id)
-            )
+        for result in sent_results(pages, provider_id):
+            await send_input(result.alert_id, result)
         log.info(
             "sent", channel=first.channel, mode=channel.mode, person=first.person, alerts=[s.alert_id for s, _ in items]
         )
@@ -491,7 +550,7 @@ def _states_for(person: str, code: str) -> list[EscalationState]:
     for _, raw in list(escalations.items()):
         if raw:
             state = EscalationState.model_validate(raw)
-            if state.reply_code == code and person in state.paged_people():
+            if (state.reply_code == code or code in state.bundles) and person in state.paged_people():
                 found.append(state)
     return found
 
@@ -516,15 +575,16 @@ class InboundSms(faust.web.View):
             text = decision.text
             if decision.alert_id and decision.action:
                 sid = params.get("MessageSid") or hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:32]
-                command = AckCommand(
-                    command_id=f"sms:{sid}",
-                    alert_id=decision.alert_id,
-                    action=decision.action,
-                    by=person,
-                    via="sms",
-                    at=clock.now(),
-                )  # type: ignore[arg-type]
-                await acks_topic.send(key=command.key, value=command.to_json())
+                for alert_id in (decision.alert_id, *decision.also):
+                    command = AckCommand(
+                        command_id=f"sms:{sid}" if alert_id == decision.alert_id else f"sms:{sid}>{alert_id}"[:128],
+                        alert_id=alert_id,
+                        action=decision.action,
+                        by=person,
+                        via="sms",
+                        at=clock.now(),
+                    )  # type: ignore[arg-type]
+                    await acks_topic.send(key=command.key, value=command.to_json())
         return self.bytes(_twiml(text).encode(), content_type="text/xml")
 
 
@@ -571,54 +631,84 @@ def _page(title: str, message: str, form_action: str | None = None, status: int 
     return body, status
 
 
-def _check_link(token: str) -> tuple[Any, tuple[str, int] | None]:
+@dataclass(frozen=True)
+class _LinkTarget:
+    alert_id: str
+    person: str
+    command_id: str
+
+
+def _find_link(tag: str) -> tuple[str, str] | None:
+    """(alert id, notice key) of the notification whose link carries ``tag``."""
+    found = index.links.get(tag)
+    if found is None:  # not indexed yet (just restarted): look through the table
+        for alert_id, raw in list(escalations.items()):
+            for key in (raw or {}).get("notices", {}):
+                if link_tag(alert_id, key) == tag:
+                    return alert_id, key
+    return found
+
+
+def _check_link(token: str) -> tuple[_LinkTarget | None, EscalationState | None, tuple[str, int] | None]:
     try:
         link = read_token(settings.ack_link_secret.get_secret_value(), token, clock.now())
     except LinkError as exc:
         if exc.reason == "expired":
-            return None, _page(
-                "Link expired",
-                "This acknowledgement link has expired. Reply to the SMS with the code, or use the console.",
-                status=410,
+            return (
+                None,
+                None,
+                _page(
+                    "Link expired",
+                    "This acknowledgement link has expired. Reply to the SMS with the code, or use the console.",
+                    status=410,
+                ),
             )
-        return None, _page("Invalid link", "This acknowledgement link is not valid.", status=400)
-    state = load_state(link.alert_id)
-    if link.command_id in _used_links or (state is not None and link.command_id in state.seen_commands):
-        return link, _page("Link already used", "This acknowledgement link has already been used.", status=409)
-    if state is None:
-        return link, _page("Unknown alert", "This alert is not known to this notifier.", status=404)
+        return None, None, _page("Invalid link", "This acknowledgement link is not valid.", status=400)
+    found = _find_link(link.tag)
+    state = load_state(found[0]) if found else None
+    notice = state.notices.get(found[1]) if state and found else None
+    if state is None or notice is None:
+        return None, None, _page("Unknown alert", "This alert is not known to this notifier.", status=404)
+    target = _LinkTarget(alert_id=state.alert_id, person=notice.person, command_id=link.command_id)
+    if link.command_id in _used_links or link.command_id in state.seen_commands:
+        return target, state, _page("Link already used", "This acknowledgement link has already been used.", status=409)
     if state.status != "active":
-        return link, _page("Nothing to acknowledge", f"Case {state.case_ref} is already {state.status}.", status=409)
-    return link, None
+        return (
+            target,
+            state,
+            _page("Nothing to acknowledge", f"Case {state.case_ref} is already {state.status}.", status=409),
+        )
+    return target, state, None
 
 
-@app.page("/ack/{token}")
+@app.page(LINK_PATH + "{token}")
 class AckLinkView(faust.web.View):
     """GET shows a confirmation page (link scanners must not acknowledge); POST acknowledges."""
 
     async def get(self, request: Any, token: str) -> Any:
-        link, refusal = _check_link(token)
+        _, state, refusal = _check_link(token)
         if refusal:
             return self.html(refusal[0], status=refusal[1])
-        state = load_state(link.alert_id)
         assert state is not None
         body, status = _page(
             f"Acknowledge case {state.case_ref}?",
-            f"Risk level {state.severity.value}. Acknowledging stops the escalation.",
-            form_action=f"{base_url}/ack/{token}",
+            f"{severity_word(state.severity)}: {reason(state.rule, state.rule_step)}. "
+            "Acknowledging stops the escalation.",
+            form_action=f"{base_url}{LINK_PATH}{token}",
         )
         return self.html(body, status=status)
 
     async def post(self, request: Any, token: str) -> Any:
-        link, refusal = _check_link(token)
+        target, _, refusal = _check_link(token)
         if refusal:
             return self.html(refusal[0], status=refusal[1])
-        _used_links.add(link.command_id)
+        assert target is not None
+        _used_links.add(target.command_id)
         command = AckCommand(
-            command_id=link.command_id,
-            alert_id=link.alert_id,
+            command_id=target.command_id,
+            alert_id=target.alert_id,
             action="acknowledge",
-            by=link.person,
+            by=target.person,
             via="link",
             at=clock.now(),
         )

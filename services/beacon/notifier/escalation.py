@@ -59,6 +59,9 @@ class Chain(_Model):
     team: str
     steps: tuple[ChainStep, ...]
     repeat: int = 0
+    first_role: str | None = None  # the alert's role that chose step 1; None: the policy's step 1
+    hold_s: float = 0  # wait this long before step 1 (the policy's hold for the alert's severity)
+    group_s: float = 0  # group wait: the episode's pages raised this close together leave as one
 
     @property
     def total_steps(self) -> int:
@@ -70,13 +73,21 @@ class Chain(_Model):
 
 def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Chain:
     """The concrete chain for ``alert`` as the rota stands at ``at``: who is paged at
-    each step, by which contact methods in order. Fixed for the life of the alert."""
+    each step, by which contact methods in order. Fixed for the life of the alert.
+
+    Who is paged first has one source: the role the council's policy names for the
+    alert (``notify``, e.g. team_manager), filled from the alert's team. The route's
+    policy decides only the later steps (and step 1 when the alert names no role the
+    team has); a later step never pages again someone an earlier step paged, and a
+    step left with nobody is skipped."""
     team_name = config.team_for(alert.council)
     team = config.teams[team_name]
     policy_name = config.policy_for(alert)
     policy = config.policies[policy_name]
-    steps = []
-    for step in policy.steps:
+    first = team.holder(alert.notify, at) if alert.notify else None
+    steps: list[ChainStep] = []
+    paged: set[str] = set()
+    for number, step in enumerate(policy.steps):
         people: list[str] = []
         for target in step.targets:
             who = (
@@ -89,6 +100,12 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
             assert who is not None
             if who not in people:
                 people.append(who)
+        if number == 0 and first is not None:
+            people = [first]
+        people = [p for p in people if p not in paged]
+        if not people:
+            continue
+        paged.update(people)
         targets = tuple(
             ChainTarget(
                 person=p, contacts=tuple(Contact(channel=c.channel, to=c.to) for c in config.people[p].contacts)
@@ -96,7 +113,15 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
             for p in people
         )
         steps.append(ChainStep(delay_s=step.delay_minutes * 60, ask=step.ask, targets=targets))
-    return Chain(policy=policy_name, team=team_name, steps=tuple(steps), repeat=policy.repeat)
+    return Chain(
+        policy=policy_name,
+        team=team_name,
+        steps=tuple(steps),
+        repeat=policy.repeat,
+        first_role=alert.notify if first is not None else None,
+        hold_s=policy.hold_for(alert.severity),
+        group_s=policy.group_seconds,
+    )
 
 
 # ---------------------------------------------------------------- ledger and state
@@ -130,6 +155,7 @@ class EscalationState(_Model):
     case_ref: str
     severity: Severity
     rule: str
+    rule_step: str = ""  # the rule's step (e.g. "72h"): with the rule, names the reason
     occurred_at: AwareDatetime
     status: AlertStatus
     chain: Chain | None = None
@@ -143,6 +169,9 @@ class EscalationState(_Model):
     acked_at: AwareDatetime | None = None
     notices: dict[str, Notice] = Field(default_factory=dict)
     seen_commands: tuple[str, ...] = ()
+    group: str = ""  # the episode ("<child>|<episode>"): its alerts' pages are grouped
+    group_members: tuple[str, ...] = ()  # alerts that went out in this alert's pages: its ack is theirs
+    bundles: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # ack-all code -> the bundle's others
 
     @property
     def reply_code(self) -> str:
@@ -163,6 +192,11 @@ def reply_code(alert_id: str) -> str:
     """Short number a person types in front of a/e/c when replying by SMS (GoAlert
     style). Derived from the alert id, so every worker and every replay agree."""
     return str(100 + int(hashlib.sha256(alert_id.encode()).hexdigest()[:8], 16) % 900)
+
+
+def bundle_code(alert_id: str, notice_key: str) -> str:
+    """The code that acknowledges a whole bundle, named by its lead notification."""
+    return reply_code(f"{alert_id}|{notice_key}|bundle")
 
 
 def case_reference(alert: AlertRecord) -> str:
@@ -200,6 +234,8 @@ class DeliveryResult(_Model):
     outcome: DeliveryOutcome
     provider_id: str | None = None
     reason: str = ""
+    group: tuple[str, ...] = ()  # the other alerts this alert's page carried (it led the page)
+    bundle: tuple[str, ...] = ()  # the other alerts of the bundle this alert led
 
 
 class Tick(_Model):
@@ -243,7 +279,13 @@ class Audit(_Model):
     record: AuditRecord
 
 
-Action = SendNotification | Audit
+class ForwardAck(_Model):
+    """The same acknowledgement, for an alert that went out in this alert's page."""
+
+    command: AckCommand
+
+
+Action = SendNotification | Audit | ForwardAck
 
 
 # ---------------------------------------------------------------- the machine
@@ -293,11 +335,13 @@ def _audit(
 
 def _new_state(alert: AlertRecord, status: AlertStatus, chain: Chain | None, now: datetime) -> EscalationState:
     return EscalationState(
+        group=f"{alert.child_ref}|{alert.episode_ref}" if alert.episode_ref else "",
         alert_id=alert.alert_id,
         child_ref=alert.child_ref,
         case_ref=case_reference(alert),
         severity=alert.severity,
         rule=alert.rule,
+        rule_step=alert.step,
         occurred_at=alert.occurred_at,
         status=status,
         chain=chain,
@@ -311,7 +355,13 @@ def _raised(
     if state is not None:
         return state, []  # replayed or re-emitted: the chain stays the one fixed at the start
     new = _new_state(inp.alert, "active", inp.chain, now)
-    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}")]
+    first = f" first={inp.chain.first_role}" if inp.chain.first_role else ""
+    hold = f" hold={inp.chain.hold_s:g}s" if inp.chain.hold_s > 0 else ""
+    actions: list[Action] = [_audit(new, "alert_raised", now, "0", detail=f"policy={inp.chain.policy}{first}{hold}")]
+    if inp.chain.hold_s > 0:
+        # Held: an episode already over (a backfill's report, then its found) resolves
+        # the alert before anyone is paged. The tick at the end of the hold pages step 1.
+        return new.model_copy(update={"next_due": now + timedelta(seconds=inp.chain.hold_s)}), actions
     new, paged = _page_step(new, 1, now, reason="start")
     return new, actions + paged
 
@@ -386,10 +436,24 @@ def _cancel_pending_pages(notices: dict[str, Notice]) -> dict[str, Notice]:
     }
 
 
+def _take_back_late(state: EscalationState, notices: dict[str, Notice], notice: Notice, now: datetime) -> list[Action]:
+    """A page that reached its person after the alert was resolved gets its resolution."""
+    if notice.kind != "page" or state.status != "resolved":
+        return []
+    take_back = _take_back(state, notices, notice.person, now)
+    return [take_back] if take_back is not None else []
+
+
+def _reached(notice: Notice) -> bool:
+    """The provider accepted it (a receipt can overtake the "sent" result) and no
+    failure receipt came back."""
+    return notice.status != "failed" and (notice.sent_at is not None or notice.status == "delivered")
+
+
 def _tick(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
     if state.status != "active" or state.next_due is None or now < state.next_due:
         return state, []
-    return _page_step(state, state.step + 1, now, reason="no_ack_in_time")
+    return _page_step(state, state.step + 1, now, reason="hold_over" if state.step == 0 else "no_ack_in_time")
 
 
 def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[EscalationState, list[Action]]:
@@ -402,6 +466,14 @@ def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[Es
     if command.action == "escalate":
         return _page_step(state, state.step + 1, now, reason=f"requested_by={command.by}")
     kind: AuditKind = "acknowledged" if command.action == "acknowledge" else "closed"
+    forwards: list[Action] = [
+        ForwardAck(
+            command=command.model_copy(
+                update={"command_id": f"{command.command_id}>{member}"[:128], "alert_id": member}
+            )
+        )
+        for member in state.group_members
+    ]
     new = state.model_copy(
         update={
             "status": "acknowledged" if command.action == "acknowledge" else "closed",
@@ -412,47 +484,70 @@ def _ack(state: EscalationState, command: AckCommand, now: datetime) -> tuple[Es
             "notices": _cancel_pending_pages(state.notices),
         }
     )
-    return new, [_audit(new, kind, now, "0", person=command.by, step=state.step, detail=f"via={command.via}")]
+    audit = _audit(new, kind, now, "0", person=command.by, step=state.step, detail=f"via={command.via}")
+    return new, [audit, *forwards]
 
 
 def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, list[Action]]:
     if state.status == "resolved":
         return state, []
     notices = _cancel_pending_pages(state.notices)
-    actions: list[Action] = [_audit(state, "alert_resolved", now, "0")]
+    never_paged = state.step == 0 and state.status == "active"
+    actions: list[Action] = [_audit(state, "alert_resolved", now, "0", detail="within_hold" if never_paged else "")]
     for person in state.paged_people():
-        reached = [
-            n for n in notices.values() if n.person == person and n.kind == "page" and n.status in ("sent", "delivered")
-        ]
-        if not reached:
-            continue  # never reached (all channels failed or still queued): nothing to take back
-        contacts = _contacts_of(state, person)
-        index = max(reached, key=lambda n: n.created_at).contact_index  # the method that last worked
-        notice = _notice("resolution", RESOLUTION_STEP, person, contacts, index, "No action needed.", now)
-        if notice.key not in notices:
-            notices[notice.key] = notice
-            actions.append(SendNotification(alert_id=state.alert_id, notice=notice))
+        action = _take_back(state, notices, person, now)
+        if action is not None:
+            actions.append(action)
     new = state.model_copy(update={"status": "resolved", "next_due": None, "notices": notices})
     return new, actions
 
 
+def _take_back(state: EscalationState, notices: dict[str, Notice], person: str, now: datetime) -> Action | None:
+    """The resolution for ``person`` if a provider accepted a page for them and they
+    have no resolution yet (adds it to ``notices``). A person never reached (every
+    channel failed, or the page was withdrawn before it left) is not told."""
+    if any(n.person == person and n.kind == "resolution" for n in notices.values()):
+        return None
+    reached = [n for n in notices.values() if n.person == person and n.kind == "page" and _reached(n)]
+    if not reached:
+        return None
+    contacts = _contacts_of(state, person)
+    index = max(reached, key=lambda n: n.created_at).contact_index  # the method that last worked
+    notice = _notice("resolution", RESOLUTION_STEP, person, contacts, index, "No action needed.", now)
+    notices[notice.key] = notice
+    return SendNotification(alert_id=state.alert_id, notice=notice)
+
+
 def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> tuple[EscalationState, list[Action]]:
+    # A result only exists for a message that reached the provider, so it counts even
+    # when the notice was withdrawn (``cancelled``) by an ack or a resolution while it
+    # was being handed over: the audit must say it was sent, and a resolved alert's
+    # resolution must follow it.
     notice = state.notices.get(result.key)
-    if notice is None or notice.status in ("failed", "cancelled"):
+    if notice is None:
         return state, []
     notices = dict(state.notices)
     actions: list[Action] = []
     if result.outcome == "sent":
-        if notice.status != "pending":
-            return state, []
+        if notice.sent_at is not None:
+            return state, []  # replayed
+        status: NoticeStatus = "sent" if notice.status in ("pending", "cancelled") else notice.status
         notices[notice.key] = notice.model_copy(
-            update={"status": "sent", "sent_at": now, "provider_id": result.provider_id}
+            update={"status": status, "sent_at": now, "provider_id": result.provider_id}
         )
+        members = tuple(dict.fromkeys(state.group_members + result.group))
         kind: AuditKind = "notification_sent" if notice.kind == "page" else "resolution_sent"
         actions.append(
             _audit(state, kind, now, notice.key, person=notice.person, channel=notice.channel, step=notice.step)
         )
-        return state.model_copy(update={"notices": notices}), actions
+        actions += _take_back_late(state, notices, notice, now)
+        bundles = {**state.bundles, bundle_code(state.alert_id, notice.key): result.bundle} if result.bundle else None
+        update: dict[str, object] = {"notices": notices, "group_members": members}
+        if bundles is not None:
+            update["bundles"] = bundles
+        return state.model_copy(update=update), actions
+    if notice.status == "failed":
+        return state, []
     if result.outcome == "delivered":
         if notice.status == "delivered":
             return state, []
@@ -469,6 +564,7 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
                 detail="delivered",
             )
         )
+        actions += _take_back_late(state, notices, notice, now)
         return state.model_copy(update={"notices": notices}), actions
     # failed / undelivered / error: this contact method is done; fall back to the next one
     detail = f"{result.outcome}:{result.reason}"[:80]
@@ -487,9 +583,12 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
         )
     )
     contacts = _contacts_of(state, notice.person)
-    next_index = notice.contact_index + 1
     live = state.status == "active" or notice.kind == "resolution"
-    while live and next_index < len(contacts):
+    # A page falls back down the person's list; a resolution also tries the methods
+    # before the one it went by (a page's failed SMS may work again for the resolution).
+    after = list(range(notice.contact_index + 1, len(contacts)))
+    order = after + list(range(notice.contact_index)) if notice.kind == "resolution" else after
+    for next_index in order if live else ():
         fallback = _notice(notice.kind, notice.step, notice.person, contacts, next_index, notice.ask, now)
         if fallback.key not in notices:
             notices[fallback.key] = fallback
@@ -507,7 +606,6 @@ def _delivery(state: EscalationState, result: DeliveryResult, now: datetime) -> 
             )
             actions.append(SendNotification(alert_id=state.alert_id, notice=fallback))
             return state.model_copy(update={"notices": notices}), actions
-        next_index += 1
     new = state.model_copy(update={"notices": notices})
     if notice.kind == "page" and new.status == "active" and notice.step == new.step and _step_unreachable(new):
         # Every contact method of every target of this step failed: waiting out the
@@ -536,6 +634,7 @@ class SmsReplyDecision:
     text: str
     alert_id: str | None = None
     action: AckAction | None = None
+    also: tuple[str, ...] = ()  # the same command for these alerts too (the rest of a bundle)
 
 
 def parse_sms_reply(body: str) -> tuple[str, str] | None:
@@ -545,8 +644,22 @@ def parse_sms_reply(body: str) -> tuple[str, str] | None:
 
 
 def sms_reply(code: str, letter: str, states: list[EscalationState]) -> SmsReplyDecision:
-    """GoAlert-style reply: ``states`` are the alerts with this reply code that were
-    sent to this person. Exactly one open alert -> act on it; otherwise explain."""
+    """GoAlert-style reply: ``states`` are the alerts sent to this person whose reply
+    code, or whose bundle's ack-all code, is ``code``. A bundle's code acts on every
+    alert it listed (when no open alert has the same code); an alert's code, on exactly
+    one open alert; otherwise explain."""
+    own = [s for s in states if s.reply_code == code or code not in s.bundles]
+    bundles = [s for s in states if code in s.bundles]
+    if len(bundles) == 1 and not [s for s in own if s.status == "active"]:
+        lead = bundles[0]
+        also = lead.bundles[code]
+        return SmsReplyDecision(
+            f"{_REPLY_VERBS[letter]}: {len(also) + 1} alerts in that message. Thank you.",
+            alert_id=lead.alert_id,
+            action=_REPLY_ACTIONS[letter],
+            also=also,
+        )
+    states = own
     active = [s for s in states if s.status == "active"]
     if len(active) > 1:
         return SmsReplyDecision(f"Code {code} matches several open alerts; please use the link in the message.")

@@ -87,6 +87,18 @@ class Team(_Config):
     councils: tuple[str, ...] = Field(default=(), description="Placing councils whose alerts this team takes.")
     rotation: Rotation
     roles: dict[str, str] = Field(default_factory=dict, description="Role name -> person id.")
+    oncall_roles: tuple[str, ...] = Field(
+        default=(),
+        description="Roles the person on call fills (e.g. duty_social_worker): an alert whose policy "
+        "names one of them pages whoever is on call.",
+    )
+
+    def holder(self, role: str, at: datetime) -> str | None:
+        """Who fills ``role`` at ``at``: the on-call person for an on-call role, else the
+        named person; None if the team has no such role."""
+        if role in self.oncall_roles:
+            return self.rotation.on_call(at)
+        return self.roles.get(role)
 
 
 class Target(_Config):
@@ -114,9 +126,36 @@ class PolicyStep(_Config):
     )
 
 
+_DEFAULT_HOLD = {Severity.low: 60.0, Severity.medium: 60.0, Severity.high: 0.0, Severity.critical: 0.0}
+
+
 class EscalationPolicy(_Config):
     steps: tuple[PolicyStep, ...] = Field(min_length=1)
     repeat: int = Field(default=0, ge=0, le=9, description="Run the whole chain again up to this many times.")
+    hold_seconds: dict[Severity, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_HOLD),
+        description="Per severity: wait this long before the first page; an alert resolved meanwhile "
+        "(a backfilled episode that is already over) pages nobody. Severities left out: no wait.",
+    )
+
+    group_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Group wait: pages of one episode's alerts raised within this many seconds of "
+        "each other leave as one page (highest severity, every reason).",
+    )
+
+    @field_validator("hold_seconds")
+    @classmethod
+    def _hold_bounds(cls, value: dict[Severity, float]) -> dict[Severity, float]:
+        for severity, seconds in value.items():
+            if not 0 <= seconds <= 900:
+                raise ValueError(f"{severity.value}: a hold is 0 to 900 seconds, not {seconds:g}")
+        return value
+
+    def hold_for(self, severity: Severity) -> float:
+        return self.hold_seconds.get(severity, 0.0)
 
 
 class RouteMatch(_Config):
@@ -172,6 +211,8 @@ class OnCallConfig(_Config):
             for role, who in team.roles.items():
                 if who not in self.people:
                     errors.append(f"teams.{name}.roles.{role}: no person {who!r}")
+            for role in sorted(set(team.oncall_roles) & set(team.roles)):
+                errors.append(f"teams.{name}.oncall_roles: {role!r} is also a named role; it must be one or the other")
             for role in sorted(roles_used - set(team.roles)):
                 errors.append(f"teams.{name}.roles: missing role {role!r} used by a policy")
         for pname, policy in self.policies.items():
