@@ -118,6 +118,12 @@ class Events:
             data["ended_at"] = iso(ended)
         return self.make("episode.corrected", hours, data, **kw)
 
+    def discussion(self, hours: float, status: str = "held", episode: str | None = None, **kw: Any) -> CloudEvent:
+        data: dict[str, Any] = {"status": status, "recorded_at": iso(hours)}
+        if episode is not None:
+            data["episode_ref"] = episode
+        return self.make("strategy_discussion.recorded", hours, data, **kw)
+
     def rescue_alert(self, hours: float, episode: str = "EP1", **kw: Any) -> CloudEvent:
         return self.make(
             "child_rescue_alert.activated", hours, {"episode_ref": episode, "activated_at": iso(hours)}, **kw
@@ -140,10 +146,15 @@ class Run:
         self.records: list = []
         self.duplicates = 0
 
-    def feed(self, *events: CloudEvent) -> list:
+    def feed(self, *events: CloudEvent, wall: float | None = None) -> list:
+        """Events in this order; ``wall`` (hours): as a worker that has caught up delivers
+        them, at that wall-clock time."""
         new = []
         for event in events:
-            self.state, outcome = apply_event(self.state, event, event.time, self.policy)
+            now = event.time if wall is None else at(wall)
+            self.state, outcome = apply_event(
+                self.state, event, now, self.policy, wall=None if wall is None else at(wall)
+            )
             self.duplicates += outcome.duplicate
             new += outcome.alerts
         self.records += _as_read(new)
@@ -159,3 +170,10 @@ class Run:
 
     def resolved(self) -> list[tuple[str, str]]:
         return [(r.rule, r.step) for r in self.records if r.status == "resolved"]
+
+    def still_open(self) -> list[tuple[str | None, str, str]]:
+        """(episode, rule, step) of every alert raised and not resolved."""
+        resolved = {r.alert_id for r in self.records if r.status == "resolved"}
+        return [
+            (r.episode_ref, r.rule, r.step) for r in self.records if r.status == "raised" and r.alert_id not in resolved
+        ]

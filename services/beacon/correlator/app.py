@@ -239,6 +239,11 @@ async def process_batch(batch: list[Any]) -> None:
             continue
         by_child[key].append((parsed, message.partition))
     now = datetime.now(UTC)
+    # Live (caught up), events are merged at the wall clock's horizon: one that arrives
+    # later than the lateness (a backdated report, a backfill) then holds its episode's
+    # time rules for the lateness instead of firing them before its found can arrive.
+    # While a backlog is replayed, event time alone decides, as on the first run.
+    wall = wall_clock() if caught_up() else None
     async with state_lock:
         alerts: list[Alert] = []
         updates: list[tuple[bytes, str, ChildState, int]] = []
@@ -247,7 +252,7 @@ async def process_batch(batch: list[Any]) -> None:
             state = _load(key)
             changed = False
             for parsed, partition in items:
-                state, outcome = engine.apply_event(state, parsed, now, policy, copy=False)
+                state, outcome = engine.apply_event(state, parsed, now, policy, copy=False, wall=wall)
                 outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
                 changed = changed or outcome.applied
                 alerts += outcome.alerts

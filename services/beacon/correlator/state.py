@@ -50,6 +50,10 @@ class Episode(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     # At rest: fully derived after it settled; nothing new can come of it unless an event
     # about it arrives (a shortcut, see engine._Rules.at_rest).
     q: bool = False
+    # Known since: the horizon when a report, found or correction of it arrived later than
+    # the lateness behind that horizon (a backdated report, a backfill). Its time rules wait
+    # the lateness from there, as for an on-time report, so its found can still arrive.
+    k: int = 0
 
     @property
     def closed(self) -> bool:
@@ -72,6 +76,9 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     c: list[Fact] = msgspec.field(default_factory=list)  # CSE screenings (level rank)
     u: list[Fact] = msgspec.field(default_factory=list)  # allocation changes (1 allocated, 0 unallocated)
     p: StrFact | None = None  # latest placement: placing council
+    # Strategy discussions held (time, event id), sorted: they close the repeat-episodes
+    # and critical CSE prompts, and restart the repeat count.
+    d: list[tuple[int, str]] = msgspec.field(default_factory=list)
     # When a time rule can next fire (never later; a cache of what the facts say, so that
     # events that only move the watermark skip the time rules): 0 not known, -1 none pending.
     n: int = 0
