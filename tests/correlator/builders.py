@@ -29,14 +29,17 @@ class Events:
     def __init__(self, child: str = CHILD, source: str = "urn:beacon:source:test"):
         self.child, self.source, self.count = child, source, 0
 
-    def make(self, event_type: str, hours: float, data: dict[str, Any], event_id: str | None = None) -> CloudEvent:
+    def make(
+        self, event_type: str, hours: float, data: dict[str, Any], event_id: str | None = None, by: str | None = None
+    ) -> CloudEvent:
+        """``by``: the sending organisation (the source's last part), if not this builder's."""
         self.count += 1
         raw = build_event(
             f"beacon.{event_type}.v1",
             self.child,
             data,
             time=iso(hours),
-            source=self.source,
+            source=self.source if by is None else f"urn:beacon:source:{by}",
             event_id=event_id or f"e{self.count:03d}",
         )
         return parse_event(raw)
@@ -77,11 +80,14 @@ class Events:
             "episode.sighting", hours, {"episode_ref": episode, "kind": "sighting", "observed_at": iso(hours)}, **kw
         )
 
-    def found(self, hours: float, episode: str = "EP1", ended: float | None = None, **kw: Any) -> CloudEvent:
+    def found(
+        self, hours: float, episode: str = "EP1", ended: float | None = None, by: str | None = None, **kw: Any
+    ) -> CloudEvent:
         return self.make(
             "episode.found",
             hours,
             {"episode_ref": episode, "outcome": "found", "ended_at": iso(hours if ended is None else ended)},
+            by=by,
             **kw,
         )
 
@@ -109,14 +115,21 @@ class Events:
         )
 
     def corrected(
-        self, hours: float, episode: str = "EP1", *, started: float | None = None, ended: float | None = None, **kw: Any
+        self,
+        hours: float,
+        episode: str = "EP1",
+        *,
+        started: float | None = None,
+        ended: float | None = None,
+        by: str = "met-police",  # the reporting force of ``reported``: a party to the episode
+        **kw: Any,
     ) -> CloudEvent:
         data: dict[str, Any] = {"episode_ref": episode, "corrected_at": iso(hours)}
         if started is not None:
             data["started_at"] = iso(started)
         if ended is not None:
             data["ended_at"] = iso(ended)
-        return self.make("episode.corrected", hours, data, **kw)
+        return self.make("episode.corrected", hours, data, by=by, **kw)
 
     def discussion(self, hours: float, status: str = "held", episode: str | None = None, **kw: Any) -> CloudEvent:
         data: dict[str, Any] = {"status": status, "recorded_at": iso(hours)}

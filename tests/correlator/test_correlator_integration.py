@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -271,3 +272,43 @@ def test_strategy_discussion_prompt_stays_open_after_the_child_comes_home_until_
     assert [(a.episode_ref, a.status) for a in prompts] == [("MET-REPEAT-2", "raised"), ("MET-REPEAT-2", "resolved")]
     assert prompts[1].reason == "Strategy discussion held; alert resolved"
     assert prompts[1].alert_id == prompts[0].alert_id
+
+
+def test_another_councils_correction_cannot_close_a_missing_child_and_a_found_by_another_force_says_who(
+    settings, env, tmp_path
+):
+    """Issue 11 item 10: a council with no part in the episode sends a correction with an
+    end date: refused, dead-lettered with the reason, the alert stays open. Then a force
+    that did not report the child finds it: the resolution names that force."""
+    s = Scenario()
+    report = s.report(0, risk="high")  # reported by met-police, placed by southwark
+    correction = build_event(
+        "beacon.episode.corrected.v1",
+        CHILD,
+        {"episode_ref": EPISODE, "corrected_at": s.at(0.5), "ended_at": s.at(0.2)},
+        time=s.at(0.5),
+        source="urn:beacon:source:kent-cc",
+        event_id="kent-correction-1",
+    )
+    found = build_event(
+        "beacon.episode.found.v1",
+        CHILD,
+        {"episode_ref": EPISODE, "outcome": "found", "ended_at": s.at(0.7)},
+        time=s.at(0.7),
+        source="urn:beacon:source:essex-police",
+        event_id="essex-found-1",
+    )
+    with ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port):
+        produce_events(settings, EVENTS, [report, correction])
+        dead = read_topic(settings, EVENTS_DLQ, expect=1, timeout_s=60)
+        assert _summary(_alerts(settings, expect=1)) == [("triage", "high", "raised")]  # still missing
+        produce_events(settings, EVENTS, [found])
+        alerts = _alerts(settings, expect=2)
+    reason = dict(dead[0].headers)["beacon-dlq-reason"].decode()
+    assert reason == (
+        "refused: correction from kent-cc, which has no part in episode MET-INTEG-001 "
+        "(reporting force, placing or host council)"
+    )
+    assert json.loads(dead[0].value)["id"] == "kent-correction-1"
+    resolved = [a for a in alerts if a.status == "resolved"]
+    assert [(a.rule, a.closed_by) for a in resolved] == [("triage", "essex-police")]

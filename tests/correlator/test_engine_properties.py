@@ -63,10 +63,17 @@ def histories(draw: st.DrawFn) -> list:
         # Missing for minutes to days: crosses ladder steps or not.
         cursor += draw(st.sampled_from([0, 5, 30, 600, 1440, 1445, 2900, 4400])) * minute
         if draw(st.integers(0, 4)) == 0 and n == 0:
-            events.append(ev.corrected(cursor, ref, started=start - draw(st.integers(0, 30))))
+            # From the reporting force, the placing council, or an organisation with no part.
+            by = draw(st.sampled_from(["met-police", "norfolk-cc", "essex-police"]))
+            events.append(ev.corrected(cursor, ref, started=start - draw(st.integers(0, 30)), by=by))
         if draw(st.integers(0, 5)) == 0:
             break  # still missing at the end of the history
         ended = cursor - draw(st.integers(0, 20)) * minute
+        if draw(st.integers(0, 5)) == 0:  # closed by a correction: from a party, or refused
+            if draw(st.booleans()):  # known well before: a host council is a party once its placement is
+                events.append(ev.placement(report_at - 20 * minute, placing="norfolk-cc", host="kent-cc"))
+            by = draw(st.sampled_from(["met-police", "kent-cc", "essex-police"]))
+            events.append(ev.corrected(cursor - minute, ref, ended=max(ended, start), by=by))
         events.append(ev.found(cursor, ref, ended=max(ended, start)))
         # Just after the found (so often delivered before it): a CSE flag or a de-allocation.
         after = draw(st.sampled_from([None, "cse", "unallocated"]))

@@ -54,6 +54,7 @@ from beacon.core.events import (
     ReturnInterviewRecorded,
     RiskRegraded,
     StrategyDiscussionRecorded,
+    source_org,
 )
 from beacon.core.policy import Policy
 from beacon.correlator.state import (
@@ -142,6 +143,10 @@ class Outcome:
     duplicate: bool = False
     stale: bool = False
     alerts: list[Alert] = field(default_factory=list)
+    refused: str | None = None  # why this event was refused (it changed nothing)
+    # (event id, reason) of corrections that arrived before their report, refused now
+    # that the report says who has a part in the episode (they were never applied).
+    refused_earlier: list[tuple[str, str]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ merging facts
@@ -185,7 +190,46 @@ def _episode(state: ChildState, ref: str) -> tuple[str, Episode]:
     return ref, episode
 
 
-def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t: int, known: int) -> None:
+def parties(state: ChildState, episode: Episode) -> set[str | None]:
+    """Organisations with a part in a reported episode: its reporting force, its placing
+    council, and the placing and host councils of the child's latest placement."""
+    assert episode.r is not None
+    placing = state.p[2] if state.p else None
+    return {episode.r.org, episode.r.council, placing, state.ph} - {None}
+
+
+def _correction_refused(state: ChildState, episode: Episode, ref: str, org: str) -> str | None:
+    if org in parties(state, episode):
+        return None
+    return f"correction from {org}, which has no part in episode {ref} (reporting force, placing or host council)"
+
+
+def _closed_by(episode: Episode, event_id: str, org: str) -> None:
+    """Remember who sent the closing fact just added, if it is now the earliest (``f[0]``):
+    whatever the arrival order, ``o`` ends as the sender of the earliest."""
+    if episode.f and episode.f[0][1] == event_id:
+        episode.o = org
+
+
+def _apply_correction(episode: Episode, fact: tuple[int, str, int | None, int | None, str], known: int) -> None:
+    t, event_id, started, ended, org = fact
+    added = started is not None and add_fact(episode.s, (t, event_id, started))
+    if ended is not None and add_fact(episode.f, (t, event_id, ended)):
+        added = True
+    if added:
+        episode.k = max(episode.k, known)
+        _closed_by(episode, event_id, org)
+
+
+def _merge_report(
+    state: ChildState,
+    event: CloudEvent,
+    data: EpisodeReported,
+    t: int,
+    known: int,
+    parties_only: bool,
+    refused: list[tuple[str, str]],
+) -> None:
     ref = state.al.get(data.episode_ref, data.episode_ref)
     if ref not in state.e:
         # A report while another episode is open updates that episode: no second one.
@@ -202,10 +246,19 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
         cared=data.looked_after,
         cat=data.category.value,
         council=data.placing_council,
+        org=data.reporting_org,
     )
     if episode.r is None:
         episode.r = report
         episode.k = max(episode.k, known)
+        # Corrections that came first: now the report says who may send them.
+        for pending in episode.pc:
+            reason = _correction_refused(state, episode, ref, pending[4]) if parties_only else None
+            if reason is None:
+                _apply_correction(episode, pending, known)
+            else:
+                refused.append((pending[1], reason))
+        episode.pc = []
     elif (report.t, report.id) != (episode.r.t, episode.r.id):
         # Resent or second report: the earliest is the report, the others count as re-grades.
         older, newer = sorted((episode.r, report), key=lambda r: (r.t, r.id))
@@ -213,14 +266,24 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
         add_fact(episode.g, (newer.t, newer.id, newer.risk))
 
 
-def merge(state: ChildState, event: CloudEvent, t: int, known: int = 0) -> Scope:
+def merge(
+    state: ChildState,
+    event: CloudEvent,
+    t: int,
+    known: int = 0,
+    parties_only: bool = False,
+    refused: list[tuple[str, str]] | None = None,
+) -> Scope:
     """Merge one event's facts (``t``: its time, epoch seconds) into the state
     (idempotent, commutative); returns which rules must look again. ``known``: the
     horizon the event arrived at when that is more than the lateness after its time, else 0
-    (a report, found or correction that late holds its episode's time rules: ``Episode.k``)."""
+    (a report, found or correction that late holds its episode's time rules: ``Episode.k``).
+    ``parties_only``: a correction that arrived before its report is applied, when the
+    report arrives, only if it came from a party to the episode; ``refused`` collects
+    (event id, reason) of those that did not."""
     data = event.data
     if isinstance(data, EpisodeReported):
-        _merge_report(state, event, data, t, known)
+        _merge_report(state, event, data, t, known, parties_only, [] if refused is None else refused)
         return REPORT_SCOPE
     if isinstance(data, RiskRegraded):
         add_fact(_episode(state, data.episode_ref)[1].g, (t, event.id, RISK_RANK[data.risk.value]))
@@ -229,14 +292,21 @@ def merge(state: ChildState, event: CloudEvent, t: int, known: int = 0) -> Scope
         _, episode = _episode(state, data.episode_ref)
         if add_fact(episode.f, (t, event.id, epoch(data.ended_at))):
             episode.k = max(episode.k, known)
+            _closed_by(episode, event.id, source_org(event.source))
         return EPISODE_SCOPE
     if isinstance(data, EpisodeCorrected):
         _, episode = _episode(state, data.episode_ref)
-        added = data.started_at is not None and add_fact(episode.s, (t, event.id, epoch(data.started_at)))
-        if data.ended_at is not None and add_fact(episode.f, (t, event.id, epoch(data.ended_at))):
-            added = True
-        if added:
-            episode.k = max(episode.k, known)
+        correction = (
+            t,
+            event.id,
+            None if data.started_at is None else epoch(data.started_at),
+            None if data.ended_at is None else epoch(data.ended_at),
+            source_org(event.source),
+        )
+        if episode.r is not None:
+            _apply_correction(episode, correction, known)  # from a party (apply_event checked)
+        elif all(pending[1] != event.id for pending in episode.pc):
+            episode.pc.append(correction)
         return EPISODE_SCOPE
     if isinstance(data, ChildRescueAlertActivated):
         _, episode = _episode(state, data.episode_ref)
@@ -262,7 +332,8 @@ def merge(state: ChildState, event: CloudEvent, t: int, known: int = 0) -> Scope
     if isinstance(data, PlacementChanged):
         candidate = (t, event.id, data.placing_council)
         if state.p is None or candidate > tuple(state.p):
-            state.p = candidate  # read when an alert is written, by no rule
+            state.p = candidate  # read when an alert is written, and by ``parties``
+            state.ph = data.host_council
     # Sightings, safe-and-well checks and discussion requests only move the watermark.
     return CLOCK_SCOPE
 
@@ -808,6 +879,7 @@ def _emit(
                     reason=d.resolved_reason,
                     occurred_at=as_datetime(max(d.occurred_at, _resolution_time(rules, episode, d))),
                     trigger_event_ids=d.triggers,
+                    closed_by=episode.o if d.resolved_reason == FOUND else None,
                     **common,
                 )
             )
@@ -889,10 +961,17 @@ def apply_event(
     state.k.append(key)
     state.k.sort()
     del state.k[: max(0, len(state.k) - policy.processed_event_memory)]
+    refused = _refusal(state, event, policy)
+    if refused is not None:
+        # Nothing merged; only its key is remembered, as for a correction that came before
+        # its report and was refused then, so a resend is a duplicate either way.
+        return state, Outcome(applied=False, refused=refused)
     if wall is not None:
         state.h = max(state.h, epoch(wall))
     horizon = max(state.w, state.h)
-    scope = merge(state, event, t, horizon if t < horizon - _tables(policy).lateness else 0)
+    earlier: list[tuple[str, str]] = []
+    known = horizon if t < horizon - _tables(policy).lateness else 0
+    scope = merge(state, event, t, known, policy.corrections.parties_only, earlier)
     state.w = max(state.w, t)
     if state.h <= state.w:
         state.h = 0  # the watermark has caught up with the last tick: nothing to remember
@@ -900,7 +979,20 @@ def apply_event(
     touched = state.al.get(ref, ref) if ref else ""
     alerts = _emit(event.subject, state, policy, now, touched, scope)
     _prune(state, policy)
-    return state, Outcome(alerts=alerts)
+    return state, Outcome(alerts=alerts, refused_earlier=earlier)
+
+
+def _refusal(state: ChildState, event: CloudEvent, policy: Policy) -> str | None:
+    """Why a correction of a reported episode is refused (``policy.corrections``), if it is.
+    One of an episode not yet reported is checked when its report arrives (``merge``)."""
+    data = event.data
+    if not isinstance(data, EpisodeCorrected) or not policy.corrections.parties_only:
+        return None
+    ref = state.al.get(data.episode_ref, data.episode_ref)
+    episode = state.e.get(ref)
+    if episode is None or episode.r is None:
+        return None
+    return _correction_refused(state, episode, ref, source_org(event.source))
 
 
 def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tuple[ChildState, list[Alert]]:
