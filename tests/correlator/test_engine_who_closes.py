@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from beacon.core.policy import Corrections, Policy
 from beacon.correlator.engine import apply_event
+from beacon.correlator.state import ChildState
 from correlator.builders import Events, Run
 
 POLICY = Policy(council="test")  # reports name met-police (reporting force) and norfolk-cc (placing council)
@@ -82,3 +84,13 @@ def test_a_resolution_by_a_discussion_or_an_interview_names_no_closer(run, ev):
     run.tick(80)
     records = run.feed(ev.rhi(81))
     assert [(r.rule, r.closed_by) for r in records] == [("rhi_overdue", None)]
+
+
+def test_an_episode_reported_before_the_upgrade_still_takes_its_corrections(ev):
+    # A state written before reports kept their reporting force: its parties are not known.
+    old = msgspec.msgpack.encode(
+        {"w": 3600, "e": {"EP1": {"r": [3600, "e1", 3600, 3, 15, False, "missing", "norfolk-cc"], "a": {"Thigh": 1}}}}
+    )
+    correction = ev.corrected(2, ended=1.5, by="met-police")
+    state, outcome = apply_event(ChildState.from_bytes(old), correction, correction.time, POLICY)
+    assert outcome.refused is None and state.e["EP1"].closed

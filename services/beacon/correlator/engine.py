@@ -199,8 +199,9 @@ def parties(state: ChildState, episode: Episode) -> set[str | None]:
 
 
 def _correction_refused(state: ChildState, episode: Episode, ref: str, org: str) -> str | None:
-    if org in parties(state, episode):
-        return None
+    assert episode.r is not None
+    if episode.r.org is None or org in parties(state, episode):
+        return None  # (no reporting force: reported before Beacon kept it, so its parties are not known)
     return f"correction from {org}, which has no part in episode {ref} (reporting force, placing or host council)"
 
 
