@@ -345,6 +345,8 @@ def policy_check(path: Path = typer.Argument(..., help="Policy YAML, e.g. deploy
     typer.echo(f"  return interview due within {policy.return_interview.deadline_hours:g} h of the return")
     typer.echo(f"  CSE x missing from level {policy.cse_missing.from_level} -> {policy.cse_missing.severity.value}")
     typer.echo(f"  allowed lateness {policy.allowed_lateness_minutes:g} min")
+    who = "its parties only" if policy.corrections.parties_only else "any organisation"
+    typer.echo(f"  episode corrections accepted from {who}")
 
 
 # ---------------------------------------------------------------- web console

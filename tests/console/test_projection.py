@@ -163,7 +163,7 @@ def test_found_before_reported_ends_closed_whatever_the_arrival_order():
     assert missing_now(state) == []
     assert [e.text for e in timeline(state, "CH-1")] == [
         "Reported missing by met-police, police risk high",
-        "Found: episode closed",
+        "Found: episode closed by met-police",
     ]
 
 
@@ -432,3 +432,19 @@ def test_audit_lines_read_well_for_what_the_notifier_writes():
         "Acknowledged by mgr-1 via link",
     ]
     assert state.alerts[raised.alert_id].acknowledged_via == "link"
+
+
+def test_the_timeline_says_which_organisation_closed_or_corrected_the_episode():
+    correction = event(
+        "beacon.episode.corrected.v1",
+        "CH-1",
+        {"episode_ref": "EP-1", "corrected_at": iso(T0 + timedelta(hours=4)), "started_at": iso(T0)},
+        T0 + timedelta(hours=4),
+        "cor-1",
+        source="urn:beacon:source:southwark",
+    )
+    state = fold([reported("CH-1", "EP-1", T0), found("CH-1", "EP-1", T0 + timedelta(hours=3)), correction])
+    assert [e.text for e in timeline(state, "CH-1")][1:] == [
+        "Found: episode closed by met-police",
+        "Episode dates corrected by southwark",
+    ]

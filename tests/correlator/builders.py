@@ -29,14 +29,17 @@ class Events:
     def __init__(self, child: str = CHILD, source: str = "urn:beacon:source:test"):
         self.child, self.source, self.count = child, source, 0
 
-    def make(self, event_type: str, hours: float, data: dict[str, Any], event_id: str | None = None) -> CloudEvent:
+    def make(
+        self, event_type: str, hours: float, data: dict[str, Any], event_id: str | None = None, by: str | None = None
+    ) -> CloudEvent:
+        """``by``: the sending organisation (the source's last part), if not this builder's."""
         self.count += 1
         raw = build_event(
             f"beacon.{event_type}.v1",
             self.child,
             data,
             time=iso(hours),
-            source=self.source,
+            source=self.source if by is None else f"urn:beacon:source:{by}",
             event_id=event_id or f"e{self.count:03d}",
         )
         return parse_event(raw)
@@ -77,11 +80,14 @@ class Events:
             "episode.sighting", hours, {"episode_ref": episode, "kind": "sighting", "observed_at": iso(hours)}, **kw
         )
 
-    def found(self, hours: float, episode: str = "EP1", ended: float | None = None, **kw: Any) -> CloudEvent:
+    def found(
+        self, hours: float, episode: str = "EP1", ended: float | None = None, by: str | None = None, **kw: Any
+    ) -> CloudEvent:
         return self.make(
             "episode.found",
             hours,
             {"episode_ref": episode, "outcome": "found", "ended_at": iso(hours if ended is None else ended)},
+            by=by,
             **kw,
         )
 
@@ -109,14 +115,27 @@ class Events:
         )
 
     def corrected(
-        self, hours: float, episode: str = "EP1", *, started: float | None = None, ended: float | None = None, **kw: Any
+        self,
+        hours: float,
+        episode: str = "EP1",
+        *,
+        started: float | None = None,
+        ended: float | None = None,
+        by: str = "met-police",  # the reporting force of ``reported``: a party to the episode
+        **kw: Any,
     ) -> CloudEvent:
         data: dict[str, Any] = {"episode_ref": episode, "corrected_at": iso(hours)}
         if started is not None:
             data["started_at"] = iso(started)
         if ended is not None:
             data["ended_at"] = iso(ended)
-        return self.make("episode.corrected", hours, data, **kw)
+        return self.make("episode.corrected", hours, data, by=by, **kw)
+
+    def discussion(self, hours: float, status: str = "held", episode: str | None = None, **kw: Any) -> CloudEvent:
+        data: dict[str, Any] = {"status": status, "recorded_at": iso(hours)}
+        if episode is not None:
+            data["episode_ref"] = episode
+        return self.make("strategy_discussion.recorded", hours, data, **kw)
 
     def rescue_alert(self, hours: float, episode: str = "EP1", **kw: Any) -> CloudEvent:
         return self.make(
@@ -140,10 +159,15 @@ class Run:
         self.records: list = []
         self.duplicates = 0
 
-    def feed(self, *events: CloudEvent) -> list:
+    def feed(self, *events: CloudEvent, wall: float | None = None) -> list:
+        """Events in this order; ``wall`` (hours): as a worker that has caught up delivers
+        them, at that wall-clock time."""
         new = []
         for event in events:
-            self.state, outcome = apply_event(self.state, event, event.time, self.policy)
+            now = event.time if wall is None else at(wall)
+            self.state, outcome = apply_event(
+                self.state, event, now, self.policy, wall=None if wall is None else at(wall)
+            )
             self.duplicates += outcome.duplicate
             new += outcome.alerts
         self.records += _as_read(new)
@@ -159,3 +183,10 @@ class Run:
 
     def resolved(self) -> list[tuple[str, str]]:
         return [(r.rule, r.step) for r in self.records if r.status == "resolved"]
+
+    def still_open(self) -> list[tuple[str | None, str, str]]:
+        """(episode, rule, step) of every alert raised and not resolved."""
+        resolved = {r.alert_id for r in self.records if r.status == "resolved"}
+        return [
+            (r.episode_ref, r.rule, r.step) for r in self.records if r.status == "raised" and r.alert_id not in resolved
+        ]

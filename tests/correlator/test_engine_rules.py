@@ -187,11 +187,12 @@ def test_looked_after_only_step(ev):
 # ----------------------------------------------------------------- found, resolution, RHI
 
 
-def test_found_resolves_every_raised_alert_of_the_episode(run, ev):
+def test_found_resolves_every_raised_alert_of_the_episode_but_the_strategy_discussion_prompt(run, ev):
     run.feed(ev.cse(-48, "high"), ev.reported(0, risk="high"), ev.sighting(25))
-    raised = {r.alert_id for r in run.records if r.status == "raised"}
+    raised = {r.alert_id for r in run.records if r.status == "raised" and r.rule != "cse_missing"}
     records = run.feed(ev.found(26))
     assert {r.alert_id for r in records} == raised and all(r.status == "resolved" for r in records)
+    assert run.still_open() == [("EP1", "cse_missing", "flag")]  # critical: until a discussion is held
     assert run.feed(ev.found(26.5, event_id="another-found")) == []
 
 

@@ -40,6 +40,7 @@ from beacon.core.events import (
     SafeAndWellChecked,
     SightingReported,
     StrategyDiscussionRecorded,
+    source_org,
 )
 from beacon.core.wording import reason
 
@@ -285,7 +286,7 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> None:
     elif isinstance(data, ChildFound):
         ep = child.episode(data.episode_ref)
         ep.found_ended_at, ep.outcome = data.ended_at, data.outcome
-        text = f"{data.outcome.capitalize()}: episode closed"
+        text = f"{data.outcome.capitalize()}: episode closed by {source_org(event.source)}"
     elif isinstance(data, SafeAndWellChecked):
         child.episode(data.episode_ref)
         text = "Safe-and-well check done"
@@ -308,7 +309,7 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> None:
             ep.start_correction = Correction(data.corrected_at, data.started_at)
         if data.ended_at and (ep.end_correction is None or data.corrected_at >= ep.end_correction.at):
             ep.end_correction = Correction(data.corrected_at, data.ended_at)
-        text = "Episode dates corrected"
+        text = f"Episode dates corrected by {source_org(event.source)}"
     elif isinstance(data, ChildRescueAlertActivated):
         ep = child.episode(data.episode_ref)
         ep.rescue_alert_at = data.activated_at

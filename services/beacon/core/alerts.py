@@ -57,6 +57,11 @@ class AlertRecord(TopicRecord):
     occurred_at: AwareDatetime = Field(description="Event time at which the rule fired.")
     emitted_at: AwareDatetime = Field(description="Processing time at which the record was written.")
     trigger_event_ids: tuple[str, ...] = ()
+    closed_by: str | None = Field(
+        default=None,
+        description="On a record resolved by a found or a correction: the organisation that sent it "
+        "(from the event's authenticated source).",
+    )
 
     @property
     def key(self) -> bytes:
@@ -83,6 +88,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     occurred_at: datetime
     emitted_at: datetime
     trigger_event_ids: tuple[str, ...]
+    closed_by: str | None = None
 
     @property
     def key(self) -> bytes:

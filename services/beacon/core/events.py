@@ -288,6 +288,12 @@ EVENT_TYPES: dict[str, type[_Data]] = {
 }
 
 
+def source_org(source: str) -> str:
+    """The organisation that sent an event: the last part of its authenticated source
+    (``urn:beacon:source:<org>``, which ingest binds to the sender's API key)."""
+    return source.rsplit(":", 1)[-1]
+
+
 class CloudEvent(BaseModel):
     """CloudEvents 1.0 structured-mode envelope common to every event type."""
 

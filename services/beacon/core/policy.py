@@ -122,6 +122,18 @@ class Unallocated(_Policy):
     notify: str = Field(default="team_manager", min_length=1)
 
 
+class Corrections(_Policy):
+    """Who may amend an episode's dates (``episode.corrected``). Any force or council may
+    send ``episode.found``: children are found by other forces."""
+
+    parties_only: bool = Field(
+        default=True,
+        description="Refuse a correction from an organisation with no part in the episode (its reporting "
+        "force, placing council or the host council of the child's placement): it changes nothing and is "
+        "dead-lettered with the reason.",
+    )
+
+
 class Policy(_Policy):
     council: str = Field(min_length=1, description="Whose protocol this is.")
     allowed_lateness_minutes: float = Field(
@@ -133,6 +145,7 @@ class Policy(_Policy):
     triage: Triage = Triage()
     cse_missing: CseMissing = CseMissing()
     unallocated: Unallocated = Unallocated()
+    corrections: Corrections = Corrections()
     processed_event_memory: int = Field(
         default=8,
         ge=1,

@@ -231,7 +231,7 @@ async def _dead_letter(message: Any, reasons: list[tuple[str, str]]) -> None:
 
 async def process_batch(batch: list[Any]) -> None:
     """One batch of Faust messages: grouped by child, one load and one save per child."""
-    by_child: dict[bytes, list[tuple[CloudEvent, int]]] = defaultdict(list)
+    by_child: dict[bytes, list[tuple[CloudEvent, int, Any]]] = defaultdict(list)
     for message in batch:
         _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
         try:
@@ -243,26 +243,43 @@ async def process_batch(batch: list[Any]) -> None:
         if message.key is not None and message.key != key:
             await _dead_letter(message, [("key", "the record key is not the event's subject")])
             continue
-        by_child[key].append((parsed, message.partition))
+        by_child[key].append((parsed, message.partition, message))
     now = datetime.now(UTC)
+    # Live (caught up), events are merged at the wall clock's horizon: one that arrives
+    # later than the lateness (a backdated report, a backfill) then holds its episode's
+    # time rules for the lateness instead of firing them before its found can arrive.
+    # While a backlog is replayed, event time alone decides, as on the first run.
+    wall = wall_clock() if caught_up() else None
     async with state_lock:
         alerts: list[Alert] = []
         updates: list[tuple[bytes, str, ChildState, int]] = []
         outcomes: dict[str, int] = defaultdict(int)
+        refused: list[tuple[Any, str]] = []
         for key, items in by_child.items():
             state = _load(key)
             changed = False
-            for parsed, partition in items:
-                state, outcome = engine.apply_event(state, parsed, now, policy, copy=False)
+            for parsed, _, message in items:
+                state, outcome = engine.apply_event(state, parsed, now, policy, copy=False, wall=wall)
+                if outcome.refused is not None:  # merged nothing (its key is remembered): dead-lettered below
+                    refused.append((message, outcome.refused))
+                    changed = True
+                    continue
                 outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
                 changed = changed or outcome.applied
                 alerts += outcome.alerts
+                for event_id, reason in outcome.refused_earlier:
+                    # A correction that came before its report, applied to nothing: its record
+                    # is already behind us in the topic, so the refusal is logged (and counted).
+                    EVENTS_PROCESSED.labels(outcome="refused").inc()
+                    log.warning("correction refused", event_id=event_id, reason=reason)
             if changed:  # duplicates and stale events leave the state as it was: nothing to write
                 updates.append((key, items[0][0].subject, state, items[0][1]))
         await _send_alerts(alerts)  # first: a state saying "emitted" must never precede its alert
         await _save_all([(key, state, partition) for key, _, state, partition in updates])
         for key, child_ref, state, _ in updates:
             _track(key, child_ref, state)
+    for message, reason in refused:
+        await _dead_letter(message, [("source", f"refused: {reason}")])
     for outcome_name, count in outcomes.items():
         EVENTS_PROCESSED.labels(outcome=outcome_name).inc(count)
     _update_gauges()

@@ -53,6 +53,8 @@ from beacon.core.events import (
     PlacementChanged,
     ReturnInterviewRecorded,
     RiskRegraded,
+    StrategyDiscussionRecorded,
+    source_org,
 )
 from beacon.core.policy import Policy
 from beacon.correlator.state import (
@@ -125,7 +127,7 @@ class Derived(NamedTuple):
     rule: str
     step: str
     severity: Severity
-    notify: str
+    notify: str | None
     reason: str
     occurred_at: int
     triggers: tuple[str, ...]
@@ -141,6 +143,10 @@ class Outcome:
     duplicate: bool = False
     stale: bool = False
     alerts: list[Alert] = field(default_factory=list)
+    refused: str | None = None  # why this event was refused (it changed nothing)
+    # (event id, reason) of corrections that arrived before their report, refused now
+    # that the report says who has a part in the episode (they were never applied).
+    refused_earlier: list[tuple[str, str]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ merging facts
@@ -149,7 +155,12 @@ class Outcome:
 # it reads (and, for time rules, of the horizon), so a rule re-evaluated after every change
 # of what it reads never misses an alert, and need not run when something else changed.
 TRIAGE_RULE, CSE_RULE, UNALLOCATED_RULE, REPEAT_RULE, TIME_RULES = 1, 2, 4, 8, 16
-EVERY_RULE = TRIAGE_RULE | CSE_RULE | UNALLOCATED_RULE | REPEAT_RULE | TIME_RULES
+# Not a rule: resolve every alert raised whose resolution is now due (closed episode,
+# discussion held, interview recorded), also those whose rule no longer derives them.
+RESOLVE = 32
+EVERY_RULE = TRIAGE_RULE | CSE_RULE | UNALLOCATED_RULE | REPEAT_RULE | TIME_RULES | RESOLVE
+# What an event re-evaluates in an episode at rest that it is not about.
+AT_REST_RULES = REPEAT_RULE | RESOLVE
 
 
 class Scope(NamedTuple):
@@ -164,8 +175,10 @@ class Scope(NamedTuple):
 REPORT_SCOPE = Scope(EVERY_RULE, REPEAT_RULE)  # a report can complete a repeat for a later episode
 EPISODE_SCOPE = Scope(EVERY_RULE)  # found, correction: the start, the end and what they resolve
 GRADE_SCOPE = Scope(TRIAGE_RULE)  # re-grade, Child Rescue Alert: only triage reads them
-INTERVIEW_SCOPE = Scope(TIME_RULES)  # return interview: the overdue rule, which it may resolve
+INTERVIEW_SCOPE = Scope(TIME_RULES | RESOLVE)  # return interview: the overdue rule, which it may resolve
 CHILD_SCOPE = Scope(EVERY_RULE, EVERY_RULE)  # CSE screening, allocation: read for every episode
+# Strategy discussion held: closes prompts and restarts the repeat count, for every episode.
+DISCUSSION_SCOPE = Scope(REPEAT_RULE | RESOLVE, REPEAT_RULE | RESOLVE)
 CLOCK_SCOPE = Scope()  # sightings, checks, placements: they only move the watermark
 
 
@@ -177,7 +190,47 @@ def _episode(state: ChildState, ref: str) -> tuple[str, Episode]:
     return ref, episode
 
 
-def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t: int) -> None:
+def parties(state: ChildState, episode: Episode) -> set[str | None]:
+    """Organisations with a part in a reported episode: its reporting force, its placing
+    council, and the placing and host councils of the child's latest placement."""
+    assert episode.r is not None
+    placing = state.p[2] if state.p else None
+    return {episode.r.org, episode.r.council, placing, state.ph} - {None}
+
+
+def _correction_refused(state: ChildState, episode: Episode, ref: str, org: str) -> str | None:
+    assert episode.r is not None
+    if episode.r.org is None or org in parties(state, episode):
+        return None  # (no reporting force: reported before Beacon kept it, so its parties are not known)
+    return f"correction from {org}, which has no part in episode {ref} (reporting force, placing or host council)"
+
+
+def _closed_by(episode: Episode, event_id: str, org: str) -> None:
+    """Remember who sent the closing fact just added, if it is now the earliest (``f[0]``):
+    whatever the arrival order, ``o`` ends as the sender of the earliest."""
+    if episode.f and episode.f[0][1] == event_id:
+        episode.o = org
+
+
+def _apply_correction(episode: Episode, fact: tuple[int, str, int | None, int | None, str], known: int) -> None:
+    t, event_id, started, ended, org = fact
+    added = started is not None and add_fact(episode.s, (t, event_id, started))
+    if ended is not None and add_fact(episode.f, (t, event_id, ended)):
+        added = True
+    if added:
+        episode.k = max(episode.k, known)
+        _closed_by(episode, event_id, org)
+
+
+def _merge_report(
+    state: ChildState,
+    event: CloudEvent,
+    data: EpisodeReported,
+    t: int,
+    known: int,
+    parties_only: bool,
+    refused: list[tuple[str, str]],
+) -> None:
     ref = state.al.get(data.episode_ref, data.episode_ref)
     if ref not in state.e:
         # A report while another episode is open updates that episode: no second one.
@@ -194,9 +247,19 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
         cared=data.looked_after,
         cat=data.category.value,
         council=data.placing_council,
+        org=data.reporting_org,
     )
     if episode.r is None:
         episode.r = report
+        episode.k = max(episode.k, known)
+        # Corrections that came first: now the report says who may send them.
+        for pending in episode.pc:
+            reason = _correction_refused(state, episode, ref, pending[4]) if parties_only else None
+            if reason is None:
+                _apply_correction(episode, pending, known)
+            else:
+                refused.append((pending[1], reason))
+        episode.pc = []
     elif (report.t, report.id) != (episode.r.t, episode.r.id):
         # Resent or second report: the earliest is the report, the others count as re-grades.
         older, newer = sorted((episode.r, report), key=lambda r: (r.t, r.id))
@@ -204,25 +267,47 @@ def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t
         add_fact(episode.g, (newer.t, newer.id, newer.risk))
 
 
-def merge(state: ChildState, event: CloudEvent, t: int) -> Scope:
+def merge(
+    state: ChildState,
+    event: CloudEvent,
+    t: int,
+    known: int = 0,
+    parties_only: bool = False,
+    refused: list[tuple[str, str]] | None = None,
+) -> Scope:
     """Merge one event's facts (``t``: its time, epoch seconds) into the state
-    (idempotent, commutative); returns which rules must look again."""
+    (idempotent, commutative); returns which rules must look again. ``known``: the
+    horizon the event arrived at when that is more than the lateness after its time, else 0
+    (a report, found or correction that late holds its episode's time rules: ``Episode.k``).
+    ``parties_only``: a correction that arrived before its report is applied, when the
+    report arrives, only if it came from a party to the episode; ``refused`` collects
+    (event id, reason) of those that did not."""
     data = event.data
     if isinstance(data, EpisodeReported):
-        _merge_report(state, event, data, t)
+        _merge_report(state, event, data, t, known, parties_only, [] if refused is None else refused)
         return REPORT_SCOPE
     if isinstance(data, RiskRegraded):
         add_fact(_episode(state, data.episode_ref)[1].g, (t, event.id, RISK_RANK[data.risk.value]))
         return GRADE_SCOPE
     if isinstance(data, ChildFound):
-        add_fact(_episode(state, data.episode_ref)[1].f, (t, event.id, epoch(data.ended_at)))
+        _, episode = _episode(state, data.episode_ref)
+        if add_fact(episode.f, (t, event.id, epoch(data.ended_at))):
+            episode.k = max(episode.k, known)
+            _closed_by(episode, event.id, source_org(event.source))
         return EPISODE_SCOPE
     if isinstance(data, EpisodeCorrected):
         _, episode = _episode(state, data.episode_ref)
-        if data.started_at is not None:
-            add_fact(episode.s, (t, event.id, epoch(data.started_at)))
-        if data.ended_at is not None:
-            add_fact(episode.f, (t, event.id, epoch(data.ended_at)))
+        correction = (
+            t,
+            event.id,
+            None if data.started_at is None else epoch(data.started_at),
+            None if data.ended_at is None else epoch(data.ended_at),
+            source_org(event.source),
+        )
+        if episode.r is not None:
+            _apply_correction(episode, correction, known)  # from a party (apply_event checked)
+        elif all(pending[1] != event.id for pending in episode.pc):
+            episode.pc.append(correction)
         return EPISODE_SCOPE
     if isinstance(data, ChildRescueAlertActivated):
         _, episode = _episode(state, data.episode_ref)
@@ -240,11 +325,17 @@ def merge(state: ChildState, event: CloudEvent, t: int) -> Scope:
     if isinstance(data, AllocationChanged):
         add_fact(state.u, (t, event.id, 1 if data.status == "allocated" else 0))
         return CHILD_SCOPE
+    if isinstance(data, StrategyDiscussionRecorded):
+        if data.status != "held":  # a request alone does not close a prompt
+            return CLOCK_SCOPE
+        add_fact(state.d, (t, event.id))
+        return DISCUSSION_SCOPE
     if isinstance(data, PlacementChanged):
         candidate = (t, event.id, data.placing_council)
         if state.p is None or candidate > tuple(state.p):
-            state.p = candidate  # read when an alert is written, by no rule
-    # Sightings, safe-and-well checks and strategy discussions only move the watermark.
+            state.p = candidate  # read when an alert is written, and by ``parties``
+            state.ph = data.host_council
+    # Sightings, safe-and-well checks and discussion requests only move the watermark.
     return CLOCK_SCOPE
 
 
@@ -277,6 +368,9 @@ class _Tables:
         repeat = policy.repeat_episodes
         self.repeat_step = f"{repeat.count}in{repeat.window_days}d"
         self.repeat_window = repeat.window_days * 86400
+        # A critical CSE alert asks for a strategy discussion: it stays open until one is held.
+        self.cse_until_discussed = policy.cse_missing.severity is Severity.critical
+        self.ladder_by_hours = {hours: step for step, _, hours in self.ladder}
 
 
 _TABLES: dict[int, tuple[Policy, _Tables]] = {}
@@ -297,6 +391,7 @@ def _ladder_reason(category: str, after_hours: float) -> str:
 
 FOUND = "Child found or returned; alert resolved"
 RHI_RECORDED = "Return home interview recorded"
+DISCUSSED = "Strategy discussion held; alert resolved"
 
 
 class _Rules:
@@ -330,6 +425,17 @@ class _Rules:
         settled_end = bisect.bisect_left(facts, (x - self.lateness,))
         recent_end = bisect.bisect_left(facts, (x + 1,))
         return facts[max(settled_end - 1, 0) : recent_end]
+
+    def discussed(self, report: Report) -> bool:
+        """A strategy discussion held no earlier than the lateness before the report: it
+        closes the episode's strategy-discussion prompts (repeat episodes, critical CSE)."""
+        held = self.state.d
+        return bool(held) and held[-1][0] >= report.t - self.lateness
+
+    def discussion_time(self, report: Report) -> int:
+        """When the discussion that closes the episode's prompts was held (see ``discussed``)."""
+        held = self.state.d
+        return held[bisect.bisect_left(held, (report.t - self.lateness,))][0]
 
     def settled_cse_level(self, x: int) -> int:
         """The CSE level as of ``x`` from settled screenings only: a screening that may
@@ -390,7 +496,13 @@ class _Rules:
     def cse_missing(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         report, rule = episode.r, self.policy.cse_missing
         assert report is not None
-        if not self.state.c or not self._fresh(episode, CSE_MISSING, "flag", closed):
+        if not self.state.c:
+            return
+        if self.tables.cse_until_discussed:
+            resolved, resolved_reason = self.discussed(report), DISCUSSED
+        else:
+            resolved, resolved_reason = closed, FOUND
+        if not self._fresh(episode, CSE_MISSING, "flag", resolved):
             return
         threshold = CSE_RANK[rule.from_level]
         reason = f"Missing child with safeguarding flag; {rule.severity.value}"
@@ -398,13 +510,33 @@ class _Rules:
         flagged = [f for f in self.latest_as_of(self.state.c, report.t) if f[2] >= threshold]
         if flagged:
             yield Derived(
-                ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, report.t, (report.id, flagged[-1][1])
+                ref,
+                CSE_MISSING,
+                "flag",
+                rule.severity,
+                rule.notify,
+                reason,
+                report.t,
+                (report.id, flagged[-1][1]),
+                resolved,
+                resolved_reason,
             )
             return
         # ... or a CSE flag arrives while the child is missing: whichever comes first.
         for t, eid, level in self.state.c:
             if t >= report.t and level >= threshold and not self.closed_before(episode, t - self.lateness):
-                yield Derived(ref, CSE_MISSING, "flag", rule.severity, rule.notify, reason, t, (report.id, eid))
+                yield Derived(
+                    ref,
+                    CSE_MISSING,
+                    "flag",
+                    rule.severity,
+                    rule.notify,
+                    reason,
+                    t,
+                    (report.id, eid),
+                    resolved,
+                    resolved_reason,
+                )
                 return
 
     def unallocated(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
@@ -432,26 +564,54 @@ class _Rules:
                 return
 
     def repeat(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
+        """The Nth episode starting within the window since the child's last strategy
+        discussion (settled when this episode was reported) prompts a discussion; the
+        prompt closes when one is held (``discussed``), not when the child comes home.
+        One prompt per run of episodes: none if an earlier episode within this one's window,
+        reported before this one was (settled), had already reached the count since that
+        discussion."""
         report, rule, tables = episode.r, self.policy.repeat_episodes, self.tables
         assert report is not None
-        if len(self.state.e) < rule.count or not self._fresh(episode, REPEAT, tables.repeat_step, closed):
+        if len(self.state.e) < rule.count:
             return
-        starts = sorted(
-            (e.r.start, e.r.id)
+        resolved = self.discussed(report)
+        if not self._fresh(episode, REPEAT, tables.repeat_step, resolved):
+            return
+        held, settled = self.state.d, report.t - self.lateness
+        last = bisect.bisect_left(held, (settled,))
+        after = held[last - 1][0] if last else -NEVER  # the count restarts after a discussion
+        rows = sorted(
+            (e.r.start, e.r.id, e.r.t)
             for e in self.state.e.values()
-            if e.r is not None and report.start - tables.repeat_window <= e.r.start <= report.start
+            if e.r is not None and after < e.r.start <= report.start
         )
-        if len(starts) >= rule.count:
-            yield Derived(
-                ref,
-                REPEAT,
-                tables.repeat_step,
-                rule.severity,
-                rule.notify,
-                f"{len(starts)} missing episodes in {rule.window_days} days; strategy discussion needed",
-                report.t,
-                tuple(eid for _, eid in starts[-rule.count :]),
-            )
+        starts = [row[0] for row in rows]
+        window = tables.repeat_window
+        first = bisect.bisect_left(starts, report.start - window)
+        count = len(rows) - first
+        if count < rule.count:
+            return
+        this = (report.start, report.id)
+        for start, eid, t in rows[first:]:
+            if (start, eid) >= this:
+                break
+            if (
+                t < settled
+                and bisect.bisect_right(starts, start) - bisect.bisect_left(starts, start - window) >= rule.count
+            ):
+                return  # that earlier episode carries the prompt
+        yield Derived(
+            ref,
+            REPEAT,
+            tables.repeat_step,
+            rule.severity,
+            rule.notify,
+            f"{count} missing episodes in {rule.window_days} days; strategy discussion needed",
+            report.t,
+            tuple(row[1] for row in rows[-rule.count :]),
+            resolved,
+            DISCUSSED,
+        )
 
     @staticmethod
     def deadline(facts: list[tuple[int, str, int]], after: int) -> int:
@@ -466,23 +626,29 @@ class _Rules:
         return NEVER
 
     def time_points(self, episode: Episode) -> Iterable[tuple[int, str, str, int, Any]]:
-        """(deadline + lateness, rule, step, deadline, ladder step or None) of every ladder
-        step and the return interview that has a deadline, whether past or pending."""
+        """(decided at + lateness, rule, step, deadline, ladder step or None) of every ladder
+        step and the return interview that has a deadline, whether past or pending. A rule is
+        decided at its deadline, or when its episode became known (``Episode.k``) if that is
+        later: the absence of a found or an interview counts only over what was recorded by
+        then, and only once the lateness has passed after it."""
         report, tables = episode.r, self.tables
         assert report is not None
         reported = (report.t, report.id, report.start)
         starts = sorted([reported, *episode.s]) if episode.s else [reported]
+        known = episode.k
         for step, after, hours in tables.ladder:
             if step.looked_after_only and not report.cared:
                 continue
             due = self.deadline(starts, after)
-            if due >= NEVER or self.closed_before(episode, due):
+            decided = max(due, known)
+            if due >= NEVER or self.closed_before(episode, decided):
                 continue
-            yield due + self.lateness, DURATION, hours, due, step
+            yield decided + self.lateness, DURATION, hours, due, step
         if episode.f:
             due = self.deadline(episode.f, tables.rhi_after)
-            if due < NEVER and not (episode.i and episode.i[0] < due):
-                yield due + self.lateness, RHI_OVERDUE, tables.rhi_step, due, None
+            decided = max(due, known)
+            if due < NEVER and not (episode.i and episode.i[0] < decided):
+                yield decided + self.lateness, RHI_OVERDUE, tables.rhi_step, due, None
 
     def time_rules(self, ref: str, episode: Episode, closed: bool) -> Iterable[Derived]:
         """Ladder steps and the return interview whose deadline plus lateness the horizon
@@ -532,6 +698,8 @@ class _Rules:
         w, lateness = self.state.w, self.lateness
         if not episode.f or episode.f[0][0] >= w - 2 * lateness or self.horizon < w:
             return False
+        if episode.k + lateness > self.horizon:
+            return False  # known late: its time rules are still held (time_points)
         if episode.i is not None:
             return episode.i[0] < w - lateness
         return alert_key(RHI_OVERDUE, self.tables.rhi_step) in episode.a
@@ -557,7 +725,7 @@ class _Rules:
                 # At rest, its rules skipped the child's late facts (CSE, allocation): all again.
                 rules = EVERY_RULE if episode.q else scope.episode
             else:
-                rules = scope.others & REPEAT_RULE if episode.q else scope.others
+                rules = scope.others & AT_REST_RULES if episode.q else scope.others
             if time_due and not episode.q:
                 rules |= TIME_RULES
             if rules or not episode.q:
@@ -567,19 +735,71 @@ class _Rules:
             if not rules:
                 continue
             closed = bool(episode.f)
-            for flag, rule in (
-                (TRIAGE_RULE, self.triage),
-                (CSE_RULE, self.cse_missing),
-                (UNALLOCATED_RULE, self.unallocated),
-                (REPEAT_RULE, self.repeat),
-            ):
+            first = len(derived)
+            for flag, rule in ((TRIAGE_RULE, self.triage), (UNALLOCATED_RULE, self.unallocated)):
                 if rules & flag:
                     derived += (_with_resolution(d, closed) for d in rule(ref, episode, closed))
+            if rules & CSE_RULE:
+                derived += self.cse_missing(ref, episode, closed)
+            if rules & REPEAT_RULE:
+                derived += self.repeat(ref, episode, closed)
             if rules & TIME_RULES:
                 derived += self.time_rules(ref, episode, closed)
+            if rules & RESOLVE and RAISED in episode.a.values():
+                derived += self.resolutions(ref, episode, closed, derived[first:])
         if kept and state.n > 0:
             self.next_fire = min(self.next_fire, state.n)
         return derived
+
+    def resolutions(self, ref: str, episode: Episode, closed: bool, derived: list[Derived]) -> Iterable[Derived]:
+        """Resolutions now due of alerts raised, also of those whose rule no longer derives
+        them (the facts changed since: a ladder step whose deadline a late found or a
+        correction put after the episode's end, an interview recorded before the deadline
+        moved); ``derived``: what the rules already said about this episode in this pass."""
+        report, tables, policy = episode.r, self.tables, self.policy
+        assert report is not None
+        said = {alert_key(d.rule, d.step) for d in derived}
+        for key, status in episode.a.items():
+            if status != RAISED or key in said:
+                continue
+            code, step = key[0], key[1:]
+            if code == "I":
+                if episode.i is None:
+                    continue
+                rhi = policy.return_interview
+                at, trigger = episode.i
+                yield Derived(
+                    ref, RHI_OVERDUE, step, rhi.severity, rhi.notify, "", at, (report.id, trigger), True, RHI_RECORDED
+                )
+                continue
+            if code == "R" or (code == "C" and tables.cse_until_discussed):
+                if not self.discussed(report):
+                    continue
+                held = self.state.d
+                at, trigger = held[bisect.bisect_left(held, (report.t - self.lateness,))]
+                why = DISCUSSED
+            elif closed:
+                at, trigger, why = episode.f[0][0], episode.f[0][1], FOUND
+            else:
+                continue
+            rule, severity, notify = self.described(code, step)
+            yield Derived(ref, rule, step, severity, notify, "", at, (report.id, trigger), True, why)
+
+    def described(self, code: str, step: str) -> tuple[str, Severity, str | None]:
+        """(rule, severity, role to notify) of a raised alert, from its key (``alert_key``)."""
+        policy = self.policy
+        if code == "T":
+            return TRIAGE, Severity(step), policy.triage.notify[Severity(step)]
+        if code == "D":
+            ladder_step = self.tables.ladder_by_hours.get(step)
+            if ladder_step is None:  # a step the policy no longer has
+                return DURATION, Severity.medium, None
+            return DURATION, ladder_step.severity, ladder_step.notify
+        if code == "C":
+            return CSE_MISSING, policy.cse_missing.severity, policy.cse_missing.notify
+        if code == "U":
+            return UNALLOCATED, policy.unallocated.severity, policy.unallocated.notify
+        return REPEAT, policy.repeat_episodes.severity, policy.repeat_episodes.notify
 
     def settle(self) -> None:
         """Once their alerts are emitted: mark the episodes looked at that are now at rest."""
@@ -658,8 +878,9 @@ def _emit(
                 Alert(
                     status="resolved",
                     reason=d.resolved_reason,
-                    occurred_at=as_datetime(max(d.occurred_at, _resolution_time(episode, d))),
+                    occurred_at=as_datetime(max(d.occurred_at, _resolution_time(rules, episode, d))),
                     trigger_event_ids=d.triggers,
+                    closed_by=episode.o if d.resolved_reason == FOUND else None,
                     **common,
                 )
             )
@@ -669,7 +890,10 @@ def _emit(
     return raised + resolved
 
 
-def _resolution_time(episode: Episode, d: Derived) -> int:
+def _resolution_time(rules: _Rules, episode: Episode, d: Derived) -> int:
+    if d.resolved_reason == DISCUSSED:
+        assert episode.r is not None
+        return rules.discussion_time(episode.r)
     if d.rule == RHI_OVERDUE:
         return episode.i[0] if episode.i else d.occurred_at
     return episode.f[0][0] if episode.f else d.occurred_at
@@ -677,21 +901,30 @@ def _resolution_time(episode: Episode, d: Derived) -> int:
 
 def _prune(state: ChildState, policy: Policy) -> None:
     """Forget what no rule can look at again: closed (or never reported) episodes and
-    superseded facts older than the longest window plus the lateness."""
+    superseded facts older than the longest window plus the lateness. An episode whose
+    strategy-discussion prompt is still open is kept: a discussion held later closes it."""
     cutoff = state.w - _tables(policy).horizon
     gone = [
         ref
         for ref, e in state.e.items()
-        if (e.f or e.r is None) and (e.r is None or e.r.t < cutoff) and e.last_fact_time() < cutoff
+        if (e.f or e.r is None)
+        and (e.r is None or e.r.t < cutoff)
+        and e.last_fact_time() < cutoff
+        and not _awaits_discussion(e)
     ]
     if gone:
         for ref in gone:
             del state.e[ref]
         state.al = {alias: ref for alias, ref in state.al.items() if ref in state.e}
-    for facts in (state.c, state.u):
+    for facts in (state.c, state.u, state.d):
         if len(facts) > 1 and facts[1][0] < cutoff:  # sorted: the old facts are a prefix
             old = bisect.bisect_left(facts, (cutoff,))
             del facts[: old - 1]  # keep the latest old one: it is still the value as of now
+
+
+def _awaits_discussion(episode: Episode) -> bool:
+    a = episode.a
+    return RAISED in a.values() and any(status == RAISED and key[0] in "RC" for key, status in a.items())
 
 
 def decide(state: ChildState, event: CloudEvent, now: datetime, policy: Policy) -> tuple[ChildState, list[Alert]]:
@@ -702,11 +935,21 @@ def decide(state: ChildState, event: CloudEvent, now: datetime, policy: Policy) 
 
 
 def apply_event(
-    state: ChildState, event: CloudEvent, now: datetime, policy: Policy, *, copy: bool = True
+    state: ChildState,
+    event: CloudEvent,
+    now: datetime,
+    policy: Policy,
+    *,
+    copy: bool = True,
+    wall: datetime | None = None,
 ) -> tuple[ChildState, Outcome]:
     """``decide`` that also says whether the event was applied, a duplicate or stale.
     ``copy=False`` updates ``state`` in place: for a caller that owns it (the worker
-    deserialised it for this batch), it saves a deep copy per event."""
+    deserialised it for this batch), it saves a deep copy per event. ``wall``: the wall
+    clock, from a worker that has caught up with its events (live, not replaying): the
+    event is merged at the horizon a tick would have reached, so a report or found that
+    arrives later than the lateness behind it holds its episode's time rules for the
+    lateness (``Episode.k``) instead of firing them over a past it has not heard all of."""
     if copy:
         state = state.copy()
     t = epoch(event.time)
@@ -719,7 +962,17 @@ def apply_event(
     state.k.append(key)
     state.k.sort()
     del state.k[: max(0, len(state.k) - policy.processed_event_memory)]
-    scope = merge(state, event, t)
+    refused = _refusal(state, event, policy)
+    if refused is not None:
+        # Nothing merged; only its key is remembered, as for a correction that came before
+        # its report and was refused then, so a resend is a duplicate either way.
+        return state, Outcome(applied=False, refused=refused)
+    if wall is not None:
+        state.h = max(state.h, epoch(wall))
+    horizon = max(state.w, state.h)
+    earlier: list[tuple[str, str]] = []
+    known = horizon if t < horizon - _tables(policy).lateness else 0
+    scope = merge(state, event, t, known, policy.corrections.parties_only, earlier)
     state.w = max(state.w, t)
     if state.h <= state.w:
         state.h = 0  # the watermark has caught up with the last tick: nothing to remember
@@ -727,7 +980,20 @@ def apply_event(
     touched = state.al.get(ref, ref) if ref else ""
     alerts = _emit(event.subject, state, policy, now, touched, scope)
     _prune(state, policy)
-    return state, Outcome(alerts=alerts)
+    return state, Outcome(alerts=alerts, refused_earlier=earlier)
+
+
+def _refusal(state: ChildState, event: CloudEvent, policy: Policy) -> str | None:
+    """Why a correction of a reported episode is refused (``policy.corrections``), if it is.
+    One of an episode not yet reported is checked when its report arrives (``merge``)."""
+    data = event.data
+    if not isinstance(data, EpisodeCorrected) or not policy.corrections.parties_only:
+        return None
+    ref = state.al.get(data.episode_ref, data.episode_ref)
+    episode = state.e.get(ref)
+    if episode is None or episode.r is None:
+        return None
+    return _correction_refused(state, episode, ref, source_org(event.source))
 
 
 def tick(child_ref: str, state: ChildState, now: datetime, policy: Policy) -> tuple[ChildState, list[Alert]]:

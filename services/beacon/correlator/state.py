@@ -37,6 +37,7 @@ class Report(NamedTuple):
     cared: bool  # looked after (child in care)
     cat: str  # missing | absent | away_without_authorisation
     council: str | None = None
+    org: str | None = None  # reporting force
 
 
 class Episode(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -50,6 +51,16 @@ class Episode(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
     # At rest: fully derived after it settled; nothing new can come of it unless an event
     # about it arrives (a shortcut, see engine._Rules.at_rest).
     q: bool = False
+    # Known since: the horizon when a report, found or correction of it arrived later than
+    # the lateness behind that horizon (a backdated report, a backfill). Its time rules wait
+    # the lateness from there, as for an on-time report, so its found can still arrive.
+    k: int = 0
+    # Organisation (from the event's authenticated source) that sent the closing fact
+    # ``f[0]`` (a found or an accepted correction): who closed the episode.
+    o: str | None = None
+    # Corrections that arrived before the report, when only the report can say who has a
+    # part in the episode: (time, event id, started_at or None, ended_at or None, org).
+    pc: list[tuple[int, str, int | None, int | None, str]] = msgspec.field(default_factory=list)
 
     @property
     def closed(self) -> bool:
@@ -57,7 +68,7 @@ class Episode(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
 
     def last_fact_time(self) -> int:
         times = [fact[0] for facts in (self.g, self.s, self.f) for fact in facts]
-        times += [v[0] for v in (self.x, self.i) if v]
+        times += [v[0] for v in (self.x, self.i, *self.pc) if v]
         if self.r:
             times.append(self.r.t)
         return max(times, default=0)
@@ -72,6 +83,10 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     c: list[Fact] = msgspec.field(default_factory=list)  # CSE screenings (level rank)
     u: list[Fact] = msgspec.field(default_factory=list)  # allocation changes (1 allocated, 0 unallocated)
     p: StrFact | None = None  # latest placement: placing council
+    ph: str | None = None  # host council of that placement
+    # Strategy discussions held (time, event id), sorted: they close the repeat-episodes
+    # and critical CSE prompts, and restart the repeat count.
+    d: list[tuple[int, str]] = msgspec.field(default_factory=list)
     # When a time rule can next fire (never later; a cache of what the facts say, so that
     # events that only move the watermark skip the time rules): 0 not known, -1 none pending.
     n: int = 0
