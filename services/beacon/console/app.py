@@ -33,20 +33,13 @@ from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
 from beacon.console.users import UsersFileError, UserStore
 from beacon.core.acks import AckCommand
+from beacon.core.http_headers import SecurityHeadersMiddleware
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
 
 log = get_logger("console")
 HERE = Path(__file__).parent
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 SSE_KEEPALIVE_S = 15.0
 SSE_COALESCE_S = 0.2  # a burst of records becomes one page refresh
 
@@ -132,12 +125,7 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, _exc: LoginRequired) -> Response:

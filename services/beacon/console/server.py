@@ -12,6 +12,7 @@ from beacon.console.feed import Feed
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
+from beacon.core.http_server import uvicorn_config
 from beacon.core.kafka import make_producer
 from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.settings import load_settings
@@ -46,10 +47,10 @@ def run() -> None:
         log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME")
     feed = Feed(settings)
     app = create_app(settings, feed, send_ack, send_session_record)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
-        host=settings.bind_host,
-        port=settings.console_port,
+        settings,
+        settings.console_port,
         log_level="warning",
         log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
         access_log=False,

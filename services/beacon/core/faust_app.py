@@ -18,6 +18,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from beacon.core.http_headers import aiohttp_security_headers
+from beacon.core.http_server import aiohttp_options
 from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
@@ -86,6 +88,7 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
         "web_bind": settings.bind_host,
         "web_port": web_port,
         "web_in_thread": False,
+        "web_application_options": aiohttp_options(settings, aiohttp_security_headers()),
         # Faust's Worker takes this for mode's logging set-up: JSON lines, not coloured text.
         "logging_config": logging_config(settings.log_level),
     }

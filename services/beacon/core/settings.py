@@ -161,6 +161,26 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Address every HTTP port listens on (0.0.0.0 in a container)."
     )
     public_base_url: str = Field(default="http://127.0.0.1:8082", description="Base of acknowledgement links.")
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="A request's headers must all arrive within this (else 408)."
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="A request's body must all arrive within this of its headers."
+    )
+    http_keep_alive_s: int = Field(default=5, ge=1, le=300, description="An idle kept-alive connection closes.")
+    http_bad_auth_burst: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="Requests with a missing or bad key one client address may make before 429 "
+        "(ingest and the notifier API); refilled at BEACON_HTTP_BAD_AUTH_RATE_PER_S.",
+    )
+    http_bad_auth_rate_per_s: float = Field(
+        default=0.5, gt=0, le=1000, description="Requests without a valid key an address regains per second."
+    )
+    http_max_connections: int = Field(
+        default=256, ge=1, le=100_000, description="Open connections per HTTP server; more are refused at once."
+    )
 
     # Twilio (SMS). Empty account SID means dev mode (file outbox).
     twilio_account_sid: str = Field(

@@ -24,8 +24,11 @@ from pydantic.json_schema import models_json_schema
 
 from beacon.core.broker import kafka_answers
 from beacon.core.events import EVENT_TYPES, envelope_model, event_to_json
+from beacon.core.http_headers import API_HEADERS, SecurityHeadersMiddleware
+from beacon.core.http_server import uvicorn_config
 from beacon.core.logs import get_logger
 from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
+from beacon.core.rate_limit import BadCredentialLimiter
 from beacon.core.topics import EVENTS
 from beacon.ingest.apikeys import ApiKeyStore, KeyFileError
 from beacon.ingest.decisions import (
@@ -91,6 +94,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     store = ApiKeyStore(settings.ingest_api_keys_file)
     producer = AckedProducer(settings)
     buckets: dict[str, Bucket] = {}
+    bad_credentials = BadCredentialLimiter(settings.http_bad_auth_rate_per_s, settings.http_bad_auth_burst)
     readiness = {"ready": False, "checked_at": 0.0}
     rules = ContractRules.from_settings(settings)
 
@@ -111,6 +115,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         redoc_url=None,  # one documentation page: /docs (README, "Security": every route is documented)
         swagger_ui_oauth2_redirect_url=None,  # no OAuth here: API keys
     )
+    app.add_middleware(SecurityHeadersMiddleware, headers=API_HEADERS)
     bearer = HTTPBearer(auto_error=False, description="The API key of your source: `Authorization: Bearer bk_...`.")
 
     async def kafka_ready() -> bool:
@@ -188,6 +193,19 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 )
             )
         if key is None:
+            address = request.client.host if request.client else "unknown"
+            wait_s = bad_credentials.refused(address, time.monotonic())
+            if wait_s > 0:  # a key guesser or a broken client: slowed down, the good keys still work
+                EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="rate-limited").inc()
+                return problem_response(
+                    Problem(
+                        429,
+                        "rate-limited",
+                        "Too Many Requests",
+                        "too many requests without a valid API key from this address; retry later",
+                        headers={"Retry-After": retry_after_header(wait_s)},
+                    )
+                )
             EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="unauthorized").inc()
             return problem_response(
                 Problem(
@@ -327,11 +345,13 @@ def serve(settings: IngestSettings) -> None:
     get_logger("ingest").info(
         "ingest_starting", port=settings.ingest_port, keys_file=str(settings.ingest_api_keys_file)
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.bind_host,
-        port=settings.ingest_port,
-        log_level=settings.log_level.lower(),
-        log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
-        access_log=False,
-    )
+    uvicorn.Server(
+        uvicorn_config(
+            create_app(settings),
+            settings,
+            settings.ingest_port,
+            log_level=settings.log_level.lower(),
+            log_config=logging_config(settings.log_level),  # uvicorn's own lines as JSON too
+            access_log=False,
+        )
+    ).run()

@@ -8,7 +8,6 @@ failing field (and, in a batch, the item's index).
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from beacon.core.events import EVENT_TYPES, CloudEvent, EventValidationError, FieldError, parse_event
+from beacon.core.rate_limit import Bucket, retry_after_header, take_tokens
 from beacon.ingest.references import DEFAULT_ID_PATTERN, DEFAULT_REFERENCE_PATTERN, pseudonymise, reference_errors
+
+__all__ = ["Bucket", "retry_after_header", "take_tokens"]  # re-exported: the ingest's rate limit
 
 PROBLEM_BASE = "https://beacon.example/problems/"
 
@@ -289,26 +291,4 @@ def type_label(raw: Any) -> str:
 
 
 # ------------------------------------------------------------------ rate limit
-
-
-@dataclass(frozen=True)
-class Bucket:
-    tokens: float
-    updated_at: float  # monotonic seconds
-
-
-def take_tokens(bucket: Bucket | None, cost: int, now: float, rate: float, burst: int) -> tuple[Bucket, float]:
-    """Token bucket: (new bucket, 0) when ``cost`` tokens were taken, else (bucket, seconds to wait).
-
-    A request never costs more than the bucket holds, so a full batch can always pass
-    once the bucket has refilled.
-    """
-    cost = min(cost, burst)
-    current = burst if bucket is None else min(burst, bucket.tokens + (now - bucket.updated_at) * rate)
-    if current >= cost:
-        return Bucket(current - cost, now), 0.0
-    return Bucket(current, now), (cost - current) / rate
-
-
-def retry_after_header(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))
+# The token bucket is shared with the other HTTP services: beacon.core.rate_limit.

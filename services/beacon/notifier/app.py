@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import html
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from beacon.core.metrics import (
     UNACKNOWLEDGED_CRITICAL,
 )
 from beacon.core.notifications import NotificationRecord
+from beacon.core.rate_limit import BadCredentialLimiter, retry_after_header
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
@@ -717,18 +719,33 @@ class AckLinkView(faust.web.View):
         return self.html(body, status=status)
 
 
+_bad_credentials = BadCredentialLimiter(settings.http_bad_auth_rate_per_s, settings.http_bad_auth_burst)
+
+
 def _api_authorised(request: Any) -> bool:
     expected = settings.notifier_api_token.get_secret_value()
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def _api_refusal(view: faust.web.View, request: Any) -> Any:
+    """401, or 429 once this address has sent too many requests without the token."""
+    wait_s = _bad_credentials.refused(request.remote or "unknown", time.monotonic())
+    if wait_s > 0:
+        return view.json(
+            {"error": "too many requests without a valid token; retry later"},
+            status=429,
+            headers={"Retry-After": retry_after_header(wait_s)},
+        )
+    return view.json({"error": "unauthorised"}, status=401)
+
+
 @app.page("/v1/alerts/{alert_id}/ack")
 class ApiAck(faust.web.View):
     async def post(self, request: Any, alert_id: str) -> Any:
         if not _api_authorised(request):
-            return self.json({"error": "unauthorised"}, status=401)
-        parsed = parse_api_ack(await request.read())
+            return _api_refusal(self, request)
+        parsed = parse_api_ack(await request.read())  # read already: http_server.aiohttp_body_deadline
         if isinstance(parsed, Refusal):
             return self.json(parsed.body(), status=parsed.status)
         if load_state(alert_id) is None:
@@ -749,7 +766,7 @@ class ApiAck(faust.web.View):
 class ApiAlert(faust.web.View):
     async def get(self, request: Any, alert_id: str) -> Any:
         if not _api_authorised(request):
-            return self.json({"error": "unauthorised"}, status=401)
+            return _api_refusal(self, request)
         state = load_state(alert_id)
         if state is None:
             return self.json({"error": "unknown alert"}, status=404)
