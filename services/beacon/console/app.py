@@ -29,6 +29,7 @@ from beacon.console import projection
 from beacon.console.feed import Feed
 from beacon.console.settings import ConsoleSettings
 from beacon.console.users import UserStore
+from beacon.core import domain
 from beacon.core.acks import AckCommand
 from beacon.core.logs import get_logger
 
@@ -82,7 +83,10 @@ def create_app(settings: ConsoleSettings, feed: Feed, send_ack: Callable[[AckCom
     templates.env.filters["iso"] = lambda ts: ts.isoformat() if ts else ""
     templates.env.filters["since"] = lambda ts, now: _format_duration((now - ts).total_seconds()) if ts else "-"
     templates.env.globals.update(
-        risk_label=projection.RISK_LABEL, category_label=projection.CATEGORY_LABEL, zone_name=settings.console_timezone
+        risk_label=domain.risk_label,
+        category_label=domain.category_label,
+        severity_label=domain.severity_label,
+        zone_name=settings.console_timezone,
     )
 
     @asynccontextmanager
