@@ -94,6 +94,16 @@ def test_a_second_report_while_open_is_the_same_episode_in_both_folds():
     assert missing_now(view) == [] and state.open_episode() is None
 
 
+def test_a_sighting_under_the_second_reference_first_still_makes_one_episode():
+    """A sighting (or an interview only offered) names an episode without making one, in both folds."""
+    ev = Events()
+    view, state = fold_both(
+        [ev.reported(0, "EP1"), ev.sighting(1, "EP2"), ev.rhi(1.5, "EP2", "offered"), ev.reported(2, "EP2")]
+    )
+    assert console_reading(view) == correlator_reading(state) == ({"EP1"}, {"EP2": "EP1"}, {"EP1"})
+    assert len(missing_now(view)) == 1
+
+
 def test_a_report_after_the_open_episode_closed_is_a_new_episode():
     ev = Events()
     view, state = fold_both([ev.reported(0, "EP1"), ev.found(1, "EP1"), ev.reported(5, "EP2")])

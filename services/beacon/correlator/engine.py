@@ -170,8 +170,8 @@ def _episode(state: ChildState, ref: str) -> tuple[str, Episode]:
 
 
 def _merge_report(state: ChildState, event: CloudEvent, data: EpisodeReported, t: int) -> None:
-    ref = state.al.get(data.episode_ref, data.episode_ref)
-    if ref not in state.e:
+    ref = episode_of(state.al, data.episode_ref)
+    if ref not in state.e:  # a known episode is itself: no need to look for the open one
         current = state.open_episode()
         ref = episode_of_report(state.al, state.e, current[0] if current else None, data.episode_ref)
         if ref != data.episode_ref:
