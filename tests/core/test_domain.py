@@ -5,6 +5,8 @@ event type of the contract."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +17,7 @@ from beacon.core.events import EVENT_TYPES, CloudEvent
 from beacon.core.policy import Policy
 from beacon.correlator import engine
 from beacon.correlator.state import ChildState
-from correlator.builders import CHILD, Events
+from correlator.builders import CHILD, T0, Events
 
 POLICY = Policy(council="domain", allowed_lateness_minutes=10)
 
@@ -104,6 +106,17 @@ def test_a_sighting_under_the_second_reference_first_still_makes_one_episode():
     assert len(missing_now(view)) == 1
 
 
+def test_the_current_risk_is_the_latest_by_event_time_in_both_folds():
+    """A re-grade sent after the report, though dated (regraded_at) before it, is the
+    current grade for the correlator's rules, so it is the one the console shows."""
+    ev = Events()
+    late_regrade = ev.make(
+        "episode.risk_regraded", 2, {"episode_ref": "EP1", "risk": "medium", "regraded_at": "2026-03-02T17:00:00Z"}
+    )
+    view, state = fold_both([ev.reported(0, "EP1", risk="high"), late_regrade])
+    assert view.children[CHILD].episodes["EP1"].risk == engine.missing_risk(state) == "medium"
+
+
 def test_a_report_after_the_open_episode_closed_is_a_new_episode():
     ev = Events()
     view, state = fold_both([ev.reported(0, "EP1"), ev.found(1, "EP1"), ev.reported(5, "EP2")])
@@ -124,8 +137,11 @@ def histories(draw: st.DrawFn) -> list[CloudEvent]:
             events.append(ev.reported(hours, ref, risk=draw(st.sampled_from(list(domain.RISK_RANK)))))
         elif kind == "found":
             events.append(ev.found(hours, ref))
-        elif kind == "regrade":
-            events.append(ev.regraded(hours, ref, draw(st.sampled_from(list(domain.RISK_RANK)))))
+        elif kind == "regrade":  # re-graded some hours before the source sent it, maybe
+            regraded_at = (T0 + timedelta(hours=hours - draw(st.integers(0, 6)))).isoformat()
+            grade = draw(st.sampled_from(list(domain.RISK_RANK)))
+            data = {"episode_ref": ref, "risk": grade, "regraded_at": regraded_at}
+            events.append(ev.make("episode.risk_regraded", hours, data))
         elif kind == "sighting":
             events.append(ev.sighting(hours, ref))
         elif kind == "start":
@@ -146,6 +162,11 @@ def test_both_folds_agree_on_episode_identity_whatever_the_history(events):
     reading = console_reading(view)
     assert reading == correlator_reading(state)
     assert {ep.episode_ref for ep in (row.episode for row in missing_now(view))} == reading[2]
+    for ref in reading[2]:  # and on the current police risk of each open episode
+        episode = state.e[ref]
+        assert episode.r is not None
+        latest = max([(episode.r.t, episode.r.id, episode.r.risk), *episode.g])
+        assert view.children[CHILD].episodes[ref].risk == domain.RISK_BY_RANK[latest[2]]
 
 
 def test_labels_are_defined_for_every_value_of_the_contract():

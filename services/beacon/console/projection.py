@@ -94,8 +94,9 @@ class Episode:
     outcome: str | None = None
     start_correction: Correction | None = None
     end_correction: Correction | None = None
-    risk_history: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, key, grade)
-    category_history: list[tuple[datetime, str, str]] = field(default_factory=list)
+    # (epoch(event time), event id, value): latest by the order the correlator uses too (core/domain.py)
+    risk_history: list[tuple[int, str, str]] = field(default_factory=list)
+    category_history: list[tuple[int, str, str]] = field(default_factory=list)
     reporting_org: str | None = None
     placing_council: str | None = None
     rescue_alert_at: datetime | None = None
@@ -280,8 +281,8 @@ def _index_alert(state: ViewState, alert_id: str) -> None:
         state.open_alert_ids.discard(alert_id)
 
 
-def _latest(history: list[tuple[datetime, str, str]], at: datetime, key: str, value: str) -> None:
-    bisect.insort(history, (at, key, value))
+def _latest(history: list[tuple[int, str, str]], event: CloudEvent, value: str) -> None:
+    bisect.insort(history, (epoch(event.time), event.id, value))
 
 
 def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
@@ -292,21 +293,21 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
     text: str
     if isinstance(data, EpisodeReported):
         ep = child.episode(episode_of(child.aliases, data.episode_ref))
-        report_key = (epoch(event.time), event.id)
+        report_key = (epoch(event.time), event.id)  # as the correlator orders reports
         if earlier_report(ep.report_key, report_key):  # later reports (resent, or merged in) are re-grades
             ep.report_key, ep.category, ep.reported_started_at = report_key, data.category.value, data.started_at
             ep.reporting_org, ep.placing_council = data.reporting_org, data.placing_council
-        _latest(ep.risk_history, event.time, key, data.risk.value)
+        _latest(ep.risk_history, event, data.risk.value)
         text = (
             f"Reported {CATEGORY_LABEL[data.category.value]} by {data.reporting_org}, "
             f"police risk {RISK_LABEL[data.risk.value]}"
         )
     elif isinstance(data, RiskRegraded):
         ep = child.episode(episode_of(child.aliases, data.episode_ref))
-        _latest(ep.risk_history, data.regraded_at, key, data.risk.value)
+        _latest(ep.risk_history, event, data.risk.value)
         text = f"Risk re-graded to {RISK_LABEL[data.risk.value]}"
         if data.category is not None:
-            _latest(ep.category_history, data.regraded_at, key, data.category.value)
+            _latest(ep.category_history, event, data.category.value)
             text += f", now {CATEGORY_LABEL[data.category.value]}"
     elif isinstance(data, SightingReported):
         text = "Sighting reported" if data.kind == "sighting" else "New information received"
