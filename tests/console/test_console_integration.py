@@ -182,7 +182,9 @@ def test_a_second_report_for_an_open_episode_is_one_row_in_missing_now(settings,
     assert "MET-2026-0500" in missing and "KNT-2026-0077" not in missing
     assert '<span class="risk risk-high">high</span>' in missing
     assert 'Missing now <span class="count">2</span>' in dashboard
-    assert client.get(f"/children/{child}").text.count("Reported missing by met-police") == 2  # both kept
+    timeline = client.get(f"/children/{child}").text
+    assert timeline.count("Reported missing by met-police") == 2  # both kept
+    assert "(as KNT-2026-0077: the same episode)" in timeline
 
 
 def test_a_removed_user_is_logged_out_at_once(settings, console_env, start_console):

@@ -90,6 +90,7 @@ def test_a_second_report_while_open_is_the_same_episode_in_both_folds():
     [row] = missing_now(view)
     assert (row.episode.episode_ref, row.episode.risk) == ("EP1", "high")
     assert row.episode.started_at == ev.reported(0).data.started_at  # the first report is the report
+    assert timeline(view, CHILD)[-1].text.endswith("(as EP2: the same episode)")
     # Events naming the second report's reference are about the one episode.
     apply(view, ev.found(3, "EP2"))
     state, _ = engine.apply_event(state, ev.found(3, "EP2"), ev.found(3, "EP2").time, POLICY)

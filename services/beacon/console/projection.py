@@ -302,6 +302,8 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
             f"Reported {CATEGORY_LABEL[data.category.value]} by {data.reporting_org}, "
             f"police risk {RISK_LABEL[data.risk.value]}"
         )
+        if episode_ref != data.episode_ref:  # keep the second reference findable on the timeline
+            text += f" (as {data.episode_ref}: the same episode)"
     elif isinstance(data, RiskRegraded):
         ep = child.episode(episode_of(child.aliases, data.episode_ref))
         _latest(ep.risk_history, event, data.risk.value)
