@@ -25,7 +25,7 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null; }
 
-## tools: npm packages the tests talk to (Prism serving Twilio's OpenAPI spec)
+## tools: npm packages the tests use (Prism serving Twilio's OpenAPI spec; axe-core for the console's accessibility check)
 tools: $(TOOLS)/node_modules/.installed
 $(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	cd $(TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error

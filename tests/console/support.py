@@ -14,6 +14,18 @@ from beacon.core.events import build_event
 
 USER, PASSWORD = "duty-manager-1", "correct horse battery staple"
 
+# Debian's Chromium, driven by Playwright (never a browser Playwright downloads).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def console_url(settings) -> str:
     return f"http://127.0.0.1:{settings.console_port}"

@@ -10,20 +10,19 @@ from playwright.sync_api import expect, sync_playwright
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import Severity
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
-from console.support import PASSWORD, USER, audit_record, console_url, raised_alert, reported_event
+from console.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    USER,
+    audit_record,
+    console_url,
+    raised_alert,
+    reported_event,
+)
 from harness.kafka import produce, produce_events, read_topic
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start_console, tmp_path):
@@ -48,7 +47,7 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
     start_console()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(console_url(settings) + "/")

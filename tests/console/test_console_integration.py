@@ -166,6 +166,28 @@ def test_records_appear_on_the_pages_once_and_ack_goes_to_acks(settings, console
     assert "Acacia" not in _log(settings, console_env)
 
 
+def test_a_second_report_for_an_open_episode_is_one_row_in_missing_now(settings, start_console):
+    """Two forces report the same missing child under their own incident numbers: the
+    correlator merges the second report into the open episode (core/domain.py), and so
+    does the console: one row, the first report's episode, the latest risk grade."""
+    child = "CH-TWICE-001"
+    first = reported_event(child, "MET-2026-0500", risk="low", hours_ago=3)
+    second = {**reported_event(child, "KNT-2026-0077", risk="high", hours_ago=1), "source": "urn:beacon:source:kent"}
+    produce_events(settings, EVENTS, [first, second, reported_event("CH-OTHER-002", "MET-2026-0501")])
+    start_console()
+    client = logged_in_client(settings)
+
+    dashboard = wait_for(lambda: client.get("/").text, lambda body: "CH-OTHER-002" in body)
+    missing = dashboard.split('id="missing"', 1)[1].split("</table>", 1)[0]
+    assert missing.count(f'data-child="{child}"') == 1
+    assert "MET-2026-0500" in missing and "KNT-2026-0077" not in missing
+    assert '<span class="risk risk-high">high</span>' in missing
+    assert 'Missing now <span class="count">2</span>' in dashboard
+    timeline = client.get(f"/children/{child}").text
+    assert timeline.count("Reported missing by met-police") == 2  # both kept
+    assert "(as KNT-2026-0077: the same episode)" in timeline
+
+
 def test_a_removed_user_is_logged_out_at_once(settings, console_env, start_console):
     start_console()
     client = logged_in_client(settings)

@@ -32,6 +32,7 @@ from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
 from beacon.console.users import UsersFileError, UserStore
+from beacon.core import domain
 from beacon.core.acks import AckCommand
 from beacon.core.http_headers import SecurityHeadersMiddleware
 from beacon.core.logs import get_logger
@@ -105,7 +106,10 @@ def create_app(
     templates.env.filters["iso"] = lambda ts: ts.isoformat() if ts else ""
     templates.env.filters["since"] = lambda ts, now: _format_duration((now - ts).total_seconds()) if ts else "-"
     templates.env.globals.update(
-        risk_label=projection.RISK_LABEL, category_label=projection.CATEGORY_LABEL, zone_name=settings.console_timezone
+        risk_label=domain.risk_label,
+        category_label=domain.category_label,
+        severity_label=domain.severity_label,
+        zone_name=settings.console_timezone,
     )
 
     @asynccontextmanager

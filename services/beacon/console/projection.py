@@ -9,7 +9,10 @@ Kafka is at-least-once and sources resend, so every record is deduplicated by it
 natural key (event (source, id), alert (alert_id, status), audit_id, ack command_id),
 and nothing depends on arrival order: a child found before being reported, a risk
 re-grade before the report, or an alert resolved before it was raised all end in the
-state their event times say.
+state their event times say. The one exception is shared with the correlator, whose
+reading of episode identity this fold follows (core/domain.py): a second report while an
+episode is open joins that episode, which is decided in the order the child's events
+arrive on the topic (the same order for both).
 
 Data minimisation: the projection keeps pseudonymous references, risk, categories,
 organisations and timestamps. It never stores free text from events (the only free
@@ -26,6 +29,17 @@ from typing import Literal
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord, Severity
 from beacon.core.audit import AuditRecord
+from beacon.core.domain import (
+    CATEGORY_LABEL,
+    RISK_LABEL,
+    RISK_RANK,
+    earlier_report,
+    episode_of,
+    episode_of_report,
+    epoch,
+    is_open,
+    records_episode_fact,
+)
 from beacon.core.events import (
     AllocationChanged,
     ChildFound,
@@ -47,10 +61,6 @@ from beacon.core.wording import reason
 Record = CloudEvent | AlertRecord | AuditRecord | AckCommand
 EntryKind = Literal["event", "alert", "audit", "ack"]
 AlertStatus = Literal["raised", "acknowledged", "resolved", "closed"]
-
-RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
-RISK_LABEL = {"no_apparent_risk": "no apparent risk", "low": "low", "medium": "medium", "high": "high"}
-CATEGORY_LABEL = {"missing": "missing", "absent": "absent", "away_without_authorisation": "away without authorisation"}
 
 
 @dataclass(frozen=True)
@@ -80,13 +90,15 @@ class Correction:
 class Episode:
     episode_ref: str
     category: str | None = None
+    report_key: tuple[int, str] | None = None  # (epoch(time), id) of the report the episode keeps
     reported_started_at: datetime | None = None
     found_ended_at: datetime | None = None
     outcome: str | None = None
     start_correction: Correction | None = None
     end_correction: Correction | None = None
-    risk_history: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, key, grade)
-    category_history: list[tuple[datetime, str, str]] = field(default_factory=list)
+    # (epoch(event time), event id, value): latest by the order the correlator uses too (core/domain.py)
+    risk_history: list[tuple[int, str, str]] = field(default_factory=list)
+    category_history: list[tuple[int, str, str]] = field(default_factory=list)
     reporting_org: str | None = None
     placing_council: str | None = None
     rescue_alert_at: datetime | None = None
@@ -101,8 +113,7 @@ class Episode:
 
     @property
     def is_open(self) -> bool:
-        """Missing now: the report has arrived and no end is known."""
-        return self.started_at is not None and self.ended_at is None
+        return is_open(self.report_key is not None, self.ended_at is not None)
 
     @property
     def risk(self) -> str | None:
@@ -165,6 +176,7 @@ class AlertView:
 class ChildView:
     child_ref: str
     episodes: dict[str, Episode] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # second report's ref -> the open episode it joined
     entries: list[TimelineEntry] = field(default_factory=list)  # sorted by (at, key)
     alert_ids: set[str] = field(default_factory=set)
     cse_level: str | None = None
@@ -174,6 +186,25 @@ class ChildView:
         if episode_ref not in self.episodes:
             self.episodes[episode_ref] = Episode(episode_ref)
         return self.episodes[episode_ref]
+
+    def open_episode_ref(self) -> str | None:
+        return next((ref for ref, episode in self.episodes.items() if episode.is_open), None)
+
+    def episode_of_event(self, data: object) -> str | None:
+        """The episode an event belongs to (core/domain.py decides), creating it when the
+        event records a fact about it, as the correlator does; None: about no episode."""
+        named = getattr(data, "episode_ref", None)
+        if named is None:
+            return None
+        if isinstance(data, EpisodeReported) and episode_of(self.aliases, named) not in self.episodes:
+            ref = episode_of_report(self.aliases, self.episodes, self.open_episode_ref(), named)
+            if ref != named:
+                self.aliases[named] = ref
+        else:
+            ref = episode_of(self.aliases, named)
+        if records_episode_fact(data):
+            self.episode(ref)
+        return ref
 
     def add_entry(self, entry: TimelineEntry) -> None:
         bisect.insort(self.entries, entry, key=lambda e: e.sort_key)
@@ -222,8 +253,7 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
         return view_state
     view_state.seen.add(key)
     if isinstance(record, CloudEvent):
-        _apply_event(view_state, record, "|".join(key))
-        episode_ref = getattr(record.data, "episode_ref", None)
+        episode_ref = _apply_event(view_state, record, "|".join(key))
         if episode_ref is not None:
             _index_episode(view_state, record.subject, episode_ref)
     elif isinstance(record, AlertRecord):
@@ -239,7 +269,7 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
 
 
 def _index_episode(state: ViewState, child_ref: str, episode_ref: str) -> None:
-    episode = state.children[child_ref].episodes.get(episode_ref)  # a strategy discussion names one, optionally
+    episode = state.children[child_ref].episodes.get(episode_ref)  # a sighting may name one not known yet
     if episode is not None and episode.is_open:
         state.open_episodes.add((child_ref, episode_ref))
     else:
@@ -253,45 +283,45 @@ def _index_alert(state: ViewState, alert_id: str) -> None:
         state.open_alert_ids.discard(alert_id)
 
 
-def _latest(history: list[tuple[datetime, str, str]], at: datetime, key: str, value: str) -> None:
-    bisect.insort(history, (at, key, value))
+def _latest(history: list[tuple[int, str, str]], event: CloudEvent, value: str) -> None:
+    bisect.insort(history, (epoch(event.time), event.id, value))
 
 
-def _apply_event(state: ViewState, event: CloudEvent, key: str) -> None:
+def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
+    """Fold one event into its child's view; returns the episode it belongs to."""
     child = state.child(event.subject)
     data = event.data
-    episode_ref = getattr(data, "episode_ref", None)
+    episode_ref = child.episode_of_event(data)
     text: str
     if isinstance(data, EpisodeReported):
-        ep = child.episode(data.episode_ref)
-        ep.category = data.category.value
-        ep.reported_started_at = data.started_at
-        ep.reporting_org = data.reporting_org
-        ep.placing_council = data.placing_council
-        _latest(ep.risk_history, event.time, key, data.risk.value)
+        ep = child.episode(episode_of(child.aliases, data.episode_ref))
+        report_key = (epoch(event.time), event.id)  # as the correlator orders reports
+        if earlier_report(ep.report_key, report_key):  # later reports (resent, or merged in) are re-grades
+            ep.report_key, ep.category, ep.reported_started_at = report_key, data.category.value, data.started_at
+            ep.reporting_org, ep.placing_council = data.reporting_org, data.placing_council
+        _latest(ep.risk_history, event, data.risk.value)
         text = (
             f"Reported {CATEGORY_LABEL[data.category.value]} by {data.reporting_org}, "
             f"police risk {RISK_LABEL[data.risk.value]}"
         )
+        if episode_ref != data.episode_ref:  # keep the second reference findable on the timeline
+            text += f" (as {data.episode_ref}: the same episode)"
     elif isinstance(data, RiskRegraded):
-        ep = child.episode(data.episode_ref)
-        _latest(ep.risk_history, data.regraded_at, key, data.risk.value)
+        ep = child.episode(episode_of(child.aliases, data.episode_ref))
+        _latest(ep.risk_history, event, data.risk.value)
         text = f"Risk re-graded to {RISK_LABEL[data.risk.value]}"
         if data.category is not None:
-            _latest(ep.category_history, data.regraded_at, key, data.category.value)
+            _latest(ep.category_history, event, data.category.value)
             text += f", now {CATEGORY_LABEL[data.category.value]}"
     elif isinstance(data, SightingReported):
-        child.episode(data.episode_ref)
         text = "Sighting reported" if data.kind == "sighting" else "New information received"
     elif isinstance(data, ChildFound):
-        ep = child.episode(data.episode_ref)
+        ep = child.episode(episode_of(child.aliases, data.episode_ref))
         ep.found_ended_at, ep.outcome = data.ended_at, data.outcome
         text = f"{data.outcome.capitalize()}: episode closed by {source_org(event.source)}"
     elif isinstance(data, SafeAndWellChecked):
-        child.episode(data.episode_ref)
         text = "Safe-and-well check done"
     elif isinstance(data, ReturnInterviewRecorded):
-        child.episode(data.episode_ref)
         text = f"Return home interview {data.status.replace('_', ' ')}"  # the reason is never kept
     elif isinstance(data, StrategyDiscussionRecorded):
         text = f"Strategy discussion {data.status}"
@@ -304,19 +334,20 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> None:
     elif isinstance(data, AllocationChanged):
         text = "Case allocated" if data.status == "allocated" else "Case unallocated: no named social worker"
     elif isinstance(data, EpisodeCorrected):
-        ep = child.episode(data.episode_ref)
+        ep = child.episode(episode_of(child.aliases, data.episode_ref))
         if data.started_at and (ep.start_correction is None or data.corrected_at >= ep.start_correction.at):
             ep.start_correction = Correction(data.corrected_at, data.started_at)
         if data.ended_at and (ep.end_correction is None or data.corrected_at >= ep.end_correction.at):
             ep.end_correction = Correction(data.corrected_at, data.ended_at)
         text = f"Episode dates corrected by {source_org(event.source)}"
     elif isinstance(data, ChildRescueAlertActivated):
-        ep = child.episode(data.episode_ref)
+        ep = child.episode(episode_of(child.aliases, data.episode_ref))
         ep.rescue_alert_at = data.activated_at
         text = "Child Rescue Alert activated"
     else:  # a type added to the contract later: still on the timeline, by its name
         text = event.type
     child.add_entry(TimelineEntry(event.time, "event", key, text, episode_ref=episode_ref))
+    return episode_ref
 
 
 def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:

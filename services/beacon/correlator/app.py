@@ -26,6 +26,7 @@ from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
 from beacon.core.dead_letters import dead_letter
+from beacon.core.domain import RISK_RANK
 from beacon.core.events import CloudEvent, EventValidationError, event_from_json
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.faust_batch import batch_agent, use_batching_consumer
@@ -121,7 +122,7 @@ def _update_gauges() -> None:
     counts: dict[str, int] = defaultdict(int)
     for risk in missing_now.values():
         counts[risk] += 1
-    for risk in engine.RISK_RANK:
+    for risk in RISK_RANK:
         CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
 
 

@@ -36,12 +36,23 @@ import bisect
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from beacon.core.alerts import Alert, Severity
 from beacon.core.alerts import alert_id as _alert_id
+from beacon.core.domain import (
+    CATEGORY_LABEL,
+    CSE_RANK,
+    RISK_BY_RANK,
+    RISK_LABEL,
+    RISK_RANK,
+    SEVERITIES,
+    episode_of,
+    episode_of_report,
+    epoch,
+)
 from beacon.core.events import (
     AllocationChanged,
     ChildFound,
@@ -68,15 +79,6 @@ from beacon.correlator.state import (
     is_legacy,
 )
 
-RISK_RANK = {"no_apparent_risk": 0, "low": 1, "medium": 2, "high": 3}
-RISK_NAME = {rank: name for name, rank in RISK_RANK.items()}
-CSE_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
-SEVERITIES = (Severity.low, Severity.medium, Severity.high, Severity.critical)
-CATEGORY_WORDS = {
-    "missing": "missing",
-    "absent": "absent",
-    "away_without_authorisation": "away from placement without authorisation",
-}
 NEVER = 2**62
 
 # Rule names (the ``rule`` of an alert record).
@@ -98,16 +100,6 @@ RULE_CODES = {TRIAGE: "T", REPEAT: "R", CSE_MISSING: "C", DURATION: "D", UNALLOC
 
 def alert_key(rule: str, step: str) -> str:
     return RULE_CODES[rule] + step
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
-
-
-def epoch(ts: datetime) -> int:
-    """Whole seconds since the epoch of an aware datetime (twice as fast as
-    ``int(ts.timestamp())`` with the tzinfo pydantic gives parsed times)."""
-    return (ts - _EPOCH) // _SECOND
 
 
 def as_datetime(seconds: int) -> datetime:
@@ -183,7 +175,7 @@ CLOCK_SCOPE = Scope()  # sightings, checks, placements: they only move the water
 
 
 def _episode(state: ChildState, ref: str) -> tuple[str, Episode]:
-    ref = state.al.get(ref, ref)
+    ref = episode_of(state.al, ref)
     episode = state.e.get(ref)
     if episode is None:
         episode = state.e[ref] = Episode()
@@ -231,12 +223,12 @@ def _merge_report(
     parties_only: bool,
     refused: list[tuple[str, str]],
 ) -> None:
-    ref = state.al.get(data.episode_ref, data.episode_ref)
-    if ref not in state.e:
-        # A report while another episode is open updates that episode: no second one.
+    ref = episode_of(state.al, data.episode_ref)
+    if ref not in state.e:  # a known episode is itself: no need to look for the open one
         current = state.open_episode()
-        if current is not None:
-            state.al[data.episode_ref] = ref = current[0]
+        ref = episode_of_report(state.al, state.e, current[0] if current else None, data.episode_ref)
+        if ref != data.episode_ref:
+            state.al[data.episode_ref] = ref  # a second report of the open episode: no second one
     _, episode = _episode(state, ref)
     report = Report(
         t=t,
@@ -351,8 +343,8 @@ class _Tables:
         self.horizon = int(policy.longest_window_hours * 3600 + policy.allowed_lateness_minutes * 60)
         self.cse_from = CSE_RANK[triage.cse_from_level]
         self.risk_rank = [
-            triage.risk_severity[RISK_NAME[rank]].rank  # type: ignore[index]
-            for rank in sorted(RISK_NAME)
+            triage.risk_severity[RISK_BY_RANK[rank]].rank  # type: ignore[index]
+            for rank in sorted(RISK_BY_RANK)
         ]
         self.young_max_age = triage.young_child_max_age
         self.young_floor = triage.young_child_min_severity.rank
@@ -386,7 +378,7 @@ def _tables(policy: Policy) -> _Tables:
 
 @lru_cache(maxsize=256)
 def _ladder_reason(category: str, after_hours: float) -> str:
-    return f"Child still {CATEGORY_WORDS[category]} after {after_hours:g} hours"
+    return f"Child still {CATEGORY_LABEL[category]} after {after_hours:g} hours"
 
 
 FOUND = "Child found or returned; alert resolved"
@@ -480,7 +472,7 @@ class _Rules:
             settled = [lv for tt, _, _, lv in levels if tt < t - self.lateness]
             if settled and rank <= max(settled):
                 continue
-            grade = "Child Rescue Alert activated" if risk is None else f"police risk {RISK_NAME[risk]}"
+            grade = "Child Rescue Alert activated" if risk is None else f"police risk {RISK_LABEL[RISK_BY_RANK[risk]]}"
             factors = "; in care" if report.cared else ""
             yield Derived(
                 ref,
@@ -488,7 +480,7 @@ class _Rules:
                 level.value,
                 level,
                 triage.notify[level],
-                f"Child {CATEGORY_WORDS[report.cat]} ({grade}{factors}); triage {level.value}",
+                f"Child {CATEGORY_LABEL[report.cat]} ({grade}{factors}); triage {level.value}",
                 t,
                 tuple(dict.fromkeys((report.id, eid))),
             )
@@ -977,7 +969,7 @@ def apply_event(
     if state.h <= state.w:
         state.h = 0  # the watermark has caught up with the last tick: nothing to remember
     ref = getattr(event.data, "episode_ref", None)
-    touched = state.al.get(ref, ref) if ref else ""
+    touched = episode_of(state.al, ref) if ref else ""
     alerts = _emit(event.subject, state, policy, now, touched, scope)
     _prune(state, policy)
     return state, Outcome(alerts=alerts, refused_earlier=earlier)
@@ -989,7 +981,7 @@ def _refusal(state: ChildState, event: CloudEvent, policy: Policy) -> str | None
     data = event.data
     if not isinstance(data, EpisodeCorrected) or not policy.corrections.parties_only:
         return None
-    ref = state.al.get(data.episode_ref, data.episode_ref)
+    ref = episode_of(state.al, data.episode_ref)
     episode = state.e.get(ref)
     if episode is None or episode.r is None:
         return None
@@ -1045,4 +1037,4 @@ def missing_risk(state: ChildState) -> str | None:
     episode = current[1]
     assert episode.r is not None
     latest = max([(episode.r.t, episode.r.id, episode.r.risk), *episode.g])
-    return RISK_NAME[latest[2]]
+    return RISK_BY_RANK[latest[2]]

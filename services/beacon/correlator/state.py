@@ -16,6 +16,8 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
+from beacon.core.domain import is_open
+
 # (event time, event id, value): one time-stamped fact. Sorting by (time, id) is the
 # total order every "latest as of" question uses, so arrival order never matters.
 Fact = tuple[int, str, int]
@@ -114,7 +116,7 @@ class ChildState(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True)
     def open_episode(self) -> tuple[str, Episode] | None:
         """The reported, not yet closed episode (at most one by construction)."""
         for ref, episode in self.e.items():
-            if episode.r is not None and not episode.closed:
+            if is_open(episode.r is not None, episode.closed):
                 return ref, episode
         return None
 
