@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from beacon.core.alerts import Severity
+from beacon.core.domain import severity_label
 
 # The correlator's rule names (services/beacon/correlator/engine.py) and their steps.
 _LADDER = re.compile(r"^(\d+(?:\.\d+)?)h$")
@@ -18,8 +19,9 @@ _REPEAT = re.compile(r"^(\d+)in(\d+)d$")
 
 
 def severity_word(severity: Severity) -> str:
-    """The severity as every message and screen shows it: LOW, MEDIUM, HIGH, CRITICAL."""
-    return severity.value.upper()
+    """The severity as messages show it: the console's word (``domain.severity_label``) in
+    capitals, LOW, MEDIUM, HIGH, CRITICAL."""
+    return severity_label(severity).upper()
 
 
 def _ordinal(n: int) -> str:
