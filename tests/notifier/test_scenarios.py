@@ -395,3 +395,17 @@ def test_a_bundle_lists_pages_most_severe_first_says_how_many_more_wait_and_one_
         stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
     unlisted = [a for a in (*medium, low) if a not in listed]
     assert [stack.alert_state(a)["status"] for a in unlisted] == ["active", "active"]
+
+
+def test_a_case_that_gets_worse_pages_again_at_once_while_a_new_case_waits_its_turn(stack_without_holds: Stack):
+    stack = stack_without_holds
+    phone = stack.phone(stack.oncall_person())
+    medium = stack.raise_alert(severity=Severity.medium)
+    phone.expect_sms(contains=medium.episode_ref)
+    other = stack.raise_alert(severity=Severity.high)  # a new case: waits for the phone's minute
+    worse = stack.raise_alert(severity=Severity.high, rule="duration", step="48h", episode=medium.episode_ref)
+    sms = phone.expect_sms(contains=worse.episode_ref, timeout_s=20)  # no clock moved: inside the minute
+    assert sms.body.startswith(f"BEACON HIGH case {worse.episode_ref}: still missing after 48 h")
+    assert other.episode_ref not in sms.body
+    stack.advance(minutes=1)
+    phone.expect_sms(contains=other.episode_ref)
