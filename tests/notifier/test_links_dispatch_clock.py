@@ -99,6 +99,16 @@ def test_a_critical_page_never_waits_for_the_rate_limit_and_does_not_restart_it(
     assert [r.alert_id for r in plan.send_now[0].refs] == ["H1"] and not plan.send_now[0].past_the_limit
 
 
+def test_a_page_for_an_episode_that_got_worse_leaves_inside_the_minute_but_a_new_episode_waits():
+    last = {("sms", "+447700900001"): T0}
+    paged = {(("sms", "+447700900001"), "CH1|EP1"): 1}  # told about EP1 at medium
+    pending = [grouped("A-high", rank=2), grouped("B-high", group="CH2|EP2", rank=2), grouped("A-med", rank=1)]
+    plan = plan_sends(pending[:2], last, T0 + timedelta(seconds=5), timedelta(minutes=1), 5, paged)
+    assert [r.alert_id for m in plan.send_now for r in m.refs] == ["A-high"]
+    plan = plan_sends(pending[2:], last, T0 + timedelta(seconds=5), timedelta(minutes=1), 5, paged)
+    assert plan.send_now == []  # no worse than before: it waits its turn
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 3), st.integers(0, 120), st.sampled_from(["", "E1", "E2"])), max_size=25),

@@ -366,9 +366,11 @@ def test_a_high_risk_report_with_a_cse_flag_reaches_the_on_call_phone_as_one_pag
     acks = [r.alert_id for r in stack.audit(expect=8) if r.kind == "acknowledged"]
     assert sorted(acks) == sorted([cse.alert_id, triage.alert_id])
 
-    stack.advance(minutes=1)  # past the per-contact rate limit
+    # A later, more severe alert of the same episode is a new page, at once: inside the
+    # phone's minute too, because it is critical.
     later = stack.raise_alert(severity=Severity.critical, rule="duration", step="168h", episode=triage.episode_ref)
-    assert "still missing after 168 h" in phone.expect_sms(contains=later.episode_ref).body
+    assert "still missing after 168 h" in phone.expect_sms(contains=later.episode_ref, timeout_s=20).body
+    assert stack.wait_state(later, lambda s: s["status"] == "active")["acked_by"] is None
 
 
 def test_a_critical_page_reaches_the_on_call_phone_at_once_though_it_was_paged_seconds_ago(stack: Stack):
@@ -409,3 +411,17 @@ def test_a_bundle_lists_pages_most_severe_first_says_how_many_more_wait_and_one_
         stack.wait_state(alert, lambda s: s["status"] == "acknowledged")
     unlisted = [a for a in (*medium, low) if a not in listed]
     assert [stack.alert_state(a)["status"] for a in unlisted] == ["active", "active"]
+
+
+def test_a_case_that_gets_worse_pages_again_at_once_while_a_new_case_waits_its_turn(stack_without_holds: Stack):
+    stack = stack_without_holds
+    phone = stack.phone(stack.oncall_person())
+    medium = stack.raise_alert(severity=Severity.medium)
+    phone.expect_sms(contains=medium.episode_ref)
+    other = stack.raise_alert(severity=Severity.high)  # a new case: waits for the phone's minute
+    worse = stack.raise_alert(severity=Severity.high, rule="duration", step="48h", episode=medium.episode_ref)
+    sms = phone.expect_sms(contains=worse.episode_ref, timeout_s=20)  # no clock moved: inside the minute
+    assert sms.body.startswith(f"BEACON HIGH case {worse.episode_ref}: still missing after 48 h")
+    assert other.episode_ref not in sms.body
+    stack.advance(minutes=1)
+    phone.expect_sms(contains=other.episode_ref)

@@ -149,6 +149,7 @@ class Index:
         self.due: dict[str, datetime] = {}
         self.in_flight: dict[tuple[str, str], float] = {}  # ref -> loop time the send started
         self.last_sent: dict[tuple[str, str], datetime] = {}
+        self.paged_rank: dict[tuple[tuple[str, str], str], int] = {}  # (contact, group) -> highest paged
         self.tick_sent: dict[str, float] = {}
         self.first_page_seen: set[str] = set()
         self.links: dict[str, tuple[str, str]] = {}  # ack link tag -> (alert id, notice key)
@@ -376,6 +377,7 @@ async def dispatch_once() -> None:
         now,
         timedelta(seconds=settings.notifier_contact_min_interval_s),
         settings.notifier_max_bundle,
+        index.paged_rank,
     )
     for message in plan.send_now:
         pages: list[list[tuple[EscalationState, Notice]]] = []
@@ -392,8 +394,13 @@ async def dispatch_once() -> None:
                 pages.append(items)
         if not pages:
             continue
-        if not message.past_the_limit:  # a critical page sent early must not hold the others back longer
-            index.last_sent[message.refs[0].contact] = now
+        contact = message.refs[0].contact
+        if not message.past_the_limit:  # a page sent early must not hold the others back longer
+            index.last_sent[contact] = now
+        for page in message.pages:
+            if page.refs[0].group:
+                key = (contact, page.refs[0].group_key)
+                index.paged_rank[key] = max(index.paged_rank.get(key, -1), page.severity_rank)
         started = asyncio.get_running_loop().time()
         index.in_flight.update({(s.alert_id, n.key): started for page in pages for s, n in page})
         asyncio.ensure_future(deliver_guarded(pages, message.more))

@@ -8,7 +8,9 @@ one page:
 - group wait: a group leaves once its oldest notification has waited ``group_wait_s``
   (the policy's ``group_seconds``), so alerts raised together travel together;
 - rate limit: a contact gets at most one message per ``min_interval`` (GoAlert: one a
-  minute per contact method), except that a critical page never waits for it;
+  minute per contact method), except that a critical page never waits for it, nor does
+  a page for an episode the contact was already paged about at a lower severity (the
+  case got worse: ``paged_rank`` remembers the highest severity each group reached);
 - bundling: what piles up meanwhile leaves as one message of up to ``max_bundle``
   pages, most severe first (then oldest), saying how many more wait. Nothing is
   dropped: what is not listed stays pending for the next message.
@@ -80,6 +82,13 @@ class Plan:
     wait_until: dict[tuple[str, str], datetime]  # contacts with something still to send, and when
 
 
+def _urgent(page: Page, rank_already_paged: int | None) -> bool:
+    """Leaves inside the contact's minute: critical, or worse than this contact was
+    already told about the same episode."""
+    worse = rank_already_paged is not None and page.severity_rank > rank_already_paged
+    return page.severity_rank >= CRITICAL_RANK or worse
+
+
 def pages_of(refs: list[PendingRef]) -> list[Page]:
     groups: dict[str, list[PendingRef]] = {}
     for ref in refs:
@@ -97,7 +106,9 @@ def plan_sends(
     now: datetime,
     min_interval: timedelta,
     max_bundle: int,
+    paged_rank: dict[tuple[tuple[str, str], str], int] | None = None,
 ) -> Plan:
+    paged_rank = paged_rank or {}
     by_contact: dict[tuple[str, str], list[PendingRef]] = {}
     for ref in pending:
         by_contact.setdefault(ref.contact, []).append(ref)
@@ -109,7 +120,7 @@ def plan_sends(
         previous = last_sent.get(contact)
         limited_until = previous + min_interval if previous is not None and now < previous + min_interval else None
         if limited_until is not None:
-            ready = [p for p in ready if p.severity_rank >= CRITICAL_RANK]  # a critical page never waits
+            ready = [p for p in ready if _urgent(p, paged_rank.get((contact, p.refs[0].group_key)))]
         listed = ready[:max_bundle]
         if listed:
             send_now.append(
