@@ -15,7 +15,7 @@ from beacon.core.topics import EVENTS, EVENTS_DLQ, EVENTS_RAW
 from harness.kafka import produce, read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 def test_valid_records_continue_and_invalid_ones_go_to_the_dlq_with_reasons(settings, env, tmp_path):

@@ -14,7 +14,7 @@ from beacon.core.topics import ALERTS, EVENTS
 from harness.kafka import produce_events, read_topic
 from harness.services import ServiceProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 def test_readyz_is_503_until_the_worker_joined_its_group_then_200(env, settings, tmp_path):

@@ -38,6 +38,7 @@ from beacon.core.metrics import (
 )
 from beacon.core.policy import Policy, load_policy
 from beacon.core.settings import load_settings
+from beacon.core.table_store import PartitionedStore
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
 from beacon.correlator import engine
 from beacon.correlator.settings import CorrelatorSettings
@@ -75,6 +76,8 @@ children = app.Table(
     partitions=settings.topic_partitions,
     help="Per-child correlator state (MessagePack), keyed by child reference.",
 )
+# Batches and timer ticks run outside a Faust event: they name each write's partition.
+child_states = PartitionedStore(children)
 
 # Serialises batches and timer ticks: both read-modify-write children's state.
 state_lock = asyncio.Lock()
@@ -97,8 +100,8 @@ def wall_clock() -> datetime:
     return datetime.now(UTC) + timedelta(seconds=settings.correlator_clock_offset_s)
 
 
-def _load(key: bytes) -> ChildState:
-    return engine.load_state(key.decode(), children.data.get(key), policy)
+def _load(key: bytes, partition: int) -> ChildState:
+    return engine.load_state(key.decode(), child_states.get(key, partition), policy)
 
 
 def _track(key: bytes, child_ref: str, state: ChildState) -> None:
@@ -194,7 +197,7 @@ async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
     records: list[tuple[bytes, bytes, int | None]] = []
     for key, state, partition in updates:
         value = state.to_bytes()
-        children.data[key] = value
+        child_states.put(key, value, partition)
         records.append((key, value, partition))
     for future, count in await _produce(children.changelog_topic.get_topic_name(), records):
         future.add_done_callback(partial(_on_state_written, count))
@@ -209,7 +212,7 @@ def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
     metadata = future.result()
     # What Faust's own changelog callback does: a RocksDB store remembers the offset it
     # holds, so recovery after a restart reads only the changelog tail.
-    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)  # type: ignore[attr-defined]
+    child_states.mark_persisted(metadata.topic_partition, metadata.offset + count - 1)
 
 
 async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
@@ -244,7 +247,7 @@ async def process_batch(batch: list[Any]) -> None:
         updates: list[tuple[bytes, str, ChildState, int]] = []
         outcomes: dict[str, int] = defaultdict(int)
         for key, items in by_child.items():
-            state = _load(key)
+            state = _load(key, items[0][1])
             changed = False
             for parsed, partition in items:
                 state, outcome = engine.apply_event(state, parsed, now, policy, copy=False)
@@ -289,10 +292,9 @@ def _rebuild_index() -> None:
     global _indexed_assignment
     deadlines.clear()
     missing_now.clear()
-    for key, value in children.data.items():
-        child_ref = key.decode() if isinstance(key, bytes) else str(key)
-        state = engine.load_state(child_ref, value, policy)
-        _track(key if isinstance(key, bytes) else child_ref.encode(), child_ref, state)
+    for key, value in child_states.items():
+        child_ref = key.decode()
+        _track(key, child_ref, engine.load_state(child_ref, value, policy))
     _indexed_assignment = frozenset(app.consumer.assignment())
     _update_gauges()
 
@@ -315,7 +317,7 @@ async def run_tick() -> int:
         updates: list[tuple[bytes, str, ChildState]] = []
         for key in due:
             child_ref = key.decode()
-            state, new = engine.tick(child_ref, _load(key), now, policy)
+            state, new = engine.tick(child_ref, _load(key, partition_of(key, partitions)), now, policy)
             alerts += new
             updates.append((key, child_ref, state))
         await _send_alerts(alerts)
