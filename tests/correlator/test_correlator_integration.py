@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -191,9 +193,10 @@ def test_invalid_payload_goes_to_the_dead_letter_topic_and_the_worker_carries_on
         produce_events(settings, EVENTS, [s.report(0, risk="medium", child="CH-INTEG-0002")])
         dead = read_topic(settings, EVENTS_DLQ, expect=1, timeout_s=60)
         alerts = _alerts(settings, expect=1)
-    assert [r.value for r in dead] == [b'{"type": "beacon.episode.reported.v1", "data": {}}']
-    reason = dict(dead[0].headers)["beacon-dlq-reason"].decode()
-    assert reason.startswith("invalid event:") and "data/episode_ref" in reason
+    (letter,) = [json.loads(r.value) for r in dead]
+    assert base64.b64decode(letter["original"]) == b'{"type": "beacon.episode.reported.v1", "data": {}}'
+    assert (letter["topic"], letter["key"], letter["service"]) == (EVENTS, CHILD, "correlator")
+    assert letter["reason_class"] == "invalid" and "data/episode_ref" in {r["field"] for r in letter["reason"]}
     assert [(a.child_ref, a.rule, a.step) for a in alerts] == [("CH-INTEG-0002", "triage", "medium")]
 
 

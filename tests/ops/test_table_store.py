@@ -27,6 +27,7 @@ WORKER_TEST_MODULES = (
     "tests/integration/test_walking_skeleton.py",
     "tests/e2e/test_end_to_end.py",
     "tests/ops/test_worker_health_and_logs.py",
+    "tests/ops/test_poison_records.py",
 )
 
 

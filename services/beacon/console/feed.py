@@ -13,15 +13,15 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 
 from beacon.console.projection import Record, ViewState, apply
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
-from beacon.core.events import EventValidationError, event_from_json
+from beacon.core.deadletter import Rejected, safe_decode
+from beacon.core.events import event_from_json
 from beacon.core.logs import get_logger
-from beacon.core.metrics import CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
 
@@ -29,6 +29,8 @@ log = get_logger("console")
 
 FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
+# Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
+UNPROCESSABLE = "unprocessable"
 
 
 def decode(topic: str, payload: bytes) -> Record:
@@ -53,7 +55,6 @@ class Feed:
         self.ready = False  # caught up with every partition's end as it was at start
         self.failed: str | None = None
         self.closing = False  # set at shutdown: live streams end so the server can stop at once
-        self.undecodable = 0
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_offsets: dict[TopicPartition, int] = {}
@@ -139,18 +140,24 @@ class Feed:
             await consumer.stop()
 
     def _fold(self, topic: str, payload: bytes | None, offset: int, partition: int) -> None:
-        try:
-            if payload is None:
-                raise ValueError("empty record")
-            record = decode(topic, payload)
-        except (EventValidationError, ValidationError, ValueError) as exc:
-            # Validated upstream; a record that still fails is counted and skipped, never shown half-read.
-            self.undecodable += 1
-            log.warning(
-                "console_record_skipped", topic=topic, partition=partition, offset=offset, error=type(exc).__name__
-            )
+        """Fold one record in, or count and skip it: a record the console cannot read is
+        never shown half-read and never stops the feed (the workers reading that topic
+        dead-letter it; the console, one of many replicas, only reads)."""
+        record = safe_decode(payload, lambda value: decode(topic, value))
+        if isinstance(record, Rejected):
+            self._skip(topic, partition, offset, record.reason)
             return
-        apply(self.state, record)
+        try:
+            apply(self.state, record)
+        except Exception as exc:  # noqa: BLE001 - a projection bug on one record must not freeze every page
+            log.error(
+                "console_record_not_folded", topic=topic, partition=partition, offset=offset, error=type(exc).__name__
+            )
+            self._skip(topic, partition, offset, UNPROCESSABLE)
+
+    def _skip(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        CONSOLE_RECORDS_SKIPPED.labels(topic=topic, reason=reason).inc()
+        log.warning("console_record_skipped", topic=topic, partition=partition, offset=offset, reason=reason)
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer, end_at_start: dict[Any, int]) -> None:
         for tp, end in end_at_start.items():

@@ -75,3 +75,13 @@ CONSUMER_COMMITTED_OFFSET = Gauge(
 CONSUMER_LAG = Gauge(
     "beacon_consumer_lag_records", "Records behind the end of the partition.", ["group", "topic", "partition"]
 )
+DEAD_LETTERS = Counter(
+    "beacon_dead_letters_total",
+    "Records a worker could not process and wrote to beacon.events.dlq, by the topic they came from and reason class.",
+    ["topic", "reason"],
+)
+CONSOLE_RECORDS_SKIPPED = Counter(
+    "beacon_console_records_skipped_total",
+    "Records the console's projection could not read and skipped, by topic and reason class.",
+    ["topic", "reason"],
+)

@@ -25,7 +25,8 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
-from beacon.core.events import CloudEvent, EventValidationError, event_from_json
+from beacon.core.deadletter import KEY_MISMATCH, Rejected, safe_decode, send_dead_letter
+from beacon.core.events import CloudEvent, event_from_json
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.faust_batch import batch_agent, use_batching_consumer
 from beacon.core.logs import configure_logging, get_logger
@@ -215,15 +216,9 @@ def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
     child_states.mark_persisted(metadata.topic_partition, metadata.offset + count - 1)
 
 
-async def _dead_letter(payload: bytes, key: bytes | None, reason: str) -> None:
+async def _dead_letter(message: Any, rejected: Rejected) -> None:
     EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
-    await dlq_topic.send(
-        key=key,
-        value=payload,
-        force=True,
-        headers={"beacon-dlq-reason": reason.encode()[:1000], "beacon-dlq-service": b"correlator"},
-    )
-    log.warning("event dead-lettered", reason=reason)
+    await send_dead_letter(dlq_topic, message, rejected, "correlator")
 
 
 async def process_batch(batch: list[Any]) -> None:
@@ -231,14 +226,13 @@ async def process_batch(batch: list[Any]) -> None:
     by_child: dict[bytes, list[tuple[CloudEvent, int]]] = defaultdict(list)
     for message in batch:
         _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
-        try:
-            parsed = event_from_json(message.value)
-        except EventValidationError as exc:
-            await _dead_letter(message.value, message.key, f"invalid event: {exc}")
+        parsed = safe_decode(message.value, event_from_json)
+        if isinstance(parsed, Rejected):
+            await _dead_letter(message, parsed)
             continue
         key = parsed.subject.encode()
         if message.key is not None and message.key != key:
-            await _dead_letter(message.value, message.key, "record key is not the event's subject")
+            await _dead_letter(message, Rejected(KEY_MISMATCH, (("key", "the record key is not the event's subject"),)))
             continue
         by_child[key].append((parsed, message.partition))
     now = datetime.now(UTC)
