@@ -128,7 +128,10 @@ def _update_gauges() -> None:
         CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
 
 
-async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[tuple[Any, int]]:
+Record = tuple[bytes, bytes, int | None]  # key, value, partition (None: the key's)
+
+
+async def _produce(topic: str, records: list[Record]) -> list[tuple[Any, list[Record]]]:
     """Hand records straight to the producer; returns (future, records in it) per Kafka
     batch written, the future resolving to the metadata of the batch's first record.
 
@@ -140,7 +143,8 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
     broker's workaround, which must win."""
     if settings.kafka_single_record_batches:
         return [
-            (await app.producer.send(topic, key, value, partition, None, None), 1) for key, value, partition in records
+            (await app.producer.send(topic, key, value, partition, None, None), [(key, value, partition)])
+            for key, value, partition in records
         ]
     kafka = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's producer: its batch API
     by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
@@ -148,17 +152,17 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
         partitions = len(await kafka.partitions_for(topic))
         for key, value, partition in records:
             by_partition[partition_of(key, partitions) if partition is None else partition].append((key, value))
-    sent = []
+    sent: list[tuple[Any, list[Record]]] = []
     for partition, items in by_partition.items():
-        batch, count = kafka.create_batch(), 0
+        batch, in_batch = kafka.create_batch(), list[Record]()
         for key, value in items:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
-                sent.append((await kafka.send_batch(batch, topic, partition=partition), count))
-                batch, count = kafka.create_batch(), 0
+                sent.append((await kafka.send_batch(batch, topic, partition=partition), in_batch))
+                batch, in_batch = kafka.create_batch(), list[Record]()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record for {topic} is larger than the producer's batch size")
-            count += 1
-        sent.append((await kafka.send_batch(batch, topic, partition=partition), count))
+            in_batch.append((key, value, partition))
+        sent.append((await kafka.send_batch(batch, topic, partition=partition), in_batch))
     return sent
 
 
@@ -191,29 +195,34 @@ async def _send_alerts(alerts: list[Alert]) -> None:
 
 
 async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
-    """Write states to the table and hand them to the producer without waiting: Faust
+    """Stage states in the table and hand them to the producer without waiting: Faust
     flushes the producer before it commits the events' offsets, so a state is on the
-    changelog before its events count as processed. A failed write stops the worker
+    changelog before its events count as processed, and it reaches the local store only
+    once the changelog has it (``PartitionedStore``). A failed write stops the worker
     (its events are then processed again), never a silent loss."""
-    records: list[tuple[bytes, bytes, int | None]] = []
+    records: list[Record] = []
     for key, state, partition in updates:
         value = state.to_bytes()
         child_states.put(key, value, partition)
         records.append((key, value, partition))
-    for future, count in await _produce(children.changelog_topic.get_topic_name(), records):
-        future.add_done_callback(partial(_on_state_written, count))
+    for future, written in await _produce(children.changelog_topic.get_topic_name(), records):
+        future.add_done_callback(partial(_on_state_written, written))
 
 
-def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
+def _on_state_written(written: list[Record], future: asyncio.Future[Any]) -> None:
     if future.cancelled() or future.exception() is not None:
         reason = future.exception() or RuntimeError("changelog write cancelled")
         log.error("state write failed; stopping the worker", error=str(reason))
         asyncio.ensure_future(app.crash(reason))
         return
     metadata = future.result()
-    # What Faust's own changelog callback does: a RocksDB store remembers the offset it
-    # holds, so recovery after a restart reads only the changelog tail.
-    child_states.mark_persisted(metadata.topic_partition, metadata.offset + count - 1)
+    # As Faust's own changelog callback: the store records the changelog offset it holds,
+    # so recovery after a restart on the same data directory reads only the tail.
+    child_states.acknowledged(
+        [(key, value, metadata.partition) for key, value, _ in written],
+        metadata.topic_partition,
+        metadata.offset + len(written) - 1,
+    )
 
 
 async def _dead_letter(message: Any, rejected: Rejected) -> None:
