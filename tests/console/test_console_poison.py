@@ -1,14 +1,14 @@
-"""No record freezes the console: arbitrary bytes (hypothesis), null values, 100,000-deep
-JSON, a ~950 KB invalid record, wrong shapes and unknown types on every topic it reads
-(events, alerts, acks, audit), before it starts and while it runs. It stays ready
-(/healthz and /readyz 200: a deep record made /readyz 503 RecursionError forever), counts
-each skipped record in beacon_console_records_skipped_total{topic,reason}, and shows the
-valid record produced after the poison. (It dead-letters nothing: it is one of many
-read-only replicas; the workers reading those topics write the letters.)"""
+"""No record freezes the console: arbitrary records (hypothesis, ``harness/poison.py``),
+null values, 100,000-deep JSON, a ~950 KB invalid record, wrong shapes and unknown types
+on every topic it reads (events, alerts, acks, audit), before it starts and while it
+runs. It stays ready (/healthz and /readyz 200: a deep record made /readyz 503
+RecursionError forever), counts each skipped record in
+beacon_console_records_skipped_total{topic,reason}, and shows the valid record produced
+after the poison. (It dead-letters nothing: it is one of many read-only replicas; the
+workers reading those topics write the letters.)"""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -16,31 +16,18 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 
 from beacon.core.deadletter import REASON_CLASSES
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
 from console.support import console_url, logged_in_client, reported_event
 from harness.kafka import produce, produce_events
+from harness.poison import arbitrary_records, named_poison
 
 pytestmark = pytest.mark.slow
 
 TOPICS = (EVENTS, ALERTS, ACKS, AUDIT)
 POISON_KEY = b"CH-POISON-KEY-1"  # kafka-python needs a key for a null value
 SKIPPED = re.compile(r'^beacon_console_records_skipped_total\{reason="([^"]+)",topic="([^"]+)"\} (\S+)$', re.MULTILINE)
-
-
-def named_poison() -> list[bytes | None]:
-    return [
-        None,
-        b"[" * 100_000 + b"]" * 100_000,
-        b'{"x": "' + b"a" * 950_000,
-        b"\xff\xfe\x00 not UTF-8",
-        b"not json at all",
-        b"[1, 2, 3]",
-        b'{"type": "beacon.episode.reported.v1", "data": {}}',
-        json.dumps({"specversion": "1.0", "type": "beacon.nope.v1", "id": "x", "source": "urn:x"}).encode(),
-    ]
 
 
 def skipped(settings) -> dict[tuple[str, str], float]:
@@ -74,7 +61,7 @@ def running_console(settings, start_console):
     max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck)
 )
 @example(extra=named_poison())
-@given(extra=st.lists(st.binary(max_size=4096), min_size=1, max_size=8))
+@given(extra=arbitrary_records)
 def test_poison_arriving_while_it_runs_is_skipped_and_the_next_record_shown(settings, running_console, extra):
     running_console["examples"] += 1
     child = f"CH-POISON-{running_console['examples']:04d}"

@@ -1,6 +1,7 @@
-"""No record stops a worker: arbitrary bytes (hypothesis), null values, 100,000-deep JSON,
-a ~950 KB invalid record, wrong shapes and unknown types, produced to every topic each
-Faust worker reads, against the real worker processes on the real broker.
+"""No record stops a worker: arbitrary records (hypothesis, ``harness/poison.py``: bytes,
+JSON of any shape, event-shaped JSON that breaks the contract), null values, 100,000-deep
+JSON, a ~950 KB invalid record, wrong shapes and unknown types, produced to every topic
+each Faust worker reads, against the real worker processes on the real broker.
 
 For each worker: it stays up (process alive, /healthz and /readyz 200), every poison
 record is dead-lettered to beacon.events.dlq with its reason (matched by SHA-256 and
@@ -21,32 +22,18 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.deadletter import REASON_CLASSES
 from beacon.core.events import build_event
 from beacon.core.topics import ACKS, ALERTS, EVENTS, EVENTS_DLQ, EVENTS_RAW
 from harness.kafka import produce, read_topic
+from harness.poison import arbitrary_records, named_poison
 from harness.services import ServiceProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 INPUTS = "beacon.notifier.inputs"
-
-
-def named_poison() -> list[bytes | None]:
-    """The records that stopped workers when Beacon was probed (issue 11, item 4)."""
-    return [
-        None,
-        b"[" * 100_000 + b"]" * 100_000,
-        b'{"x": "' + b"a" * 950_000,  # ~950 KB, not JSON: its dead letter must still fit
-        b"\xff\xfe\x00 not UTF-8",
-        b"not json at all",
-        b"[1, 2, 3]",
-        b'{"type": "beacon.episode.reported.v1", "data": {}}',
-        json.dumps({"specversion": "1.0", "type": "beacon.nope.v1", "id": "x", "source": "urn:x"}).encode(),
-    ]
 
 
 # A bounded number of examples against one running worker per test (each example: its
@@ -57,7 +44,6 @@ fuzz = hypothesis_settings(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-arbitrary = st.lists(st.binary(min_size=0, max_size=4096), min_size=1, max_size=8)
 POISON_KEY = b"CH-POISON-KEY-1"  # kafka-python needs a key for a null value
 
 
@@ -139,7 +125,7 @@ def notifier(settings, env, tmp_path) -> Iterator[Poisoner]:
 
 @fuzz
 @example(extra=named_poison())
-@given(extra=arbitrary)
+@given(extra=arbitrary_records)
 def test_the_correlator_dead_letters_any_record_and_still_raises_the_next_alert(correlator: Poisoner, extra):
     child = correlator.produce_poison(extra)
     produce(correlator.settings, EVENTS, [(child.encode(), json.dumps(report(child)).encode())])
@@ -149,7 +135,7 @@ def test_the_correlator_dead_letters_any_record_and_still_raises_the_next_alert(
 
 @fuzz
 @example(extra=named_poison())
-@given(extra=arbitrary)
+@given(extra=arbitrary_records)
 def test_the_validator_dead_letters_any_record_and_still_forwards_the_next_event(validator: Poisoner, extra):
     child = validator.produce_poison(extra)
     produce(validator.settings, EVENTS_RAW, [(child.encode(), json.dumps(report(child)).encode())])
@@ -159,7 +145,7 @@ def test_the_validator_dead_letters_any_record_and_still_forwards_the_next_event
 
 @fuzz
 @example(extra=named_poison())
-@given(extra=arbitrary)
+@given(extra=arbitrary_records)
 def test_the_notifier_dead_letters_any_record_on_each_topic_and_still_pages_the_next_alert(notifier: Poisoner, extra):
     child = notifier.produce_poison(extra)
     now = datetime.now(UTC)
