@@ -246,13 +246,14 @@ def _processed(port: int) -> float:
     )
 
 
-def correlator_run(settings: Any, total: int, workdir: Path, single_record_batches: bool) -> float:
+def correlator_run(settings: Any, total: int, workdir: Path, single_record_batches: bool, table_store: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BEACON_")}
     env.update(
         PYTHONPATH=str(ROOT / "services"),
         BEACON_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
         BEACON_KAFKA_SINGLE_RECORD_BATCHES=str(single_record_batches).lower(),
         BEACON_DATA_DIR=str(workdir / "data"),
+        BEACON_TABLE_STORE=table_store,
         BEACON_CORRELATOR_PORT=str(free_port()),
         BEACON_LOG_LEVEL="WARNING",
     )
@@ -322,6 +323,9 @@ def main() -> None:
         action="store_true",
         help="correlator writes one record per batch (the Tansu workaround used in tests)",
     )
+    parser.add_argument(
+        "--table-store", default="memory://", choices=["memory://", "rocksdb://"], help="the correlator's table store"
+    )
     args = parser.parse_args()
 
     print(f"synthetic national history: {args.days} days ...", flush=True)
@@ -341,7 +345,7 @@ def main() -> None:
 
         raw = asyncio.run(raw_consume(broker.bootstrap, total))
         counted = faust_count(broker.bootstrap, total, settings.topic_partitions, workdir)
-        correlated = correlator_run(settings, total, workdir, args.single_record_batches)
+        correlated = correlator_run(settings, total, workdir, args.single_record_batches, args.table_store)
 
     engine_s, sizes = engine_pass(payloads)
     worker_path_s = worker_path_pass(payloads)

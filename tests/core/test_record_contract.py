@@ -5,6 +5,7 @@ agrees with the models on what is refused."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beacon.core.dead_letters import DeadLetterRecord, dead_letter
+from beacon.core.dead_letters import COPY_BYTES, DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES
 from beacon.core.record_schemas import RECORD_MODELS, RECORD_SCHEMA_DIR, all_record_schemas, example_records
 from beacon.core.schemas import example_event
@@ -84,5 +85,9 @@ def test_a_dead_letter_of_any_bytes_matches_the_published_schema_and_keeps_the_o
     payload = letter.to_json()
     assert schema_errors(EVENTS_DLQ, payload) == []
     parsed = DeadLetterRecord.from_json(payload)
-    assert base64.b64decode(parsed.original) == (value or b"")
+    if value is None:
+        assert parsed.original is None and parsed.original_size == 0
+    else:  # a bounded copy, the size and the hash of the whole value
+        assert base64.b64decode(parsed.original or "") == value[:COPY_BYTES]
+        assert (parsed.original_size, parsed.original_sha256) == (len(value), hashlib.sha256(value).hexdigest())
     assert len(parsed.reason) == max(1, len(reasons))

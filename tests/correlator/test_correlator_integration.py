@@ -18,7 +18,7 @@ from harness.contract import assert_match_published_schema
 from harness.kafka import produce, produce_events, read_topic
 from harness.services import ServiceProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 CHANGELOG = "beacon-correlator-children-changelog"
 CHILD = "CH-INTEG-0001"
@@ -130,7 +130,10 @@ def test_scenario_stream_gives_exactly_the_expected_alerts(settings, env, tmp_pa
     assert list(last.e) == [EPISODE] and last.e[EPISODE].closed
 
 
-def test_restart_recovers_state_and_never_emits_an_alert_twice(settings, env, tmp_path):
+@pytest.mark.parametrize("data_dir", ["same", "fresh"])
+def test_restart_recovers_state_and_never_emits_an_alert_twice(settings, env, tmp_path, table_store, data_dir):
+    # SIGKILL, then a restart on the same data directory (a RocksDB store recovers only the
+    # changelog's tail) or on an empty one (a new pod: the whole changelog is read).
     s = Scenario()
     first = [s.cse(-48), s.report(0), s.sighting(1)]
     second = [first[1], s.sighting(24.5), s.found(25)]  # a replayed report, the 24 h step, the return
@@ -143,6 +146,10 @@ def test_restart_recovers_state_and_never_emits_an_alert_twice(settings, env, tm
         ]
         time.sleep(5)  # past the offset commit interval: the crash below loses no processed work
         correlator.kill()
+        if table_store == "rocksdb://":
+            assert _persisted_offsets(settings.data_dir) == _changelog_last_offsets(settings)
+        if data_dir == "fresh":
+            correlator.env = {**env, "BEACON_DATA_DIR": str(tmp_path / "fresh-data")}
         produce_events(settings, EVENTS, second)
         correlator.start()  # same consumer group and table changelog: recovers, then resumes
         alerts = _alerts(settings, expect=5, settle_s=5)
@@ -156,6 +163,29 @@ def test_restart_recovers_state_and_never_emits_an_alert_twice(settings, env, tm
     assert len({(a.alert_id, a.status) for a in alerts}) == len(alerts)
 
 
+def _changelog_last_offsets(settings) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for record in read_topic(settings, CHANGELOG, expect=1, settle_s=1):
+        last[record.partition] = max(last.get(record.partition, -1), record.offset)
+    return last
+
+
+def _persisted_offsets(data_dir) -> dict[int, int]:
+    """The changelog offset each of the correlator's RocksDB partitions says it holds."""
+    from rocksdict import AccessType, Options, Rdict
+
+    found = {}
+    for path in sorted((data_dir / "correlator").rglob("children-*.db")):
+        db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            offset = db.get(b"__faust\0offset__")
+        finally:
+            db.close()
+        if offset is not None:
+            found[int(path.stem.rsplit("-", 1)[1])] = int(offset)
+    return found
+
+
 def test_invalid_payload_goes_to_the_dead_letter_topic_and_the_worker_carries_on(settings, env, tmp_path):
     s = Scenario()
     with ServiceProcess("correlator", env, tmp_path / "correlator.log", port=settings.correlator_port):
@@ -165,9 +195,9 @@ def test_invalid_payload_goes_to_the_dead_letter_topic_and_the_worker_carries_on
         alerts = _alerts(settings, expect=1)
     assert_match_published_schema(EVENTS_DLQ, dead)
     (letter,) = [DeadLetterRecord.from_json(r.value) for r in dead]  # the one dead-letter format
-    assert base64.b64decode(letter.original) == b'{"type": "beacon.episode.reported.v1", "data": {}}'
+    assert base64.b64decode(letter.original or "") == b'{"type": "beacon.episode.reported.v1", "data": {}}'
     assert (letter.service, letter.topic, letter.key) == ("correlator", EVENTS, CHILD)
-    assert "data/episode_ref" in [r.field for r in letter.reason]
+    assert letter.reason_class == "invalid" and "data/episode_ref" in [r.field for r in letter.reason]
     assert "data/episode_ref" in dict(dead[0].headers)["beacon-dlq-reason"].decode()
     assert [(a.child_ref, a.rule, a.step) for a in alerts] == [("CH-INTEG-0002", "triage", "medium")]
 

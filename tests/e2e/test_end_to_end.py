@@ -25,7 +25,7 @@ from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, TwilioProxy
 from notifier.stack import Stack, notifier_env, spare_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 def _iso(ts: datetime) -> str:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from beacon.core.decoding import Rejected
 from beacon.core.schemas import example_event
 from beacon.ingest.apikeys import ApiKeyStore, KeyFileError, KeyStoreError
 from beacon.ingest.decisions import Bucket, Caller, ContractRules, Problem, check_events, decode_body, take_tokens
 from beacon.ingest.importer import csv_row_to_event
 from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
 from beacon.ingest.settings import POLICE_TYPES, IngestSettings
-from beacon.ingest.validator import DeadLetter, Forward, classify
+from beacon.ingest.validator import Forward, classify
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 RULES = ContractRules(future_tolerance=timedelta(minutes=5), earliest=datetime(1990, 1, 1, tzinfo=UTC))
@@ -112,15 +112,13 @@ def test_api_key_store(tmp_path):
         store.create("met-police", "admin", scopes)
 
 
-def test_validator_classify_never_raises_and_keeps_the_original():
+def test_validator_classify_never_raises():
     good = json.dumps(example_event("beacon.episode.found.v1")).encode()
-    outcome = classify(good, b"other", topic="raw", partition=1, offset=7, now=NOW, rules=RULES)
+    outcome = classify(good, now=NOW, rules=RULES)
     assert isinstance(outcome, Forward) and outcome.key == b"CH-7F3A9C21"
-    for poison in (b"", b"\x00\xff", b"[1,2]", b"null", b'{"source": 5}', b"[" * 5000):
-        letter = classify(poison, None, topic="raw", partition=0, offset=1, now=NOW, rules=RULES)
-        assert isinstance(letter, DeadLetter)
-        body = json.loads(letter.value)
-        assert base64.b64decode(body["original"]) == poison and body["reason"] and body["source"] == "unknown"
+    for poison in (None, b"", b"\x00\xff", b"[1,2]", b"null", b'{"source": 5}', b"[" * 5000, b"[" * 100_000):
+        rejected = classify(poison, now=NOW, rules=RULES)
+        assert isinstance(rejected, Rejected) and rejected.errors, poison
 
 
 def test_csv_row_to_event():

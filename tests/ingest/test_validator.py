@@ -18,7 +18,7 @@ from harness.services import REPO_ROOT, ServiceProcess
 
 from .forbidden import forbidden_events
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 def test_valid_records_continue_and_invalid_ones_go_to_the_dlq_with_reasons(settings, env, tmp_path):
@@ -72,7 +72,7 @@ def test_valid_records_continue_and_invalid_ones_go_to_the_dlq_with_reasons(sett
 
     unreadable = by_original[poison]
     assert unreadable["source"] == "unknown" and unreadable["key"] is None
-    assert "not valid JSON" in unreadable["reason"][0]["reason"]
+    assert unreadable["reason_class"] == "not_utf8" and "not UTF-8" in unreadable["reason"][0]["reason"]
 
     unknown_type = by_original[records[3][1]]
     assert unknown_type["source"] == "urn:x:y" and unknown_type["reason"][0]["field"] == "type"

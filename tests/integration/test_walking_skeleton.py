@@ -14,7 +14,7 @@ from beacon.core.topics import ALERTS, EVENTS
 from harness.kafka import produce_events, read_topic
 from harness.services import ServiceProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 def test_high_risk_report_reaches_the_outbox(settings, env, tmp_path):

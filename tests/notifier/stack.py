@@ -93,9 +93,13 @@ class Stack:
         self.twilio.notifier_url = self.url
         return self
 
-    def restart_after_kill(self) -> None:
+    def restart_after_kill(self, data_dir: Path | None = None) -> None:
+        """SIGKILL, then start again: on the same data directory, or on ``data_dir`` (a new
+        pod's empty one, so the whole table changelog is read)."""
         assert self.notifier is not None
         self.notifier.kill()
+        if data_dir is not None:
+            self.env = {**self.env, "BEACON_DATA_DIR": str(data_dir)}
         self.start()
 
     # --- people -------------------------------------------------------------

@@ -22,7 +22,7 @@ from harness.smtp import SmtpServer
 from harness.twilio_mock import AUTH_TOKEN, Prism, TwilioProxy, signed_post
 from notifier.stack import API_TOKEN, ONCALL_FILE, Stack, notifier_env, spare_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 @pytest.fixture(scope="module")
@@ -213,14 +213,17 @@ def test_smtp_down_falls_back_to_sms(stack: Stack):
     assert state["notices"][f"1:{duty}:email"]["status"] == "failed"
 
 
-def test_a_worker_killed_mid_escalation_resumes_without_duplicates_or_lost_pages(stack: Stack):
+@pytest.mark.parametrize("data_dir", ["same", "fresh"])
+def test_a_worker_killed_mid_escalation_resumes_without_duplicates_or_lost_pages(stack: Stack, tmp_path, data_dir):
     oncall_phone = stack.phone(stack.oncall_person())
     manager_phone = stack.phone(stack.role("team_manager"))
     alert = stack.raise_alert()
     oncall_phone.expect_sms(contains=alert.episode_ref)
     stack.wait_state(alert, lambda s: all(n["status"] == "sent" for n in s["notices"].values()))
 
-    stack.restart_after_kill()  # SIGKILL, then a fresh process recovers the table from its changelog
+    # SIGKILL, then a new process recovers the table: from its local store and the
+    # changelog's tail (same data directory), or from the whole changelog (fresh one).
+    stack.restart_after_kill(tmp_path / "fresh-data" if data_dir == "fresh" else None)
     stack.advance(minutes=15)
     manager_phone.expect_sms(contains=alert.episode_ref, timeout_s=60)
     oncall_phone.expect_no_sms(settle_s=3)

@@ -22,7 +22,7 @@ from harness.smtp import SmtpServer
 from harness.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, Prism, TwilioProxy
 from notifier.stack import spare_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
 
 
 def test_readyz_is_503_until_the_worker_joined_its_group_then_200(env, settings, tmp_path):

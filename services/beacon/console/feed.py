@@ -13,16 +13,16 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 
 from beacon.console.projection import Record, ViewState, apply
 from beacon.console.sessions import SessionRecord, SessionRegistry
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
-from beacon.core.events import EventValidationError, event_from_json
+from beacon.core.decoding import Rejected, safe_decode
+from beacon.core.events import event_from_json
 from beacon.core.logs import get_logger
-from beacon.core.metrics import CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS
 
@@ -30,6 +30,8 @@ log = get_logger("console")
 
 FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
+# Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
+UNPROCESSABLE = "unprocessable"
 
 
 def decode(topic: str, payload: bytes) -> Record:
@@ -54,7 +56,6 @@ class Feed:
         self.ready = False  # caught up with every partition's end as it was at start
         self.failed: str | None = None
         self.closing = False  # set at shutdown: live streams end so the server can stop at once
-        self.undecodable = 0
         # Ended sessions and locked accounts; sessions_ready once what was there at start is in.
         self.sessions = SessionRegistry()
         self.sessions_ready = False
@@ -143,21 +144,31 @@ class Feed:
             await consumer.stop()
 
     def _fold(self, topic: str, payload: bytes | None, offset: int, partition: int) -> None:
-        try:
-            if payload is None:
-                raise ValueError("empty record")
-            if topic == CONSOLE_SESSIONS:
-                self.sessions.apply(SessionRecord.from_json(payload))
-                return
-            record = decode(topic, payload)
-        except (EventValidationError, ValidationError, ValueError) as exc:
-            # Validated upstream; a record that still fails is counted and skipped, never shown half-read.
-            self.undecodable += 1
-            log.warning(
-                "console_record_skipped", topic=topic, partition=partition, offset=offset, error=type(exc).__name__
-            )
+        """Fold one record in, or count and skip it: a record the console cannot read is
+        never shown half-read and never stops the feed (the workers reading that topic
+        dead-letter it; the console, one of many replicas, only reads)."""
+        if topic == CONSOLE_SESSIONS:
+            session = safe_decode(payload, SessionRecord.from_json)
+            if isinstance(session, Rejected):
+                self._skip(topic, partition, offset, session.reason)
+            else:
+                self.sessions.apply(session)
             return
-        apply(self.state, record)
+        record = safe_decode(payload, lambda value: decode(topic, value))
+        if isinstance(record, Rejected):
+            self._skip(topic, partition, offset, record.reason)
+            return
+        try:
+            apply(self.state, record)
+        except Exception as exc:  # noqa: BLE001 - a projection bug on one record must not freeze every page
+            log.error(
+                "console_record_not_folded", topic=topic, partition=partition, offset=offset, error=type(exc).__name__
+            )
+            self._skip(topic, partition, offset, UNPROCESSABLE)
+
+    def _skip(self, topic: str, partition: int, offset: int, reason: str) -> None:
+        CONSOLE_RECORDS_SKIPPED.labels(topic=topic, reason=reason).inc()
+        log.warning("console_record_skipped", topic=topic, partition=partition, offset=offset, reason=reason)
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer, end_at_start: dict[Any, int]) -> None:
         behind = {tp.topic for tp, end in end_at_start.items() if await consumer.position(tp) < end}

@@ -391,14 +391,14 @@ _ANY_ENVELOPE: TypeAdapter[CloudEvent] = TypeAdapter(
 
 def event_from_json(payload: bytes | str) -> CloudEvent:
     """Parse a serialised event (as stored on the events topic)."""
-    import json
+    import pydantic_core
 
     try:
         return _ANY_ENVELOPE.validate_json(payload)
     except ValidationError:
         pass  # the slow path below names the failing fields as parse_event does
     try:
-        raw = json.loads(payload)
+        raw = pydantic_core.from_json(payload)  # depth-limited: no RecursionError on deep JSON
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventValidationError([FieldError(field="/", reason=f"not valid JSON: {exc}")]) from None
     return parse_event(raw)

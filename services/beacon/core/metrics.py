@@ -81,3 +81,13 @@ CONSOLE_LOGIN_FAILURES = Counter(
     "Console logins refused, by reason (wrong_password, throttled, locked).",
     ["reason"],
 )
+DEAD_LETTERS = Counter(
+    "beacon_dead_letters_total",
+    "Records a worker could not process and wrote to beacon.events.dlq, by the topic they came from and reason class.",
+    ["topic", "reason"],
+)
+CONSOLE_RECORDS_SKIPPED = Counter(
+    "beacon_console_records_skipped_total",
+    "Records the console's projection could not read and skipped, by topic and reason class.",
+    ["topic", "reason"],
+)

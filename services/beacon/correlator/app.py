@@ -25,9 +25,9 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
-from beacon.core.dead_letters import dead_letter
+from beacon.core.decoding import KEY_MISMATCH, REFUSED, Rejected, safe_decode, send_dead_letter
 from beacon.core.domain import RISK_RANK
-from beacon.core.events import CloudEvent, EventValidationError, event_from_json
+from beacon.core.events import CloudEvent, event_from_json
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.faust_batch import batch_agent, use_batching_consumer
 from beacon.core.logs import configure_logging, get_logger
@@ -40,6 +40,7 @@ from beacon.core.metrics import (
 )
 from beacon.core.policy import Policy, load_policy
 from beacon.core.settings import load_settings
+from beacon.core.table_store import PartitionedStore
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
 from beacon.correlator import engine
 from beacon.correlator.settings import CorrelatorSettings
@@ -77,6 +78,8 @@ children = app.Table(
     partitions=settings.topic_partitions,
     help="Per-child correlator state (MessagePack), keyed by child reference.",
 )
+# Batches and timer ticks run outside a Faust event: they name each write's partition.
+child_states = PartitionedStore(children)
 
 # Serialises batches and timer ticks: both read-modify-write children's state.
 state_lock = asyncio.Lock()
@@ -99,8 +102,8 @@ def wall_clock() -> datetime:
     return datetime.now(UTC) + timedelta(seconds=settings.correlator_clock_offset_s)
 
 
-def _load(key: bytes) -> ChildState:
-    return engine.load_state(key.decode(), children.data.get(key), policy)
+def _load(key: bytes, partition: int) -> ChildState:
+    return engine.load_state(key.decode(), child_states.get(key, partition), policy)
 
 
 def _track(key: bytes, child_ref: str, state: ChildState) -> None:
@@ -126,7 +129,10 @@ def _update_gauges() -> None:
         CHILDREN_MISSING.labels(risk=risk).set(counts.get(risk, 0))
 
 
-async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -> list[tuple[Any, int]]:
+Record = tuple[bytes, bytes, int | None]  # key, value, partition (None: the key's)
+
+
+async def _produce(topic: str, records: list[Record]) -> list[tuple[Any, list[Record]]]:
     """Hand records straight to the producer; returns (future, records in it) per Kafka
     batch written, the future resolving to the metadata of the batch's first record.
 
@@ -138,7 +144,8 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
     broker's workaround, which must win."""
     if settings.kafka_single_record_batches:
         return [
-            (await app.producer.send(topic, key, value, partition, None, None), 1) for key, value, partition in records
+            (await app.producer.send(topic, key, value, partition, None, None), [(key, value, partition)])
+            for key, value, partition in records
         ]
     kafka = app.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's producer: its batch API
     by_partition: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
@@ -146,17 +153,17 @@ async def _produce(topic: str, records: list[tuple[bytes, bytes, int | None]]) -
         partitions = len(await kafka.partitions_for(topic))
         for key, value, partition in records:
             by_partition[partition_of(key, partitions) if partition is None else partition].append((key, value))
-    sent = []
+    sent: list[tuple[Any, list[Record]]] = []
     for partition, items in by_partition.items():
-        batch, count = kafka.create_batch(), 0
+        batch, in_batch = kafka.create_batch(), list[Record]()
         for key, value in items:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
-                sent.append((await kafka.send_batch(batch, topic, partition=partition), count))
-                batch, count = kafka.create_batch(), 0
+                sent.append((await kafka.send_batch(batch, topic, partition=partition), in_batch))
+                batch, in_batch = kafka.create_batch(), list[Record]()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record for {topic} is larger than the producer's batch size")
-            count += 1
-        sent.append((await kafka.send_batch(batch, topic, partition=partition), count))
+            in_batch.append((key, value, partition))
+        sent.append((await kafka.send_batch(batch, topic, partition=partition), in_batch))
     return sent
 
 
@@ -189,45 +196,39 @@ async def _send_alerts(alerts: list[Alert]) -> None:
 
 
 async def _save_all(updates: list[tuple[bytes, ChildState, int]]) -> None:
-    """Write states to the table and hand them to the producer without waiting: Faust
+    """Stage states in the table and hand them to the producer without waiting: Faust
     flushes the producer before it commits the events' offsets, so a state is on the
-    changelog before its events count as processed. A failed write stops the worker
+    changelog before its events count as processed, and it reaches the local store only
+    once the changelog has it (``PartitionedStore``). A failed write stops the worker
     (its events are then processed again), never a silent loss."""
-    records: list[tuple[bytes, bytes, int | None]] = []
+    records: list[Record] = []
     for key, state, partition in updates:
         value = state.to_bytes()
-        children.data[key] = value
+        child_states.put(key, value, partition)
         records.append((key, value, partition))
-    for future, count in await _produce(children.changelog_topic.get_topic_name(), records):
-        future.add_done_callback(partial(_on_state_written, count))
+    for future, written in await _produce(children.changelog_topic.get_topic_name(), records):
+        future.add_done_callback(partial(_on_state_written, written))
 
 
-def _on_state_written(count: int, future: asyncio.Future[Any]) -> None:
+def _on_state_written(written: list[Record], future: asyncio.Future[Any]) -> None:
     if future.cancelled() or future.exception() is not None:
         reason = future.exception() or RuntimeError("changelog write cancelled")
         log.error("state write failed; stopping the worker", error=str(reason))
         asyncio.ensure_future(app.crash(reason))
         return
     metadata = future.result()
-    # What Faust's own changelog callback does: a RocksDB store remembers the offset it
-    # holds, so recovery after a restart reads only the changelog tail.
-    children.data.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)  # type: ignore[attr-defined]
-
-
-async def _dead_letter(message: Any, reasons: list[tuple[str, str]]) -> None:
-    EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
-    record = dead_letter(
-        message.value,
-        message.key,
-        reasons,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        now=datetime.now(UTC),
-        service="correlator",
+    # As Faust's own changelog callback: the store records the changelog offset it holds,
+    # so recovery after a restart on the same data directory reads only the tail.
+    child_states.acknowledged(
+        [(key, value, metadata.partition) for key, value, _ in written],
+        metadata.topic_partition,
+        metadata.offset + len(written) - 1,
     )
-    await dlq_topic.send(key=message.key, value=record.to_json(), force=True, headers=record.headers)
-    log.warning("event dead-lettered", fields=[field for field, _ in reasons])
+
+
+async def _dead_letter(message: Any, rejected: Rejected) -> None:
+    EVENTS_PROCESSED.labels(outcome="dead_lettered").inc()
+    await send_dead_letter(dlq_topic, message, rejected, "correlator")
 
 
 async def process_batch(batch: list[Any]) -> None:
@@ -235,14 +236,13 @@ async def process_batch(batch: list[Any]) -> None:
     by_child: dict[bytes, list[tuple[CloudEvent, int, Any]]] = defaultdict(list)
     for message in batch:
         _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
-        try:
-            parsed = event_from_json(message.value)
-        except EventValidationError as exc:
-            await _dead_letter(message, [(e.field, e.reason) for e in exc.errors])
+        parsed = safe_decode(message.value, event_from_json)
+        if isinstance(parsed, Rejected):
+            await _dead_letter(message, parsed)
             continue
         key = parsed.subject.encode()
         if message.key is not None and message.key != key:
-            await _dead_letter(message, [("key", "the record key is not the event's subject")])
+            await _dead_letter(message, Rejected(KEY_MISMATCH, (("key", "the record key is not the event's subject"),)))
             continue
         by_child[key].append((parsed, message.partition, message))
     now = datetime.now(UTC)
@@ -257,7 +257,7 @@ async def process_batch(batch: list[Any]) -> None:
         outcomes: dict[str, int] = defaultdict(int)
         refused: list[tuple[Any, str]] = []
         for key, items in by_child.items():
-            state = _load(key)
+            state = _load(key, items[0][1])
             changed = False
             for parsed, _, message in items:
                 state, outcome = engine.apply_event(state, parsed, now, policy, copy=False, wall=wall)
@@ -280,7 +280,7 @@ async def process_batch(batch: list[Any]) -> None:
         for key, child_ref, state, _ in updates:
             _track(key, child_ref, state)
     for message, reason in refused:
-        await _dead_letter(message, [("source", f"refused: {reason}")])
+        await _dead_letter(message, Rejected(REFUSED, (("source", f"refused: {reason}"),)))
     for outcome_name, count in outcomes.items():
         EVENTS_PROCESSED.labels(outcome=outcome_name).inc(count)
     _update_gauges()
@@ -313,10 +313,9 @@ def _rebuild_index() -> None:
     global _indexed_assignment
     deadlines.clear()
     missing_now.clear()
-    for key, value in children.data.items():
-        child_ref = key.decode() if isinstance(key, bytes) else str(key)
-        state = engine.load_state(child_ref, value, policy)
-        _track(key if isinstance(key, bytes) else child_ref.encode(), child_ref, state)
+    for key, value in child_states.items():
+        child_ref = key.decode()
+        _track(key, child_ref, engine.load_state(child_ref, value, policy))
     _indexed_assignment = frozenset(app.consumer.assignment())
     _update_gauges()
 
@@ -339,7 +338,7 @@ async def run_tick() -> int:
         updates: list[tuple[bytes, str, ChildState]] = []
         for key in due:
             child_ref = key.decode()
-            state, new = engine.tick(child_ref, _load(key), now, policy)
+            state, new = engine.tick(child_ref, _load(key, partition_of(key, partitions)), now, policy)
             alerts += new
             updates.append((key, child_ref, state))
         await _send_alerts(alerts)

@@ -32,12 +32,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import faust
-from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
+from beacon.core.decoding import Rejected, safe_decode, send_dead_letter
 from beacon.core.faust_app import guarded_timer, make_faust_app
 from beacon.core.logs import configure_logging, get_logger
 from beacon.core.metrics import (
@@ -51,7 +51,7 @@ from beacon.core.metrics import (
 from beacon.core.notifications import NotificationRecord
 from beacon.core.rate_limit import BadCredentialLimiter, retry_after_header
 from beacon.core.settings import load_settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT
+from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS_DLQ
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
 from beacon.core.wording import reason, reason_words, severity_word
 from beacon.notifier.channels import Channel, DeliveryError, Outbox, SmtpEmail, TwilioSms
@@ -98,6 +98,7 @@ alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
 acks_topic = app.topic(ACKS, key_serializer="raw", value_serializer="raw")
 audit_topic = app.topic(AUDIT, key_serializer="raw", value_serializer="raw")
 ledger_topic = app.topic(NOTIFICATIONS_TOPIC, key_serializer="raw", value_serializer="raw")
+dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
 inputs_topic = app.topic(
     INPUTS, key_serializer="raw", value_serializer="raw", internal=True, partitions=settings.topic_partitions
 )
@@ -206,11 +207,10 @@ async def send_input(alert_id: str, inp: Any) -> None:
 # ------------------------------------------------------------------ agents
 @app.agent(alerts_topic)
 async def route_alerts(stream: Any) -> None:
-    async for payload in stream:
-        try:
-            alert = AlertRecord.from_json(payload)
-        except ValidationError as exc:
-            log.error("alert_record_invalid", errors=exc.error_count())
+    async for event in stream.events():
+        alert = safe_decode(event.message.value, AlertRecord.from_json)
+        if isinstance(alert, Rejected):
+            await send_dead_letter(dlq_topic, event.message, alert, "notifier")
             continue
         if alert.status == "raised":
             # The chain is fixed here, once: who is on call now is who gets paged.
@@ -225,22 +225,20 @@ async def route_alerts(stream: Any) -> None:
 
 @app.agent(acks_topic)
 async def route_acks(stream: Any) -> None:
-    async for payload in stream:
-        try:
-            command = AckCommand.from_json(payload)
-        except ValidationError as exc:
-            log.error("ack_command_invalid", errors=exc.error_count())
+    async for event in stream.events():
+        command = safe_decode(event.message.value, AckCommand.from_json)
+        if isinstance(command, Rejected):
+            await send_dead_letter(dlq_topic, event.message, command, "notifier")
             continue
         await send_input(command.alert_id, AckReceived(command=command))
 
 
 @app.agent(inputs_topic)
 async def escalate(stream: Any) -> None:
-    async for payload in stream:
-        try:
-            envelope = Envelope.from_json(payload)
-        except ValidationError as exc:
-            log.error("notifier_input_invalid", errors=exc.error_count())
+    async for event in stream.events():
+        envelope = safe_decode(event.message.value, Envelope.from_json)
+        if isinstance(envelope, Rejected):
+            await send_dead_letter(dlq_topic, event.message, envelope, "notifier")
             continue
         alert_id = envelope.alert_id
         before = load_state(alert_id)
