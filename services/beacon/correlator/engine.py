@@ -28,6 +28,15 @@ The price: a child found within ``lateness`` before a CSE flag or a de-allocatio
 raises that alert (resolved at once), and a ladder step fires if the child was still
 missing *as recorded* at the deadline even if a later "found" says the child returned
 earlier (also resolved at once). Both err towards telling someone.
+
+Later than the lateness
+-----------------------
+A report, found or correction that arrives more than the lateness behind the horizon
+(a backdated report, a backfill; live, the horizon is the wall clock) marks its episode
+known since that horizon (``Episode.k``): its time rules are decided no earlier, so the
+rest of the episode has the lateness to arrive. Whatever arrives, and in whatever order,
+an alert whose resolution is due is resolved (``_Rules.resolutions``), also when its rule
+no longer derives it on the new facts.
 """
 
 from __future__ import annotations
@@ -631,14 +640,16 @@ class _Rules:
         for step, after, hours in tables.ladder:
             if step.looked_after_only and not report.cared:
                 continue
-            due = self.deadline(starts, after)
-            decided = max(due, known)
+            due = decided = self.deadline(starts, after)
+            if known > due:
+                decided = known
             if due >= NEVER or self.closed_before(episode, decided):
                 continue
             yield decided + self.lateness, DURATION, hours, due, step
         if episode.f:
-            due = self.deadline(episode.f, tables.rhi_after)
-            decided = max(due, known)
+            due = decided = self.deadline(episode.f, tables.rhi_after)
+            if known > due:
+                decided = known
             if due < NEVER and not (episode.i and episode.i[0] < decided):
                 yield decided + self.lateness, RHI_OVERDUE, tables.rhi_step, due, None
 
@@ -737,7 +748,8 @@ class _Rules:
                 derived += self.repeat(ref, episode, closed)
             if rules & TIME_RULES:
                 derived += self.time_rules(ref, episode, closed)
-            if rules & RESOLVE and RAISED in episode.a.values():
+            # Resolutions come only with a closing fact, a discussion or an interview.
+            if rules & RESOLVE and (closed or state.d or episode.i) and RAISED in episode.a.values():
                 derived += self.resolutions(ref, episode, closed, derived[first:])
         if kept and state.n > 0:
             self.next_fire = min(self.next_fire, state.n)
@@ -948,7 +960,8 @@ def apply_event(
     key = (t, event_key(event))
     if key in state.k:
         return state, Outcome(applied=False, duplicate=True)
-    if t < state.w - _tables(policy).horizon:
+    tables = _tables(policy)
+    if t < state.w - tables.horizon:
         # Older than anything a rule still looks at (e.g. a replay of pruned history).
         return state, Outcome(applied=False, stale=True)
     state.k.append(key)
@@ -963,7 +976,7 @@ def apply_event(
         state.h = max(state.h, epoch(wall))
     horizon = max(state.w, state.h)
     earlier: list[tuple[str, str]] = []
-    known = horizon if t < horizon - _tables(policy).lateness else 0
+    known = horizon if t < horizon - tables.lateness else 0
     scope = merge(state, event, t, known, policy.corrections.parties_only, earlier)
     state.w = max(state.w, t)
     if state.h <= state.w:
