@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from beacon.core.alerts import Severity
-from beacon.notifier.links import make_token
+from beacon.notifier.links import LINK_PATH, make_token
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.templates import SMS_SEGMENT_SEPTETS, sms_septets
 from harness.smtp import SmtpServer
@@ -147,10 +147,10 @@ def test_a_link_forged_with_the_old_default_secret_acknowledges_nothing(stack: S
     stack.phone(stack.oncall_person()).expect_sms(contains=alert.episode_ref)
     for person in ("invented-person", stack.oncall_person()):
         forged = make_token(
-            "dev-only-secret-change-me", alert.alert_id, person, "forged", datetime.now(UTC), timedelta(hours=1)
+            "dev-only-secret-change-me", alert.alert_id, f"1:{person}:sms", datetime.now(UTC), timedelta(hours=1)
         )
-        assert httpx.get(f"{stack.url}/ack/{forged}", timeout=5).status_code == 400
-        refused = httpx.post(f"{stack.url}/ack/{forged}", timeout=5)
+        assert httpx.get(f"{stack.url}{LINK_PATH}{forged}", timeout=5).status_code == 400
+        refused = httpx.post(f"{stack.url}{LINK_PATH}{forged}", timeout=5)
         assert refused.status_code == 400 and "invalid" in refused.text.lower()
     time.sleep(1)  # an acknowledgement would have reached the state by now
     assert stack.alert_state(alert)["status"] == "active"

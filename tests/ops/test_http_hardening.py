@@ -226,7 +226,7 @@ def test_bad_tokens_on_the_notifier_api_get_429_while_the_good_token_works(notif
 def test_every_server_sends_the_security_headers(ingest, console, notifier, settings):
     pages = [
         httpx.get(f"http://127.0.0.1:{settings.console_port}/login", timeout=5),
-        httpx.get(f"http://127.0.0.1:{settings.notifier_port}/ack/not-a-token", timeout=5),
+        httpx.get(f"http://127.0.0.1:{settings.notifier_port}/a/not-a-token", timeout=5),
         httpx.get(f"http://127.0.0.1:{settings.notifier_port}/no-such-page", timeout=5),
     ]
     for page in pages:

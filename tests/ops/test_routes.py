@@ -27,8 +27,8 @@ DOCUMENTED = {
     "correlator": OPS,
     "notifier": OPS
     | {
-        ("GET", "/ack/{token}"),
-        ("POST", "/ack/{token}"),
+        ("GET", "/a/{token}"),
+        ("POST", "/a/{token}"),
         ("POST", "/webhooks/twilio/sms"),
         ("POST", "/webhooks/twilio/status"),
         ("GET", "/v1/alerts/{alert_id}"),

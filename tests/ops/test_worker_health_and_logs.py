@@ -150,7 +150,7 @@ def test_every_line_of_every_service_is_json_through_traffic_bad_requests_and_an
         assert httpx.get(f"{ingest}/nowhere", timeout=10).status_code == 404
         console = logged_in_client(settings)
         assert console.get("/children/CH-NOBODY-1").status_code == 404
-        assert httpx.post(f"{stack.url}/ack/forged.token", timeout=10).status_code == 400
+        assert httpx.post(f"{stack.url}/a/forged.token", timeout=10).status_code == 400
         produce(settings, EVENTS_RAW, [(None, b"\xff not json")])
         for port in (settings.ingest_port, settings.console_port, settings.notifier_port):
             _garbage_http(port)
