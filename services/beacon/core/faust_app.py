@@ -19,7 +19,7 @@ from kafka.admin import KafkaAdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from beacon.core.http_headers import aiohttp_security_headers
-from beacon.core.http_server import aiohttp_options
+from beacon.core.http_server import aiohttp_options, cap_faust_web_connections
 from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
@@ -98,6 +98,7 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
         config["producer_max_batch_size"] = 1
     config.update(overrides)
     app = BeaconFaustApp(f"beacon-{name}", **config)
+    cap_faust_web_connections(app.web, settings.http_max_connections)
     _add_ops_pages(app)
     _add_consumer_progress_exporter(app, settings)
     return app

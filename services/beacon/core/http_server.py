@@ -173,3 +173,26 @@ def aiohttp_options(settings: Settings, *middlewares: Any) -> dict[str, Any]:
         "middlewares": [*middlewares, aiohttp_body_deadline(settings.http_body_timeout_s)],  # first is outermost
         "handler_args": {"keepalive_timeout": settings.http_header_timeout_s},
     }
+
+
+def cap_faust_web_connections(faust_web: Any, max_connections: int) -> None:
+    """At most ``max_connections`` open connections on a Faust worker's aiohttp server
+    (aiohttp has no such limit): one over the cap is closed as it is accepted, so slow or
+    half-sent requests cannot pin the worker's file descriptors."""
+    runner = faust_web._runner  # the aiohttp driver's AppRunner
+
+    async def start_server() -> None:  # faust's Web.start_server, with the cap on the protocol factory
+        await runner.setup()
+        server = runner.server
+        register = server.connection_made
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            register(handler, transport)  # connection_lost forgets it, whichever way it ends
+            if len(server.connections) > max_connections:
+                log.warning("http_connection_refused", reason="connection cap", limit=max_connections)
+                transport.abort()
+
+        server.connection_made = connection_made
+        await faust_web._create_site().start()
+
+    faust_web.start_server = start_server
