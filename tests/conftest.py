@@ -8,15 +8,22 @@ Every other test gets ``memory://``."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ensure_topics
 from harness.services import service_env
+
+# CI replays the same examples on every run (a red CI must be reproducible on a laptop with
+# CI=true); developers' runs draw new ones, so the search for counterexamples goes on.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 TABLE_STORES = ("memory://", "rocksdb://")
 

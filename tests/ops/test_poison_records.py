@@ -44,7 +44,7 @@ fuzz = hypothesis_settings(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-POISON_KEY = b"CH-POISON-KEY-1"  # kafka-python needs a key for a null value
+POISON_KEY = b"CH-PSN-KEY-1"  # kafka-python needs a key for a null value
 
 
 def report(child: str, risk: str = "high") -> dict:
@@ -64,7 +64,7 @@ def report(child: str, risk: str = "high") -> dict:
         },
         time=now.isoformat().replace("+00:00", "Z"),
         source="urn:beacon:source:poison",
-        event_id=f"poison-{child}",
+        event_id=f"psn-{child}",  # ids the doors accept: no four letters in a row
     )
 
 
@@ -82,7 +82,7 @@ class Poisoner:
         for topic in self.topics:
             produce(self.settings, topic, [(POISON_KEY, value) for value in values])
             self.owed.update((topic, hashlib.sha256(v).hexdigest() if v is not None else None) for v in values)
-        return f"CH-POISON-{self.examples:04d}"
+        return f"CH-PSN-{self.examples:04d}"  # a reference the doors accept (no four letters in a row)
 
     def assert_dead_lettered_and_up(self, service: str) -> None:
         """One letter per poison record so far, from the topic it was on, with a known
