@@ -154,7 +154,8 @@ def test_every_line_of_every_service_is_json_through_traffic_bad_requests_and_an
         produce(settings, EVENTS_RAW, [(None, b"\xff not json")])
         for port in (settings.ingest_port, settings.console_port, settings.notifier_port):
             _garbage_http(port)
-        sms = stack.phone(stack.oncall_person()).expect_sms(contains=report["data"]["episode_ref"], timeout_s=90)
+        # The policy (deploy/policies/default.yaml) names the team manager for a high-risk triage.
+        sms = stack.phone(stack.role("team_manager")).expect_sms(contains=report["data"]["episode_ref"], timeout_s=90)
         read_topic(settings, EVENTS_DLQ, expect=1, timeout_s=60)
     finally:
         for service in [*services, stack.notifier]:
