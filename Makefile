@@ -8,7 +8,7 @@ TOOLS := tests/tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PYTHONPATH := $(CURDIR)/services
 
-.PHONY: run test test-fast lint system-deps tools bench schemas lock clean
+.PHONY: run test test-fast lint system-deps tools kafka bench schemas lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,16 @@ $(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.js
 	cd $(TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-## test: set up and run the whole suite (slow tests included)
-test: $(STAMP) system-deps tools
+## kafka: Apache Kafka's jars for the suite's KRaft clusters (version pinned in tests/tools/kafka/pom.xml)
+KAFKA_LIB := $(TOOLS)/kafka/lib
+kafka: $(KAFKA_LIB)/.installed
+$(KAFKA_LIB)/.installed: $(TOOLS)/kafka/pom.xml
+	rm -rf $(KAFKA_LIB)
+	cd $(TOOLS)/kafka && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime
+	touch $@
+
+## test: set up and run the whole suite (slow tests included; both brokers)
+test: $(STAMP) system-deps tools kafka
 	$(PY) -m pytest
 
 ## lint: ruff (lint and format) over the code, mypy over services/
@@ -63,4 +71,4 @@ lock:
 	/tmp/beacon-lock/bin/pip freeze --exclude beacon > requirements.lock
 
 clean:
-	rm -rf $(VENV) var $(TOOLS)/node_modules
+	rm -rf $(VENV) var $(TOOLS)/node_modules $(KAFKA_LIB)

@@ -18,6 +18,8 @@ from hypothesis import settings as hypothesis_settings
 from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ensure_topics
+from harness.brokers import TANSU_SETTINGS, BrokerProfile, production_broker_settings
+from harness.kafka_cluster import KafkaCluster
 from harness.services import service_env
 
 # CI replays the same examples on every run (a red CI must be reproducible on a laptop with
@@ -40,18 +42,37 @@ def table_store(request: pytest.FixtureRequest) -> str:
     return str(getattr(request, "param", "memory://"))
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """One Apache Kafka node (broker and controller) for the session."""
+    with KafkaCluster(tmp_path_factory.mktemp("kafka"), size=1) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster_3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """Three Apache Kafka nodes shaped like production (replication 3, min.insync.replicas 2)."""
+    with KafkaCluster(tmp_path_factory.mktemp("kafka3"), size=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["tansu"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerProfile]:
+    if request.param == "kafka":
+        cluster: KafkaCluster = request.getfixturevalue("kafka_cluster")
+        cluster.reset()
+        yield BrokerProfile("kafka", cluster.bootstrap, production_broker_settings(cluster.replication_factor))
+        return
     with EmbeddedBroker(log_file=tmp_path / "broker.log") as embedded:
-        yield embedded
+        yield BrokerProfile("tansu", embedded.bootstrap, dict(TANSU_SETTINGS), stop_broker=embedded.stop)
 
 
 @pytest.fixture
-def settings(broker: EmbeddedBroker, table_store: str, tmp_path: Path) -> Settings:
+def settings(broker: BrokerProfile, table_store: str, tmp_path: Path) -> Settings:
     """Settings pointing at this test's broker, with the topics created."""
     s = load_settings(
         kafka_bootstrap_servers=broker.bootstrap,
-        kafka_single_record_batches=True,
+        **broker.settings,
         data_dir=tmp_path / "data",
         table_store=table_store,
         outbox_dir=tmp_path / "outbox",
@@ -66,11 +87,11 @@ def settings(broker: EmbeddedBroker, table_store: str, tmp_path: Path) -> Settin
 
 
 @pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
+def env(settings: Settings, broker: BrokerProfile) -> dict[str, str]:
     """Process environment carrying ``settings`` to service subprocesses."""
     fields = (
         "kafka_bootstrap_servers",
-        "kafka_single_record_batches",
+        *broker.settings,
         "data_dir",
         "table_store",
         "outbox_dir",
