@@ -13,11 +13,14 @@ from beacon.core.settings import Settings
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Write ``records`` and wait for every acknowledgement: a record the broker refused
+    fails the test here instead of going missing."""
     producer = make_producer(settings)
     try:
-        for key, value in records:
-            producer.send(topic, key=key, value=value)
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
         producer.flush()
+        for future in futures:
+            future.get(timeout=30)
     finally:
         producer.close()
 

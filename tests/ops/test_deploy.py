@@ -22,8 +22,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from beacon.core.settings import Settings, known_setting_names, required_secrets
-from beacon.core.topics import TOPICS
+from beacon.core.settings import Settings, known_setting_names, load_settings, required_secrets
+from beacon.core.topics import TOPICS, topic_configs
 from beacon.devrun import SERVICES as DEV_SERVICES
 from harness.services import REPO_ROOT
 from ops.crd_schemas import CRD_SCHEMAS
@@ -296,15 +296,15 @@ def test_kafka_topics_are_beacons_topics_with_the_configured_partitions():
     settings = config["data"]
     topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind("KafkaTopic")}
     assert set(topics) == {spec.name for spec in TOPICS}
-    retention_ms = str(Settings.model_fields["event_retention_days"].default * 24 * 3600 * 1000)
+    declared = load_settings(
+        topic_partitions=settings["BEACON_TOPIC_PARTITIONS"],
+        topic_replication_factor=settings["BEACON_TOPIC_REPLICATION_FACTOR"],
+    )
     for spec in TOPICS:
         topic = topics[spec.name]
-        assert topic["partitions"] == int(settings["BEACON_TOPIC_PARTITIONS"])
-        assert topic["replicas"] == int(settings["BEACON_TOPIC_REPLICATION_FACTOR"])
-        if spec.compacted:
-            assert topic["config"] == {"cleanup.policy": "compact"}
-        else:
-            assert topic["config"] == {"cleanup.policy": "delete", "retention.ms": retention_ms}
+        assert topic["partitions"] == declared.topic_partitions
+        assert topic["replicas"] == declared.topic_replication_factor
+        assert topic["config"] == topic_configs(spec, declared), spec.name
 
 
 def test_config_map_holds_only_beacon_settings_and_no_secret():

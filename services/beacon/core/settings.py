@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         description="retention.ms of the delete-policy topics Beacon creates: looked-after children's "
         "records are kept to their 75th birthday.",
     )
+    input_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="Retention of internal input topics (raw direct-producer events, the notifier's inputs), "
+        "read as they arrive: long enough to outlast a worker being down over a long weekend.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         default=50,
         ge=1,

@@ -7,9 +7,11 @@ stay ordered on one partition and each service scales by partitions.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from enum import Enum
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from beacon.core.settings import Settings
@@ -26,35 +28,69 @@ AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
 # Console sessions ended and accounts locked (keyed by session id or staff user name, not by
 # child; compacted: read from the beginning by every console replica, see console/sessions.py).
 CONSOLE_SESSIONS = "beacon.console.sessions"
+NOTIFIER_INPUTS = "beacon.notifier.inputs"  # the notifier's own queue: alerts, acks, ticks, delivery results
+
+
+def changelog(app: str, table: str) -> str:
+    """The changelog Faust keeps for ``table`` of the worker ``app`` (app id ``beacon-<app>``)."""
+    return f"beacon-{app}-{table}-changelog"
+
+
+CORRELATOR_CHANGELOG = changelog("correlator", "children")  # per-child correlation state
+NOTIFIER_CHANGELOG = changelog("notifier", "escalations")  # per-alert escalation state
+
+
+class Retention(Enum):
+    """How long a topic keeps its records."""
+
+    RECORD = "record"  # kept for event_retention_days: the system of record and its history
+    COMPACTED = "compacted"  # the latest record per key, for ever: state and ledgers
+    INPUT = "input"  # input_retention_days: internal queues whose records are consumed at once
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    compacted: bool = False
+    retention: Retention = Retention.RECORD
+
+    @property
+    def compacted(self) -> bool:
+        return self.retention is Retention.COMPACTED
 
 
+# Every topic Beacon reads or writes, Faust's changelogs included: `topics create` makes them
+# all, so nothing depends on a broker's auto-creation (off in production) or on a worker
+# creating its topics after its consumer group was already assigned (it then never reads them).
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(EVENTS_RAW),
+    TopicSpec(EVENTS_RAW, Retention.INPUT),
     TopicSpec(EVENTS),
     TopicSpec(EVENTS_DLQ),
     TopicSpec(ALERTS),
     TopicSpec(ACKS),
-    TopicSpec(NOTIFICATIONS, compacted=True),
+    TopicSpec(NOTIFICATIONS, Retention.COMPACTED),
     TopicSpec(AUDIT),
-    TopicSpec(CONSOLE_SESSIONS, compacted=True),
+    TopicSpec(CONSOLE_SESSIONS, Retention.COMPACTED),
+    TopicSpec(NOTIFIER_INPUTS, Retention.INPUT),
+    TopicSpec(CORRELATOR_CHANGELOG, Retention.COMPACTED),
+    TopicSpec(NOTIFIER_CHANGELOG, Retention.COMPACTED),
 )
+
+DAY_MS = 24 * 3600 * 1000
 
 
 def topic_configs(spec: TopicSpec, settings: Settings) -> dict[str, str]:
-    if spec.compacted:
+    """The topic-level configs Beacon sets on ``spec`` (the README's topic table)."""
+    if spec.retention is Retention.COMPACTED:
         return {"cleanup.policy": "compact"}
-    retention_ms = settings.event_retention_days * 24 * 3600 * 1000
-    return {"cleanup.policy": "delete", "retention.ms": str(retention_ms)}
+    days = settings.event_retention_days if spec.retention is Retention.RECORD else settings.input_retention_days
+    return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
 
 
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
-    """Create the missing topics; returns the names created. Safe to run repeatedly."""
+    """Create the missing topics with their partitions, replication and configs, and set the
+    configs of existing ones where they differ; returns the names created. Safe to run
+    repeatedly. An existing topic's partition count is never changed (that would move keys
+    to other partitions and break one child's order): a difference is logged as an error."""
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="beacon-topics")
     try:
         existing = set(admin.list_topics())
@@ -75,6 +111,63 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> 
                 pass  # another service created it first
         for s in missing:
             log.info("created topic %s (%d partitions)", s.name, settings.topic_partitions)
+        if missing:
+            _wait_for_leaders(admin, [s.name for s in missing], settings.topic_partitions)
+        _align_existing(admin, [s for s in specs if s.name in existing], settings)
         return [s.name for s in missing]
     finally:
         admin.close()
+
+
+def described_topic_configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """Every config of each topic as the broker reports it (DescribeConfigs); a broker that
+    does not describe topic configs (the embedded Tansu) gives empty mappings."""
+    if not names:
+        return {}
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n) for n in names], config_filter="all"
+    )
+    topics = described.get("topic", {})
+    return {n: {key: entry.get("value") for key, entry in topics.get(n, {}).items()} for n in names}
+
+
+def _align_existing(admin: KafkaAdminClient, specs: list[TopicSpec], settings: Settings) -> None:
+    if not specs:
+        return
+    current = described_topic_configs(admin, [s.name for s in specs])
+    changes = []
+    for spec in specs:
+        if not current[spec.name]:
+            continue  # nothing described: nothing to compare with
+        wanted = topic_configs(spec, settings)
+        differing = {k: v for k, v in wanted.items() if current[spec.name].get(k) != v}
+        if differing:
+            changes.append(ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=differing))
+            log.info("setting topic %s configs %s", spec.name, sorted(differing))
+    if changes:
+        # Incremental (KIP-339): a plain AlterConfigs resets every key it does not name.
+        results = admin.alter_configs(changes, incremental=True).get("topic", {})
+        failed = {name: result for name, result in results.items() if result != "OK"}
+        if failed:
+            raise RuntimeError(f"could not set topic configs: {failed}")
+    partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([s.name for s in specs])}
+    for name, count in partitions.items():
+        if count != settings.topic_partitions:
+            log.error("topic %s has %d partitions, settings say %d", name, count, settings.topic_partitions)
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], partitions: int, timeout_s: float = 30.0) -> None:
+    """Until every partition of ``names`` has a leader. CreateTopics answers before the
+    leaders are elected: a producer that writes at once gets NotLeaderForPartition, and
+    after its retries the record is lost (seen on Apache Kafka right after a re-create)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_topics(names)
+        led = {
+            t["name"]: sum(1 for p in t["partitions"] if p["leader_id"] >= 0) for t in described if t["error_code"] == 0
+        }
+        if all(led.get(name) == partitions for name in names):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without a leader on every partition after {timeout_s:.0f}s: {names}")
+        time.sleep(0.1)

@@ -53,6 +53,7 @@ from beacon.core.rate_limit import BadCredentialLimiter, retry_after_header
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS_DLQ
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
+from beacon.core.topics import NOTIFIER_INPUTS as INPUTS
 from beacon.core.wording import reason, reason_words, severity_word
 from beacon.notifier.channels import Channel, DeliveryError, Outbox, SmtpEmail, TwilioSms
 from beacon.notifier.clock import Clock
@@ -81,7 +82,6 @@ from beacon.notifier.oncall import load_oncall
 from beacon.notifier.settings import NotifierSettings
 from beacon.notifier.templates import MessageFields, bundle_email, bundle_sms, render_page
 
-INPUTS = "beacon.notifier.inputs"
 FULL_SCAN_EVERY_S = 5.0
 TICK_RESEND_AFTER_S = 5.0
 
