@@ -56,7 +56,7 @@ def kafka_cluster_3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaC
         yield cluster
 
 
-@pytest.fixture(params=["tansu"])
+@pytest.fixture(params=["tansu", pytest.param("kafka", marks=pytest.mark.kafka)])
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerProfile]:
     if request.param == "kafka":
         cluster: KafkaCluster = request.getfixturevalue("kafka_cluster")

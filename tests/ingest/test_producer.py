@@ -14,6 +14,9 @@ from harness.kafka import read_topic
 pytestmark = pytest.mark.slow
 
 
+# Stops its broker: only the embedded one is per test (the Kafka cluster serves the whole
+# session); losing Kafka brokers is the three-node failover tests' job.
+@pytest.mark.parametrize("broker", ["tansu"], indirect=True)
 async def test_idempotent_acked_writes_and_kafka_down(settings, broker):
     ingest_settings = load_settings(
         IngestSettings,

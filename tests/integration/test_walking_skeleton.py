@@ -7,10 +7,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kafka.admin import KafkaAdminClient
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
-from beacon.core.topics import ALERTS, EVENTS
+from beacon.core.topics import ALERTS, EVENTS, TOPICS
 from harness.kafka import produce_events, read_topic
 from harness.services import ServiceProcess
 
@@ -39,3 +40,14 @@ def test_high_risk_report_reaches_the_outbox(settings, env, tmp_path):
         lines = [json.loads(line) for line in outbox.read_text().splitlines()]
         assert any(line["alert_id"] == alerts[0].alert_id for line in lines)
         assert all(report["subject"] not in line["body"] for line in lines)
+
+    # The workers made no topic of their own: `topics create` declares every one they read
+    # (a topic a worker creates after its group's assignment is never read on Kafka). Faust's
+    # leader-election topic is the exception: it holds no records and Faust's assignor makes
+    # it before the group is joined.
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        used = {t for t in admin.list_topics() if not t.startswith("__") and not t.endswith("-__assignor-__leader")}
+    finally:
+        admin.close()
+    assert used <= {spec.name for spec in TOPICS}, used - {spec.name for spec in TOPICS}

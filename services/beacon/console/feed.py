@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
 
 from beacon.console.projection import Record, ViewState, apply
 from beacon.console.sessions import SessionRecord, SessionRegistry
@@ -32,6 +33,21 @@ FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
 UNPROCESSABLE = "unprocessable"
+
+
+def feed_partitions(settings: Settings) -> list[TopicPartition]:
+    """Every partition of the feed's topics, from a metadata request that names them. (The
+    consumer's own metadata holds only topics it was asked about: Tansu's answer happened to
+    list them all, Apache Kafka's lists none, and the console then read nothing.)"""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="beacon-console-metadata")
+    try:
+        described = admin.describe_topics(list(FEED_TOPICS))
+    finally:
+        admin.close()
+    by_topic = {
+        t["name"]: sorted(p["partition_index"] for p in t["partitions"]) for t in described if not t["error_code"]
+    }
+    return [TopicPartition(topic, p) for topic in FEED_TOPICS for p in by_topic.get(topic, ())]
 
 
 def decode(topic: str, payload: bytes) -> Record:
@@ -116,12 +132,7 @@ class Feed:
         )
         await consumer.start()
         try:
-            await consumer.topics()  # refresh metadata so every topic's partitions are known
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in FEED_TOPICS
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
+            partitions = await asyncio.to_thread(feed_partitions, self.settings)
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end_at_start: dict[TopicPartition, int] = await consumer.end_offsets(partitions)

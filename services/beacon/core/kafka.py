@@ -14,7 +14,10 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "acks": "all",
-        "retries": 5,
+        # Retried until acknowledged or this long (kafka-python's retries are unbounded by
+        # default): a fixed 5 retries 100 ms apart gave up within half a second of a leader
+        # election or a topic's creation, and the record was lost (seen on Apache Kafka).
+        "delivery_timeout_ms": 60_000,  # more than request_timeout_ms (30 s) + linger_ms
         "linger_ms": 5,
         "max_in_flight_requests_per_connection": 1,  # keeps one child's events in order on retry
     }

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -112,7 +113,7 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> 
         for s in missing:
             log.info("created topic %s (%d partitions)", s.name, settings.topic_partitions)
         if missing:
-            _wait_for_leaders(admin, [s.name for s in missing], settings.topic_partitions)
+            _wait_for_leaders(settings, admin, [s.name for s in missing])
         _align_existing(admin, [s for s in specs if s.name in existing], settings)
         return [s.name for s in missing]
     finally:
@@ -156,18 +157,29 @@ def _align_existing(admin: KafkaAdminClient, specs: list[TopicSpec], settings: S
             log.error("topic %s has %d partitions, settings say %d", name, count, settings.topic_partitions)
 
 
-def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], partitions: int, timeout_s: float = 30.0) -> None:
-    """Until every partition of ``names`` has a leader. CreateTopics answers before the
-    leaders are elected: a producer that writes at once gets NotLeaderForPartition, and
-    after its retries the record is lost (seen on Apache Kafka right after a re-create)."""
+def _wait_for_leaders(settings: Settings, admin: KafkaAdminClient, names: list[str], timeout_s: float = 60.0) -> None:
+    """Until every partition of ``names`` is served by its leader. CreateTopics answers
+    before that: the metadata names a leader at once, but the leader creates its logs a few
+    seconds later (120 partitions took ~3 s on a loaded 2-core machine), and until then a
+    producer gets NotLeaderForPartition. A ListOffsets is answered only by a serving leader,
+    so this asks for every partition's end offset (kafka-python retries until then)."""
     deadline = time.monotonic() + timeout_s
     while True:
         described = admin.describe_topics(names)
-        led = {
-            t["name"]: sum(1 for p in t["partitions"] if p["leader_id"] >= 0) for t in described if t["error_code"] == 0
-        }
-        if all(led.get(name) == partitions for name in names):
-            return
+        partitions = [
+            TopicPartition(t["name"], p["partition_index"])
+            for t in described
+            if t["error_code"] == 0
+            for p in t["partitions"]
+            if p["leader_id"] >= 0
+        ]
+        if len(partitions) == len(names) * settings.topic_partitions:
+            break
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics without a leader on every partition after {timeout_s:.0f}s: {names}")
         time.sleep(0.1)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="beacon-topics")
+    try:
+        consumer.end_offsets(partitions, timeout_ms=int(max(1.0, deadline - time.monotonic()) * 1000))
+    finally:
+        consumer.close()
