@@ -44,8 +44,9 @@ def table_store(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    """One Apache Kafka node (broker and controller) for the session."""
-    with KafkaCluster(tmp_path_factory.mktemp("kafka"), size=1) as cluster:
+    """One Apache Kafka node (broker and controller) for the session, with a second,
+    SASL_SSL listener (SCRAM logins, a CA made by the harness) for the security tests."""
+    with KafkaCluster(tmp_path_factory.mktemp("kafka"), size=1, sasl_ssl=True) as cluster:
         yield cluster
 
 

@@ -89,9 +89,22 @@ def routes(
 @topics_cli.command("create")
 def topics_create() -> None:
     """Create Beacon's topics on the configured Kafka (idempotent)."""
+    from kafka.errors import KafkaError
+
+    from beacon.core.logs import configure_logging
     from beacon.core.topics import ensure_topics
 
-    created = ensure_topics(load_settings())
+    settings: Settings = load_settings()
+    configure_logging(settings.log_level)  # the client's reasons (refused login, untrusted certificate) are logged
+    try:
+        created = ensure_topics(settings)
+    except KafkaError as exc:
+        typer.echo(
+            f"error: could not create the topics on {settings.kafka_bootstrap_servers} "
+            f"({settings.kafka_security_protocol}): {type(exc).__name__}; the client's log lines give the reason",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 

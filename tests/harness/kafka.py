@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from beacon.core.kafka import make_producer
+from beacon.core.kafka import client_config, make_producer
 from beacon.core.settings import Settings
 
 
@@ -34,7 +34,7 @@ def read_topic(
 ) -> list[Any]:
     """Every record of ``topic`` from the start, waiting until ``expect`` have arrived,
     then ``settle_s`` longer so that an unexpected extra record is seen too."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)

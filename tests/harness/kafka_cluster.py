@@ -24,6 +24,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from beacon.core.broker import free_port, kafka_answers
+from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER, BrokerTls, make_broker_tls
 
 KAFKA_DIR = Path(__file__).resolve().parents[1] / "tools" / "kafka"
 KAFKA_LIB = KAFKA_DIR / "lib"
@@ -42,6 +43,7 @@ class KafkaNode:
     node_id: int
     port: int
     controller_port: int
+    secure_port: int  # SASL_SSL (SCRAM over TLS), when the cluster has that listener
     data_dir: Path
 
 
@@ -80,17 +82,26 @@ class KafkaCluster:
     factor 3 by default and min.insync.replicas 2.
     """
 
-    def __init__(self, workdir: Path, size: int = 1):
+    def __init__(self, workdir: Path, size: int = 1, sasl_ssl: bool = False):
         self.workdir = workdir
         self.size = size
         self.nodes = [
-            KafkaNode(i, free_port(), free_port(), workdir / f"node-{i}" / "data") for i in range(1, size + 1)
+            KafkaNode(i, free_port(), free_port(), free_port(), workdir / f"node-{i}" / "data")
+            for i in range(1, size + 1)
         ]
+        # A second listener speaking SASL_SSL: TLS with a CA made here, SCRAM logins.
+        self.tls: BrokerTls | None = make_broker_tls(workdir / "tls") if sasl_ssl else None
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    @property
+    def secure_bootstrap(self) -> str:
+        if self.tls is None:
+            raise RuntimeError("this cluster has no SASL_SSL listener (KafkaCluster(sasl_ssl=True))")
+        return ",".join(f"127.0.0.1:{n.secure_port}" for n in self.nodes)
 
     @property
     def replication_factor(self) -> int:
@@ -125,6 +136,16 @@ class KafkaCluster:
             "num.io.threads": 2,
             "log.flush.interval.messages": 1_000_000,
         }
+        if self.tls is not None:
+            lines["listeners"] += f",SASL_SSL://127.0.0.1:{node.secure_port}"
+            lines["advertised.listeners"] += f",SASL_SSL://127.0.0.1:{node.secure_port}"
+            lines["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+            lines["sasl.enabled.mechanisms"] = SCRAM_MECHANISM
+            lines[f"listener.name.sasl_ssl.{SCRAM_MECHANISM.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+            lines["ssl.keystore.type"] = "PEM"
+            lines["ssl.keystore.location"] = self.tls.keystore_file
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
     def _config_file(self, node: KafkaNode) -> Path:
@@ -135,13 +156,15 @@ class KafkaCluster:
 
     def format(self) -> None:
         cluster_id = new_cluster_id()
+        # SCRAM credentials live in the cluster metadata: written when the storage is formatted.
+        scram = ("--add-scram", f"{SCRAM_MECHANISM}=[name={SCRAM_USER},password={SCRAM_PASSWORD}]") if self.tls else ()
         for node in self.nodes:
             config = self._config_file(node)
             config.parent.mkdir(parents=True, exist_ok=True)
             config.write_text(self.properties(node))
             with open(self._log_file(node), "ab") as log:
                 subprocess.run(
-                    _java_command("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                    _java_command("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), *scram),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     check=True,

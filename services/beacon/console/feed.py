@@ -22,6 +22,7 @@ from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
 from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import event_from_json
+from beacon.core.kafka import aiokafka_config, client_config
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
@@ -39,7 +40,7 @@ def feed_partitions(settings: Settings) -> list[TopicPartition]:
     """Every partition of the feed's topics, from a metadata request that names them. (The
     consumer's own metadata holds only topics it was asked about: Tansu's answer happened to
     list them all, Apache Kafka's lists none, and the console then read nothing.)"""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="beacon-console-metadata")
+    admin = KafkaAdminClient(**client_config(settings), client_id="beacon-console-metadata")
     try:
         described = admin.describe_topics(list(FEED_TOPICS))
     finally:
@@ -124,7 +125,7 @@ class Feed:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **aiokafka_config(self.settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

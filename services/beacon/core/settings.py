@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         min_length=1,
         description="Kafka brokers, comma-separated host:port, e.g. kafka-1:9092,kafka-2:9092 (Apache Kafka, Redpanda, MSK).",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client (workers, ingest, console, CLI tools) connects. Production: "
+        "SASL_SSL (TLS, and a SCRAM login per service).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = Field(default="", description="SCRAM user; required with SASL_*.")
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="SCRAM password; required with SASL_*.")
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) the brokers' certificates chain to (e.g. Strimzi's cluster CA); "
+        "unset: the system's trust store. Host names are always verified.",
+    )
     kafka_single_record_batches: bool = Field(
         default=False,
         description="Send every record in its own batch. Needed on the embedded Tansu broker, whose "
@@ -220,6 +233,22 @@ class Settings(BaseSettings):
         # Twilio signs its webhooks with this token: a weak one lets anyone fake an SMS reply.
         if info.data.get("twilio_account_sid"):
             return _required_secret(value)
+        return value
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password")
+    @classmethod
+    def _sasl_needs_a_login(cls, value: str | SecretStr, info: ValidationInfo) -> str | SecretStr:
+        protocol = info.data.get("kafka_security_protocol", "")
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if protocol.startswith("SASL_") and not plain:
+            raise ValueError(f"required with BEACON_KAFKA_SECURITY_PROTOCOL={protocol}")
+        return value
+
+    @field_validator("kafka_ssl_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file {str(value)!r}")
         return value
 
     @classmethod

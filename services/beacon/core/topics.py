@@ -15,6 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from beacon.core.kafka import client_config
 from beacon.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> 
     configs of existing ones where they differ; returns the names created. Safe to run
     repeatedly. An existing topic's partition count is never changed (that would move keys
     to other partitions and break one child's order): a difference is logged as an error."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="beacon-topics")
+    admin = KafkaAdminClient(**client_config(settings), client_id="beacon-topics")
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -178,7 +179,7 @@ def _wait_for_leaders(settings: Settings, admin: KafkaAdminClient, names: list[s
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics without a leader on every partition after {timeout_s:.0f}s: {names}")
         time.sleep(0.1)
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, client_id="beacon-topics")
+    consumer = KafkaConsumer(**client_config(settings), client_id="beacon-topics")
     try:
         consumer.end_offsets(partitions, timeout_ms=int(max(1.0, deadline - time.monotonic()) * 1000))
     finally:

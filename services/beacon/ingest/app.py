@@ -26,6 +26,7 @@ from beacon.core.broker import kafka_answers
 from beacon.core.events import EVENT_TYPES, envelope_model, event_to_json
 from beacon.core.http_headers import API_HEADERS, SecurityHeadersMiddleware
 from beacon.core.http_server import uvicorn_config
+from beacon.core.kafka import client_config
 from beacon.core.logs import get_logger
 from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
 from beacon.core.rate_limit import BadCredentialLimiter
@@ -121,7 +122,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     async def kafka_ready() -> bool:
         if time.monotonic() - readiness["checked_at"] > 2.0:
             readiness["ready"] = await asyncio.to_thread(
-                kafka_answers, settings.bootstrap_servers, 1.0, "beacon-ingest-ready"
+                kafka_answers, settings.bootstrap_servers, 1.0, "beacon-ingest-ready", **client_config(settings)
             )
             readiness["checked_at"] = time.monotonic()
         return bool(readiness["ready"])
