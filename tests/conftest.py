@@ -1,10 +1,21 @@
-"""Shared fixtures. Integration tests get a real Tansu broker of their own (it starts in
-well under a second, and a fresh broker per test means no test sees another's records).
+"""Shared fixtures. Every test that takes ``broker`` (through ``settings`` or ``env``) runs on
+both brokers, each with its own table stores:
 
-Table stores: a test marked ``@pytest.mark.table_stores`` (the workers' integration tests)
-runs once per Faust table store, ``memory://`` and ``rocksdb://`` (production), through the
-``table_store`` fixture, which ``settings`` and ``env`` carry to the service processes.
-Every other test gets ``memory://``."""
+- ``tansu``: a real Tansu broker of its own (it starts in well under a second, and a fresh
+  broker per test means no test sees another's records), with its workaround on, ``memory://``;
+- ``kafka`` (marker ``kafka``): one Apache Kafka KRaft node for the whole session, emptied
+  before each test (every topic and consumer group deleted), with the production settings of
+  deploy/k8s/config.yaml (harness/brokers.py), its table store (``rocksdb://``) included.
+
+A test marked ``@pytest.mark.table_stores`` (the workers' integration tests) runs on Tansu
+once per Faust table store, ``memory://`` and ``rocksdb://``, and on Kafka on production's
+store: three runs, ``[tansu-memory]``, ``[tansu-rocksdb]``, ``[kafka-rocksdb]``, not the full
+cross product. ``table_store`` carries the choice to ``settings`` and ``env``.
+
+A test that must run on one broker only names it:
+``@pytest.mark.parametrize("broker", ["tansu"], indirect=True)`` (a test that stops its broker)
+or ``@pytest.mark.parametrize("broker", KAFKA_ONLY, indirect=True)`` (``harness.brokers``).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +29,7 @@ from hypothesis import settings as hypothesis_settings
 from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ensure_topics
-from harness.brokers import TANSU_SETTINGS, BrokerProfile, production_broker_settings
+from harness.brokers import KAFKA, PRODUCTION_TABLE_STORE, TANSU_SETTINGS, BrokerProfile, production_broker_settings
 from harness.kafka_cluster import KafkaCluster
 from harness.services import service_env
 
@@ -30,16 +41,38 @@ hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
 TABLE_STORES = ("memory://", "rocksdb://")
 
 
+def _store_id(store: str) -> str:
+    return store.removesuffix("://")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.definition.get_closest_marker("table_stores") and "table_store" in metafunc.fixturenames:
-        ids = [store.removesuffix("://") for store in TABLE_STORES]
-        metafunc.parametrize("table_store", TABLE_STORES, ids=ids, indirect=True)
+    fixtures = metafunc.fixturenames
+    by_stores = bool(metafunc.definition.get_closest_marker("table_stores")) and "table_store" in fixtures
+    broker_pinned = any("broker" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize"))
+    if "broker" in fixtures and not broker_pinned:
+        if by_stores:
+            kafka_store = PRODUCTION_TABLE_STORE
+            pairs = [
+                *(pytest.param("tansu", store, id=f"tansu-{_store_id(store)}") for store in TABLE_STORES),
+                pytest.param("kafka", kafka_store, id=f"kafka-{_store_id(kafka_store)}", marks=pytest.mark.kafka),
+            ]
+            metafunc.parametrize(("broker", "table_store"), pairs, indirect=True)
+        else:
+            metafunc.parametrize("broker", ["tansu", KAFKA], indirect=True)
+    elif by_stores:
+        metafunc.parametrize("table_store", TABLE_STORES, ids=[_store_id(s) for s in TABLE_STORES], indirect=True)
 
 
 @pytest.fixture
 def table_store(request: pytest.FixtureRequest) -> str:
-    """The Faust table store of this test's workers (see the module docstring)."""
-    return str(getattr(request, "param", "memory://"))
+    """The Faust table store of this test's workers (see the module docstring): the one the
+    test is parametrised with, else its broker's (Tansu: ``memory://``, Kafka: production's)."""
+    if hasattr(request, "param"):
+        return str(request.param)
+    if "broker" in request.fixturenames:
+        profile: BrokerProfile = request.getfixturevalue("broker")
+        return profile.table_store
+    return "memory://"
 
 
 @pytest.fixture(scope="session")
@@ -57,12 +90,19 @@ def kafka_cluster_3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaC
         yield cluster
 
 
-@pytest.fixture(params=["tansu", pytest.param("kafka", marks=pytest.mark.kafka)])
+@pytest.fixture
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerProfile]:
-    if request.param == "kafka":
+    """The broker of this test (parametrised by ``pytest_generate_tests``): ``bootstrap``,
+    the Beacon ``settings`` that go with it, its ``table_store``; ``stop()`` on Tansu only."""
+    if getattr(request, "param", "tansu") == "kafka":
         cluster: KafkaCluster = request.getfixturevalue("kafka_cluster")
         cluster.reset()
-        yield BrokerProfile("kafka", cluster.bootstrap, production_broker_settings(cluster.replication_factor))
+        yield BrokerProfile(
+            "kafka",
+            cluster.bootstrap,
+            production_broker_settings(cluster.replication_factor),
+            table_store=PRODUCTION_TABLE_STORE,
+        )
         return
     with EmbeddedBroker(log_file=tmp_path / "broker.log") as embedded:
         yield BrokerProfile("tansu", embedded.bootstrap, dict(TANSU_SETTINGS), stop_broker=embedded.stop)

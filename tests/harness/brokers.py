@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from beacon.core.settings import Settings
@@ -22,10 +23,9 @@ PRODUCTION_CONFIG = REPO_ROOT / "deploy" / "k8s" / "config.yaml"
 BROKER_SETTING_PREFIXES = ("kafka_", "topic_", "broker_", "table_", "event_retention_")
 NOT_FROM_PRODUCTION = {"kafka_bootstrap_servers"}
 
-# Switch for the Kafka runs' table store: None keeps production's (rocksdb://). memory:// until
-# the correlator's crash on rocksdb:// (AssertionError in faust's rocksdb _set, issue 11 item 0)
-# is fixed; then set it back to None.
-KAFKA_TABLE_STORE_OVERRIDE: str | None = "memory://"
+# The table store travels apart (BrokerProfile.table_store, the table_store fixture), since a
+# test marked table_stores chooses it per run.
+SEPARATE_SETTINGS = {"table_store"}
 
 
 @dataclass
@@ -36,6 +36,7 @@ class BrokerProfile:
     bootstrap: str
     settings: dict[str, Any] = field(default_factory=dict)
     stop_broker: Any = None  # only the per-test embedded broker can be stopped by a test
+    table_store: str = "memory://"  # the Faust table store its workers use unless a test chooses
 
     def stop(self) -> None:
         if self.stop_broker is None:
@@ -45,7 +46,14 @@ class BrokerProfile:
 
 def production_broker_settings(max_replication_factor: int) -> dict[str, Any]:
     """The BEACON_* Kafka and state settings of the production ConfigMap, as Settings
-    field names, validated by Settings; replication capped at the test cluster's size."""
+    field names, validated by Settings; replication capped at the test cluster's size; the
+    table store apart (``PRODUCTION_TABLE_STORE``)."""
+    chosen = _production_settings()
+    chosen["topic_replication_factor"] = min(chosen["topic_replication_factor"], max_replication_factor)
+    return {name: value for name, value in chosen.items() if name not in SEPARATE_SETTINGS}
+
+
+def _production_settings() -> dict[str, Any]:
     documents = [d for d in yaml.safe_load_all(PRODUCTION_CONFIG.read_text()) if d]
     (configmap,) = [d for d in documents if d.get("kind") == "ConfigMap"]
     chosen: dict[str, Any] = {}
@@ -58,10 +66,16 @@ def production_broker_settings(max_replication_factor: int) -> dict[str, Any]:
         chosen[name] = value
     validated = Settings(kafka_bootstrap_servers="unused:9092", **chosen)
     chosen = {name: getattr(validated, name) for name in chosen}
-    chosen["topic_replication_factor"] = min(validated.topic_replication_factor, max_replication_factor)
-    if KAFKA_TABLE_STORE_OVERRIDE is not None:
-        chosen["table_store"] = KAFKA_TABLE_STORE_OVERRIDE
+    chosen.setdefault("topic_replication_factor", validated.topic_replication_factor)
     return chosen
 
 
+PRODUCTION_TABLE_STORE: str = _production_settings().get("table_store", "memory://")
+
+
 TANSU_SETTINGS: dict[str, Any] = {"kafka_single_record_batches": True}
+
+# The kafka run of the broker fixture, marked `kafka`; KAFKA_ONLY pins a test to it:
+# @pytest.mark.parametrize("broker", KAFKA_ONLY, indirect=True)
+KAFKA = pytest.param("kafka", marks=pytest.mark.kafka)
+KAFKA_ONLY = [KAFKA]
