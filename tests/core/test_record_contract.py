@@ -30,7 +30,9 @@ def test_committed_record_schema_files_match_the_models():
 
 
 def test_every_topic_has_a_published_record_schema():
-    assert {f"{spec.name}.json" for spec in TOPICS} == {p.name for p in RECORD_SCHEMA_DIR.glob("*.json")}
+    assert {f"{spec.name}.json" for spec in TOPICS if spec.published} == {
+        p.name for p in RECORD_SCHEMA_DIR.glob("*.json")
+    }
 
 
 @pytest.mark.parametrize("topic", sorted(RECORD_MODELS))

@@ -94,7 +94,9 @@ class Settings(BaseSettings):
         description="How every Kafka client (workers, ingest, console, CLI tools) connects. Production: "
         "SASL_SSL (TLS, and a SCRAM login per service).",
     )
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SCRAM mechanism of the login (Strimzi's KafkaUser: SCRAM-SHA-512)."
+    )
     kafka_sasl_username: str = Field(default="", description="SCRAM user; required with SASL_*.")
     kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="SCRAM password; required with SASL_*.")
     kafka_ssl_ca_file: Path | None = Field(

@@ -54,6 +54,9 @@ class Retention(Enum):
 class TopicSpec:
     name: str
     retention: Retention = Retention.RECORD
+    # False for internal topics: a private format read only by the service that writes it,
+    # no published schema (docs/ARCHITECTURE.md, "Internal topics").
+    published: bool = True
 
     @property
     def compacted(self) -> bool:
@@ -72,9 +75,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, Retention.COMPACTED),
     TopicSpec(AUDIT),
     TopicSpec(CONSOLE_SESSIONS, Retention.COMPACTED),
-    TopicSpec(NOTIFIER_INPUTS, Retention.INPUT),
-    TopicSpec(CORRELATOR_CHANGELOG, Retention.COMPACTED),
-    TopicSpec(NOTIFIER_CHANGELOG, Retention.COMPACTED),
+    TopicSpec(NOTIFIER_INPUTS, Retention.INPUT, published=False),
+    TopicSpec(CORRELATOR_CHANGELOG, Retention.COMPACTED, published=False),
+    TopicSpec(NOTIFIER_CHANGELOG, Retention.COMPACTED, published=False),
 )
 
 DAY_MS = 24 * 3600 * 1000
