@@ -28,12 +28,11 @@ from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
 from beacon.core.topics import ALERTS, EVENTS
 from beacon.notifier.escalation import reply_code
-from harness import twilio_mock
 from harness.kafka import produce_events, read_topic
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, Sms, TwilioProxy
-from notifier.stack import API_TOKEN, notifier_env, spare_port, start_replicas
+from notifier.stack import API_TOKEN, notifier_env, reply_through, spare_port, start_replicas
 
 pytestmark = [pytest.mark.slow, pytest.mark.ha]
 ALERTS_RAISED = 24
@@ -125,19 +124,6 @@ def ha(settings, env, tmp_path: Path) -> Iterator[Ha]:
         prism.stop()
 
 
-def sms_reply(replica_url: str, public_url: str, phone: str, body: str, sid: str) -> str:
-    """An inbound SMS as Twilio sends it: signed over the public URL, reaching ``replica_url``."""
-    params = {"From": phone, "To": twilio_mock.FROM_NUMBER, "Body": body, "MessageSid": sid}
-    signature = twilio_mock.RequestValidator(twilio_mock.AUTH_TOKEN).compute_signature(
-        f"{public_url}/webhooks/twilio/sms", params
-    )
-    response = httpx.post(
-        f"{replica_url}/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    return response.text
-
-
 def state_on(replica: ServiceProcess, alert_id: str) -> dict:
     response = httpx.get(f"http://127.0.0.1:{replica.port}/v1/alerts/{alert_id}", headers=AUTH, timeout=5)
     assert response.status_code == 200, (replica.port, alert_id, response.status_code, response.text)
@@ -221,7 +207,7 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
         sms = pages[alert_id]
         case = next(a.episode_ref for a in raised if a.alert_id == alert_id)
         if path == "sms":
-            answer = sms_reply(url, ha.public_url, manager, f"{sms.code}a", f"SM{number:032d}")
+            answer = reply_through(url, ha.public_url, manager, f"{sms.code}a", f"SM{number:032d}")
             assert f"Acknowledged: case {case}" in answer, (receiver, owner[alert_id], answer)
         elif path == "link":
             token_path = sms.ack_url.removeprefix(ha.public_url)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from twilio.request_validator import RequestValidator
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.audit import AuditRecord
@@ -206,3 +207,16 @@ def start_replicas(
             replica.stop()
         raise
     return started
+
+
+def reply_through(replica_url: str, public_url: str, phone: str, body: str, sid: str) -> str:
+    """An inbound SMS as Twilio sends it behind a load balancer: signed over the public URL
+    (``BEACON_PUBLIC_BASE_URL``, which every replica verifies against), reaching
+    ``replica_url``. Returns the TwiML answer."""
+    params = {"From": phone, "To": twilio_mock.FROM_NUMBER, "Body": body, "MessageSid": sid}
+    signature = RequestValidator(twilio_mock.AUTH_TOKEN).compute_signature(f"{public_url}/webhooks/twilio/sms", params)
+    response = httpx.post(
+        f"{replica_url}/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return response.text

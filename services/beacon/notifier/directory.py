@@ -12,9 +12,10 @@ new owner's writes like everyone else: it never answers from what it held before
 
 Guarantees (docs/ARCHITECTURE.md, "Notifier replicas"):
 - every replica answers every read from the state the owner last wrote to the changelog,
-  at most one changelog fetch behind (``BEACON_KAFKA_FETCH_MAX_WAIT_MS``, measured in
-  ``tests/integration/test_notifier_replicas.py``); a request it cannot yet answer (its view
-  still loading after a start) gets 503, never "unknown";
+  behind it only by the changelog's propagation (the owner's flush, then one fetch:
+  ``BEACON_KAFKA_FETCH_MAX_WAIT_MS``); ``tests/integration/test_notifier_replicas.py`` checks
+  that both replicas answer each acknowledged alert's new state, owner or not. A request it
+  cannot yet answer (its view still loading after a start) gets 503, never "unknown";
 - reads never decide anything on their own: acknowledgements are commands on
   ``beacon.acks`` that the owner applies to its authoritative state (a second use of a link,
   or an ack of an alert resolved meanwhile, is a no-op there);
