@@ -10,7 +10,12 @@ what the timer did before (a full re-validation of every stored escalation every
 
     PYTHONPATH=services:tests .venv/bin/python bench/bench_notifier_scale.py [--resolved N] [--open N]
 
-Last line: ``notifier-scale: resolved=N timer_ratio=X reply_ratio=X link_ratio=X``.
+Last line: ``notifier-scale: resolved=N open=N timer_ratio=X reply_ratio=X link_ratio=X``.
+
+Measured on the shared 2-core machine (best of 5 rounds of 2,000 calls, 200 open alerts):
+timer pass 4.0 / 3.8 us, reply lookup 23.2 (noise) / 9.3 us, link lookup 12.2 / 10.2 us with
+0 / 500,000 resolved (ratios 0.94, 0.40, 0.83); the full re-validation the timer used to run
+every 5 s took 7,488 ms with 500,000 stored.
 """
 
 from __future__ import annotations
@@ -120,6 +125,7 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2000)
     args = parser.parse_args()
+    measure(0, args.open, args.repeat)  # warm-up (imports, caches): not counted
     empty = measure(0, args.open, args.repeat)
     full = measure(args.resolved, args.open, args.repeat)
     for name, result in (("resolved=0", empty), (f"resolved={args.resolved}", full)):
