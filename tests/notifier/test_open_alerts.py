@@ -63,6 +63,9 @@ def test_a_replay_of_an_alert_older_than_the_retention_pages_nobody():
     late = T0 + RETENTION + timedelta(minutes=1)
     assert apply(None, AlertRaised(alert=ALERT, chain=CHAIN), late) == (None, [])
     assert apply(None, AlertResolved(alert=ALERT.model_copy(update={"status": "resolved"})), late) == (None, [])
+    # Re-emitted now from reprocessed history: fired longer ago than the retention, still nobody.
+    reemitted = ALERT.model_copy(update={"emitted_at": late})
+    assert apply(None, AlertRaised(alert=reemitted, chain=CHAIN), late) == (None, [])
     # Within the retention a (first) raise still pages.
     state, actions = apply(None, AlertRaised(alert=ALERT, chain=CHAIN), T0 + RETENTION - timedelta(minutes=1))
     assert state is not None and any(isinstance(a, SendNotification) for a in actions)

@@ -326,8 +326,10 @@ def apply(
 
 
 def too_old(alert: AlertRecord, now: datetime, retention: timedelta) -> bool:
-    """An alert emitted longer than the retention ago is never acted on afresh."""
-    return now - alert.emitted_at >= retention
+    """An alert whose rule fired (event time) or that was emitted (processing time) longer
+    than the retention ago is never acted on afresh: a replay of the alerts topic (both
+    old) and a re-emission from reprocessed history (fired long ago, emitted now) alike."""
+    return now - min(alert.occurred_at, alert.emitted_at) >= retention
 
 
 def expires_at(state: EscalationState, retention: timedelta) -> datetime | None:

@@ -57,7 +57,7 @@ class NotifierSettings(OnCallFileSettings):
         gt=0,
         le=3650,
         description="How long a resolved alert's escalation stays in the notifier's table after its resolution "
-        "(never before its resolution messages left). A replayed or duplicated alert emitted longer ago than "
-        "this pages nobody.",
+        "(never before its resolution messages left). A replayed or duplicated alert that fired or was emitted "
+        "longer ago than this pages nobody.",
     )
     smtp_ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (e.g. a test server's).")
