@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from twilio.request_validator import RequestValidator
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.audit import AuditRecord
@@ -180,3 +181,42 @@ class Stack:
 
     def audit(self, expect: int = 1) -> list[AuditRecord]:
         return [AuditRecord.from_json(r.value) for r in read_topic(self.settings, AUDIT, expect=expect, timeout_s=10)]
+
+
+def replica_env(env: dict[str, str], service: str, port: int, data_dir: Path) -> dict[str, str]:
+    """The environment of one replica of ``service``: its own HTTP port and data directory
+    (as each pod has its own), everything else shared (the same group, topics and secrets)."""
+    return {**env, f"BEACON_{service.upper()}_PORT": str(port), "BEACON_DATA_DIR": str(data_dir)}
+
+
+def start_replicas(
+    service: str, env: dict[str, str], settings: Settings, tmp_path: Path, count: int
+) -> list[ServiceProcess]:
+    """``count`` processes of ``service`` in one consumer group, each on a spare port with its
+    own data directory and log (``<tmp>/<service>-<n>.log``), started one after the other
+    (each answers /readyz before the next starts). The caller stops them."""
+    started: list[ServiceProcess] = []
+    try:
+        for number in range(count):
+            port = spare_port(settings)
+            process_env = replica_env(env, service, port, tmp_path / f"{service}-{number}-data")
+            replica = ServiceProcess(service, process_env, tmp_path / f"{service}-{number}.log", port=port)
+            started.append(replica.start())
+    except BaseException:
+        for replica in started:
+            replica.stop()
+        raise
+    return started
+
+
+def reply_through(replica_url: str, public_url: str, phone: str, body: str, sid: str) -> str:
+    """An inbound SMS as Twilio sends it behind a load balancer: signed over the public URL
+    (``BEACON_PUBLIC_BASE_URL``, which every replica verifies against), reaching
+    ``replica_url``. Returns the TwiML answer."""
+    params = {"From": phone, "To": twilio_mock.FROM_NUMBER, "Body": body, "MessageSid": sid}
+    signature = RequestValidator(twilio_mock.AUTH_TOKEN).compute_signature(f"{public_url}/webhooks/twilio/sms", params)
+    response = httpx.post(
+        f"{replica_url}/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": signature}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return response.text

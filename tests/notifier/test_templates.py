@@ -170,3 +170,13 @@ def test_a_group_page_has_the_highest_severity_the_leads_case_and_code_and_every
         assert words in body
     assert body.count("Reply 123a to ack") == 1 and body.endswith(LINK)
     assert render_page("page", "sms", [triage]) == render("page", "sms", triage)
+
+
+def test_the_link_pages_escape_everything_and_post_back_to_where_they_came_from():
+    from beacon.notifier.templates import render_html_page
+
+    hostile = '<script>alert(1)</script>"onload="x'
+    page = render_html_page(hostile, hostile, "/a/TOKEN")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert '<form method="post" action="/a/TOKEN">' in page
+    assert "<form" not in render_html_page("Acknowledged", "Thank you.")

@@ -168,10 +168,11 @@ class Readiness:
     tables_recovered: bool
     rebalancing: bool
     assigned_partitions: int
+    views_loaded: bool = True  # the worker's own read views (app.beacon_views_loaded), if any
 
     @property
     def ready(self) -> bool:
-        return self.tables_recovered and not self.rebalancing and self.assigned_partitions > 0
+        return self.tables_recovered and not self.rebalancing and self.assigned_partitions > 0 and self.views_loaded
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -179,19 +180,28 @@ class Readiness:
             "tables_recovered": self.tables_recovered,
             "rebalancing": self.rebalancing,
             "assigned_partitions": self.assigned_partitions,
+            "views_loaded": self.views_loaded,
         }
 
 
 def readiness(app: faust.App) -> Readiness:
     """Ready = table changelogs recovered, not rebalancing, and the group joined (the
-    consumer holds at least one partition). Before the consumer has started, not ready."""
+    consumer holds at least one partition), and the worker's read views loaded (a worker sets
+    ``app.beacon_views_loaded``, e.g. the notifier's alert directory). Before the consumer has
+    started, not ready."""
     # Faust's TableManager has .recovery; its interface TableManagerT does not declare it.
     recovered = app.tables.recovery.completed.is_set() if app.tables else True  # type: ignore[attr-defined]
     try:
         assigned = len(app.consumer.assignment())
     except ConsumerNotStarted:
         assigned = 0
-    return Readiness(tables_recovered=recovered, rebalancing=bool(app.rebalancing), assigned_partitions=assigned)
+    views_loaded = getattr(app, "beacon_views_loaded", lambda: True)()
+    return Readiness(
+        tables_recovered=recovered,
+        rebalancing=bool(app.rebalancing),
+        assigned_partitions=assigned,
+        views_loaded=bool(views_loaded),
+    )
 
 
 def _add_ops_pages(app: faust.App) -> None:

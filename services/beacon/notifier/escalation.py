@@ -31,6 +31,7 @@ Channel = Literal["sms", "email"]
 RESOLUTION_STEP = 0
 _SAFE_CASE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,39}$")
 _MAX_SEEN_COMMANDS = 200
+DEFAULT_RETENTION = timedelta(days=30)
 
 
 class _Model(BaseModel):
@@ -167,6 +168,7 @@ class EscalationState(_Model):
     acked_by: str | None = None
     acked_via: str | None = None
     acked_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None  # when the resolution arrived: the retention counts from it
     notices: dict[str, Notice] = Field(default_factory=dict)
     seen_commands: tuple[str, ...] = ()
     group: str = ""  # the episode ("<child>|<episode>"): its alerts' pages are grouped
@@ -243,7 +245,15 @@ class Tick(_Model):
     alert_id: str
 
 
-Input = Annotated[AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick, Field(discriminator="type")]
+class Expire(_Model):
+    """The retention of a resolved alert may be over: if so, its state leaves the table."""
+
+    type: Literal["expire"] = "expire"
+    alert_id: str
+
+
+AnyInput = AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick | Expire
+Input = Annotated[AnyInput, Field(discriminator="type")]
 
 
 class Envelope(_Model):
@@ -290,14 +300,22 @@ Action = SendNotification | Audit | ForwardAck
 
 # ---------------------------------------------------------------- the machine
 def apply(
-    state: EscalationState | None, inp: AlertRaised | AlertResolved | AckReceived | DeliveryResult | Tick, now: datetime
+    state: EscalationState | None, inp: AnyInput, now: datetime, retention: timedelta = DEFAULT_RETENTION
 ) -> tuple[EscalationState | None, list[Action]]:
+    """``(None, [])`` for a state that does not exist and is not created; a state that
+    existed and comes back ``None`` has expired: the shell deletes it (a tombstone)."""
+    if state is None and isinstance(inp, AlertRaised | AlertResolved) and too_old(inp.alert, now, retention):
+        # Older than the retention: a replay or duplicate of an alert whose state may
+        # already have expired. Its own emission time says so; no id is remembered.
+        return None, []
     if isinstance(inp, AlertRaised):
         return _raised(state, inp, now)
     if state is None and isinstance(inp, AlertResolved):
         return _resolved_before_raised(inp, now)
     if state is None:
         return None, []  # an ack, receipt or tick for an alert we never paged: nothing to do
+    if isinstance(inp, Expire):
+        return (None, []) if expired(state, now, retention) else (state, [])
     if isinstance(inp, AlertResolved):
         return _resolved(state, now)
     if isinstance(inp, AckReceived):
@@ -305,6 +323,27 @@ def apply(
     if isinstance(inp, DeliveryResult):
         return _delivery(state, inp, now)
     return _tick(state, now)
+
+
+def too_old(alert: AlertRecord, now: datetime, retention: timedelta) -> bool:
+    """An alert whose rule fired (event time) or that was emitted (processing time) longer
+    than the retention ago is never acted on afresh: a replay of the alerts topic (both
+    old) and a re-emission from reprocessed history (fired long ago, emitted now) alike."""
+    return now - min(alert.occurred_at, alert.emitted_at) >= retention
+
+
+def expires_at(state: EscalationState, retention: timedelta) -> datetime | None:
+    """When a resolved alert's state may leave the table: the retention after its
+    resolution, and never while a notification (its resolution message) is pending.
+    None while the alert is not resolved or something is still to be sent."""
+    if state.status != "resolved" or any(n.status == "pending" for n in state.notices.values()):
+        return None
+    return (state.resolved_at or state.started_at) + retention
+
+
+def expired(state: EscalationState, now: datetime, retention: timedelta) -> bool:
+    at = expires_at(state, retention)
+    return at is not None and now >= at
 
 
 def _audit(
@@ -368,7 +407,7 @@ def _raised(
 
 def _resolved_before_raised(inp: AlertResolved, now: datetime) -> tuple[EscalationState, list[Action]]:
     # Out of order (found before reported): remember it, so a late "raised" pages nobody.
-    new = _new_state(inp.alert, "resolved", None, now)
+    new = _new_state(inp.alert, "resolved", None, now).model_copy(update={"resolved_at": now})
     return new, [_audit(new, "alert_resolved", now, "0", detail="before_raised")]
 
 
@@ -498,7 +537,7 @@ def _resolved(state: EscalationState, now: datetime) -> tuple[EscalationState, l
         action = _take_back(state, notices, person, now)
         if action is not None:
             actions.append(action)
-    new = state.model_copy(update={"status": "resolved", "next_due": None, "notices": notices})
+    new = state.model_copy(update={"status": "resolved", "next_due": None, "notices": notices, "resolved_at": now})
     return new, actions
 
 

@@ -24,6 +24,9 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from beacon.core.wording import reason, severity_word
+from beacon.notifier.escalation import EscalationState, Notice
+
 _EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 _TAG_BYTES, _EXPIRY_BYTES, _MAC_BYTES = 6, 3, 7
 _TOKEN_BYTES = _TAG_BYTES + _EXPIRY_BYTES + _MAC_BYTES
@@ -78,3 +81,45 @@ def read_token(secret: str, token: str, now: datetime) -> AckLink:
     if now >= link.expires_at:
         raise LinkError("expired")
     return link
+
+
+# ---------------------------------------------------------------- what a link page answers
+@dataclass(frozen=True)
+class LinkPage:
+    """A page refusing a link (a 4xx), or asking to confirm it (``confirm``: 200)."""
+
+    title: str
+    message: str
+    status: int
+    confirm: bool = False
+
+
+def link_page(
+    link: AckLink | LinkError,
+    found: tuple[EscalationState, Notice] | None,
+    used_here: bool,
+) -> LinkPage:
+    """The decision for ``/a/<token>``: the token read (or why not), the notification it
+    names (``None``: no such notification) and whether this replica already took it.
+    Only ``confirm`` lets the POST acknowledge."""
+    if isinstance(link, LinkError):
+        if link.reason == "expired":
+            return LinkPage(
+                "Link expired",
+                "This acknowledgement link has expired. Reply to the SMS with the code, or use the console.",
+                410,
+            )
+        return LinkPage("Invalid link", "This acknowledgement link is not valid.", 400)
+    if found is None:
+        return LinkPage("Unknown alert", "This alert is not known to Beacon.", 404)
+    state, _ = found
+    if used_here or link.command_id in state.seen_commands:
+        return LinkPage("Link already used", "This acknowledgement link has already been used.", 409)
+    if state.status != "active":
+        return LinkPage("Nothing to acknowledge", f"Case {state.case_ref} is already {state.status}.", 409)
+    return LinkPage(
+        f"Acknowledge case {state.case_ref}?",
+        f"{severity_word(state.severity)}: {reason(state.rule, state.rule_step)}. Acknowledging stops the escalation.",
+        200,
+        confirm=True,
+    )

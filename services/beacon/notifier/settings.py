@@ -30,8 +30,8 @@ class NotifierSettings(OnCallFileSettings):
     )
     notifier_test_clock: bool = Field(
         default=False,
-        description='Tests only: enables POST /test/clock/advance, body {"seconds": N}, which moves the notifier\'s '
-        "clock N seconds ahead and answers its new time (404 when disabled).",
+        description='Tests only: mounts GET /test/clock and POST /test/clock/advance, body {"seconds": N}, which '
+        "moves the notifier's clock N seconds ahead and answers its new time (not mounted when off: 404).",
     )
     notifier_tick_interval_s: float = Field(default=1.0, gt=0, le=60, description="Escalation timer period.")
     notifier_contact_min_interval_s: float = Field(
@@ -51,5 +51,13 @@ class NotifierSettings(OnCallFileSettings):
     )
     ack_link_ttl_minutes: float = Field(
         default=24 * 60, gt=0, le=7 * 24 * 60, description="How long an acknowledgement link in a message works."
+    )
+    notifier_resolved_retention_days: float = Field(
+        default=30,
+        gt=0,
+        le=3650,
+        description="How long a resolved alert's escalation stays in the notifier's table after its resolution "
+        "(never before its resolution messages left). A replayed or duplicated alert that fired or was emitted "
+        "longer ago than this pages nobody.",
     )
     smtp_ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (e.g. a test server's).")

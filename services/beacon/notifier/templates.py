@@ -113,5 +113,23 @@ def bundle_email(rendered: list[Rendered], more: int = 0, ack_all_code: str = ""
     return Rendered(subject=f"BEACON: {len(rendered)} pages, {rendered[0].subject}", body=body)
 
 
+def bundle(
+    channel: Literal["sms", "email"], rendered: list[Rendered], more: int = 0, ack_all_code: str = ""
+) -> Rendered:
+    """The one message to a contact: its pages (rendered, most severe first) bundled for
+    the channel. An SMS has no subject."""
+    if channel == "sms":
+        return Rendered(subject="", body=bundle_sms([r.body for r in rendered], more, ack_all_code))
+    return bundle_email(rendered, more, ack_all_code)
+
+
+_html = Environment(loader=FileSystemLoader(TEMPLATE_DIR / "pages"), undefined=StrictUndefined, autoescape=True)
+
+
+def render_html_page(title: str, message: str, form_action: str | None = None) -> str:
+    """An acknowledgement-link page (escaped: nothing in it is markup)."""
+    return _html.get_template("link.html.j2").render(title=title, message=message, form_action=form_action)
+
+
 def template_names() -> list[str]:
     return sorted(p.name for p in TEMPLATE_DIR.glob("*.j2"))

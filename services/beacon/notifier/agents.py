@@ -1,0 +1,285 @@
+"""The notifier's agents, timer and background tasks (thin shell around ``escalation.apply``).
+
+Data flow, all keyed by alert id on one internal topic so one agent owns each alert's
+state (the ``escalations`` table, changelogged):
+
+    ALERTS  --route_alerts--> inputs (raised + its fixed chain, or resolved)
+    ACKS    --route_acks----> inputs (acknowledge / escalate / close)
+    timer   ----------------> inputs (tick when an alert's step is due; expire when a
+                              resolved alert's retention is over)
+    sender  ----------------> inputs (delivery result: sent / error)
+    Twilio status callback -> inputs (delivered / failed / undelivered)
+    inputs  --escalate------> table (state + notification ledger), AUDIT, NOTIFICATIONS
+    table changelog --feed_directory--> every replica's AlertDirectory (the web handlers)
+
+The timer and the dispatcher read only the owner's ``OpenIndex`` (what is open in this
+replica's partitions), rebuilt from the table only when the partitions change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from beacon.core.acks import AckCommand
+from beacon.core.alerts import AlertRecord
+from beacon.core.decoding import Rejected, safe_decode, send_dead_letter
+from beacon.core.faust_app import guarded_timer
+from beacon.core.kafka import aiokafka_config
+from beacon.core.metrics import ACK_LATENCY, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
+from beacon.core.notifications import NotificationRecord
+from beacon.notifier.delivery import dispatch_once
+from beacon.notifier.escalation import (
+    AckReceived,
+    AlertRaised,
+    AlertResolved,
+    Audit,
+    Envelope,
+    EscalationState,
+    Expire,
+    ForwardAck,
+    SendNotification,
+    Tick,
+    apply,
+    resolve_chain,
+)
+from beacon.notifier.runtime import (
+    ESCALATIONS_CHANGELOG,
+    INPUTS,
+    STALE_SEND_S,
+    acks_topic,
+    alerts_topic,
+    app,
+    audit_topic,
+    clock,
+    directory,
+    dlq_topic,
+    escalations,
+    index,
+    inputs_topic,
+    ledger_topic,
+    load_state,
+    log,
+    oncall,
+    send_input,
+    settings,
+)
+
+TICK_RESEND_AFTER_S = 5.0
+RETENTION = index.retention
+
+
+# ------------------------------------------------------------------ agents
+@app.agent(alerts_topic)
+async def route_alerts(stream: Any) -> None:
+    async for event in stream.events():
+        alert = safe_decode(event.message.value, AlertRecord.from_json)
+        if isinstance(alert, Rejected):
+            await send_dead_letter(dlq_topic, event.message, alert, "notifier")
+            continue
+        if alert.status == "raised":
+            # The chain is fixed here, once: who is on call now is who gets paged.
+            chain = resolve_chain(oncall, alert, clock.now())
+            if alert.notify and chain.first_role is None:
+                log.warning("notify_role_unknown", role=alert.notify, team=chain.team, alert_id=alert.alert_id)
+            inp: Any = AlertRaised(alert=alert, chain=chain)
+        else:
+            inp = AlertResolved(alert=alert)
+        await send_input(alert.alert_id, inp)
+
+
+@app.agent(acks_topic)
+async def route_acks(stream: Any) -> None:
+    async for event in stream.events():
+        command = safe_decode(event.message.value, AckCommand.from_json)
+        if isinstance(command, Rejected):
+            await send_dead_letter(dlq_topic, event.message, command, "notifier")
+            continue
+        await send_input(command.alert_id, AckReceived(command=command))
+
+
+@app.agent(inputs_topic)
+async def escalate(stream: Any) -> None:
+    async for event in stream.events():
+        envelope = safe_decode(event.message.value, Envelope.from_json)
+        if isinstance(envelope, Rejected):
+            await send_dead_letter(dlq_topic, event.message, envelope, "notifier")
+            continue
+        alert_id = envelope.alert_id
+        before = load_state(alert_id)
+        now = clock.now()
+        after, actions = apply(before, envelope.input, now, RETENTION)
+        if after is None:
+            if before is not None:  # expired: the tombstone goes to the changelog
+                del escalations[alert_id]
+                index.forget(before)
+                log.info("expired", alert_id=alert_id)
+            continue
+        if after == before:
+            continue
+        escalations[alert_id] = after.model_dump(mode="json")
+        await record(before, after, actions, now)
+        # The intent must be in Kafka before anything is sent (see delivery.py).
+        await app.producer.flush()
+        index.update(after)
+        if any(isinstance(a, SendNotification) for a in actions):
+            poke()
+
+
+async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
+    for action in actions:
+        if isinstance(action, ForwardAck):
+            await send_input(action.command.alert_id, AckReceived(command=action.command))
+        if isinstance(action, Audit):
+            rec = action.record
+            await audit_topic.send(key=rec.key, value=rec.to_json())
+            log.info(
+                "audit",
+                kind=rec.kind,
+                alert_id=rec.alert_id,
+                person=rec.person,
+                channel=rec.channel,
+                step=rec.step,
+                detail=rec.detail,
+            )
+            if rec.kind == "escalation_step" and rec.detail != "chain_exhausted":
+                ESCALATION_STEPS.labels(step=str(rec.step)).inc()
+            if rec.kind in ("acknowledged", "closed") and after.first_paged_at is not None:
+                via = after.acked_via or "unknown"
+                ACK_LATENCY.labels(via=via).observe(max(0.0, (now - after.first_paged_at).total_seconds()))
+    old = before.notices if before else {}
+    for key, notice in after.notices.items():
+        if old.get(key) != notice:
+            ledger = NotificationRecord(
+                alert_id=after.alert_id,
+                key=key,
+                kind=notice.kind,
+                step=notice.step,
+                person=notice.person,
+                channel=notice.channel,
+                status=notice.status,
+                at=now,
+            )
+            await ledger_topic.send(key=ledger.record_key, value=ledger.to_json())
+
+
+# ------------------------------------------------------------------ owner's index
+def index_current() -> bool:
+    """True when the index describes this replica's partitions as they are now: rebuilt by
+    the table after the last assignment's recovery (runtime.EscalationsTable)."""
+    return index.current and not app.rebalancing
+
+
+def poke() -> None:
+    if _wake is not None:
+        _wake.set()
+
+
+_wake: asyncio.Event | None = None
+
+
+# ------------------------------------------------------------------ timer and dispatcher
+async def timer_pass(now: datetime, loop_now: float) -> tuple[list[str], list[str]]:
+    """One pass of the escalation timer over the open alerts: a tick for every alert whose
+    step is due, an expiry for every resolved alert past its retention. Returns both lists
+    (alert ids). O(open alerts + expired), whatever the table holds."""
+    due = index.due_alerts(now, loop_now, TICK_RESEND_AFTER_S)
+    for alert_id in due:
+        await send_input(alert_id, Tick(alert_id=alert_id))
+    expired = index.expired(now)
+    for alert_id in expired:
+        await send_input(alert_id, Expire(alert_id=alert_id))
+    return due, expired
+
+
+def publish_unacknowledged() -> None:
+    counts = index.unacknowledged_counts()
+    for severity in ("low", "medium", "high", "critical"):
+        for exhausted in (True, False):
+            UNACKNOWLEDGED_CRITICAL.labels(severity=severity, exhausted=str(exhausted).lower()).set(
+                counts.get((severity, exhausted), 0)
+            )
+
+
+@guarded_timer(app, settings.notifier_tick_interval_s, "escalation")
+async def escalation_timer() -> None:
+    if not index_current():
+        return
+    loop_now = asyncio.get_running_loop().time()
+    index.drop_stale_sends(loop_now, STALE_SEND_S)
+    publish_unacknowledged()
+    await timer_pass(clock.now(), loop_now)
+    poke()
+
+
+@app.task
+async def dispatcher() -> None:
+    global _wake
+    _wake = asyncio.Event()
+    while True:
+        try:
+            await asyncio.wait_for(_wake.wait(), timeout=0.5)
+        except TimeoutError:
+            pass
+        _wake.clear()
+        try:
+            if index_current():
+                await dispatch_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - logged; one failed round must not stop the loop
+            log.exception("loop_failed", loop="dispatcher")
+
+
+# ------------------------------------------------------------------ every replica's directory
+def _changelog_key(raw: bytes | None) -> str | None:
+    if not raw:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    return text[1:-1] if text.startswith('"') and text.endswith('"') else text
+
+
+@app.task
+async def feed_directory() -> None:
+    """Read the whole escalations changelog (every partition, no consumer group) into this
+    replica's AlertDirectory, from the beginning and then as the owners write it."""
+    consumer = AIOKafkaConsumer(
+        **aiokafka_config(settings),  # the same TLS / SASL as every other client
+        client_id="beacon-notifier-directory",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        while ESCALATIONS_CHANGELOG not in await consumer.topics():
+            await asyncio.sleep(0.5)  # the worker creates it as it starts
+        partitions = [TopicPartition(ESCALATIONS_CHANGELOG, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    alert_id = _changelog_key(record.key)
+                    if alert_id is None:
+                        continue
+                    try:
+                        directory.apply(alert_id, record.value)
+                    except ValidationError as exc:
+                        log.warning("directory_record_refused", error=type(exc).__name__, offset=record.offset)
+            if not directory.loaded:
+                positions = [await consumer.position(tp) for tp in partitions]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, partitions, strict=True)):
+                    directory.loaded = True
+                    log.info("directory_loaded", alerts=len(directory))
+    finally:
+        await consumer.stop()
+
+
+__all__ = ["INPUTS", "dispatcher", "escalate", "escalation_timer", "feed_directory", "route_acks", "route_alerts"]

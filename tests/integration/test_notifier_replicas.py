@@ -1,0 +1,236 @@
+"""Issue 13, item 3: whichever notifier replica a request reaches answers it correctly.
+
+Two correlators and two notifiers on one broker. The first notifier starts alone and pages
+every alert; the second joins and takes over half the partitions, so the first is a former
+owner of those. Then every acknowledgement path (the SMS-reply webhook, the link's page and
+its confirmation POST, the API) is driven through EACH replica, for alerts owned by that
+replica and for alerts owned by the other one, and both replicas must then answer every
+alert's current state (a former owner never answers what it held before the takeover).
+
+Ownership is read from each replica's /metrics (the consumer-progress exporter's series of
+the partitions it is assigned), and an alert's partition from the producer's murmur2."""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka.partitioner.default import murmur2
+
+from beacon.core.alerts import AlertRecord
+from beacon.core.schemas import example_event
+from beacon.core.topics import ALERTS, EVENTS
+from beacon.notifier.escalation import reply_code
+from harness.kafka import produce_events, read_topic
+from harness.services import ServiceProcess
+from harness.smtp import SmtpServer
+from harness.twilio_mock import Prism, Sms, TwilioProxy
+from notifier.stack import API_TOKEN, notifier_env, reply_through, spare_port, start_replicas
+
+pytestmark = [pytest.mark.slow, pytest.mark.ha]
+ALERTS_RAISED = 24
+INPUTS = "beacon.notifier.inputs"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+LAG_SERIES = re.compile(r'beacon_consumer_lag_records\{[^}]*partition="(\d+)"[^}]*topic="beacon\.notifier\.inputs"')
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def report(number: int, now: datetime) -> dict:
+    event = copy.deepcopy(example_event("beacon.episode.reported.v1"))  # high risk: pages the team manager
+    event["subject"] = f"CH-HA{number:06d}"
+    event["id"] = f"met-evt-ha-{number:06d}"
+    event["time"] = _iso(now - timedelta(minutes=1))
+    event["data"]["episode_ref"] = f"MET-2026-{900000 + number}"
+    event["data"]["started_at"] = _iso(now - timedelta(minutes=30))
+    return event
+
+
+def partition_of(alert_id: str, partitions: int) -> int:
+    return (murmur2(alert_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def owned_partitions(replica: ServiceProcess) -> set[int]:
+    text = httpx.get(f"http://127.0.0.1:{replica.port}/metrics", timeout=5).text
+    return {int(p) for p in LAG_SERIES.findall(text)}
+
+
+def wait_split(replicas: list[ServiceProcess], partitions: int, timeout_s: float = 90) -> list[set[int]]:
+    """Each replica's inputs partitions, once they are disjoint, cover every partition and
+    every replica holds some (the rebalance after the second joined is over)."""
+    deadline = time.monotonic() + timeout_s
+    owned: list[set[int]] = []
+    while time.monotonic() < deadline:
+        ready = [httpx.get(f"http://127.0.0.1:{r.port}/readyz", timeout=5).status_code == 200 for r in replicas]
+        owned = [owned_partitions(r) for r in replicas]
+        if (
+            all(ready)
+            and all(owned)
+            and sum(map(len, owned)) == partitions
+            and set().union(*owned) == set(range(partitions))
+        ):
+            return owned
+        time.sleep(0.5)
+    raise AssertionError(f"the partitions never settled between the replicas: {owned}")
+
+
+@dataclass
+class Ha:
+    correlators: list[ServiceProcess]
+    notifiers: list[ServiceProcess]
+    twilio: TwilioProxy
+    public_url: str
+    env: dict[str, str]
+
+
+@pytest.fixture
+def ha(settings, env, tmp_path: Path) -> Iterator[Ha]:
+    prism = Prism(tmp_path / "prism.log").start()
+    twilio = TwilioProxy(prism, port=spare_port(settings)).start()
+    smtp = SmtpServer(tmp_path / "tls", port=spare_port(settings)).start()
+    full_env = notifier_env(
+        env,
+        settings,
+        twilio,
+        smtp,
+        # One message per page, none held back: each alert's SMS carries its own code and link.
+        BEACON_NOTIFIER_MAX_BUNDLE="1",
+        BEACON_NOTIFIER_CONTACT_MIN_INTERVAL_S="0",
+    )
+    running: list[ServiceProcess] = []
+    try:
+        correlators = start_replicas("correlator", full_env, settings, tmp_path, 2)
+        running += correlators
+        notifiers = start_replicas("notifier", full_env, settings, tmp_path, 1)
+        running += notifiers
+        # Twilio and the links reach Beacon through one public address (a Service in front
+        # of the replicas, BEACON_PUBLIC_BASE_URL); the test sends each request to one replica.
+        public_url = full_env["BEACON_PUBLIC_BASE_URL"]
+        yield Ha(correlators, notifiers, twilio, public_url, full_env)
+    finally:
+        for process in running:
+            process.stop()
+        smtp.stop()
+        twilio.stop()
+        prism.stop()
+
+
+def state_on(replica: ServiceProcess, alert_id: str) -> dict:
+    response = httpx.get(f"http://127.0.0.1:{replica.port}/v1/alerts/{alert_id}", headers=AUTH, timeout=5)
+    assert response.status_code == 200, (replica.port, alert_id, response.status_code, response.text)
+    return response.json()
+
+
+def wait_everywhere(replicas: list[ServiceProcess], alert_id: str, status: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        seen = [state_on(r, alert_id)["status"] for r in replicas]
+        if all(s == status for s in seen):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{alert_id}: replicas answer {seen}, expected {status} on each")
+
+
+@pytest.mark.parametrize("table_store", ["rocksdb://"], indirect=True)
+def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings, tmp_path: Path):
+    now = datetime.now(UTC)
+    produce_events(settings, EVENTS, [report(n, now) for n in range(ALERTS_RAISED)])
+    raised = [
+        a
+        for r in read_topic(settings, ALERTS, expect=ALERTS_RAISED, timeout_s=60)
+        if (a := AlertRecord.from_json(r.value)).status == "raised"
+    ]
+    assert len({a.alert_id for a in raised}) == ALERTS_RAISED  # two correlators, each alert once
+    manager = "+447700900010"  # sw-tm-dana: the policy pages the team manager for a high-risk triage
+    phone = ha.twilio.phone(manager)
+    pages: dict[str, Sms] = {}
+    deadline = time.monotonic() + 90
+    while len(pages) < ALERTS_RAISED and time.monotonic() < deadline:
+        for sms in phone.messages():
+            for alert in raised:
+                if alert.episode_ref and alert.episode_ref in sms.body:
+                    pages.setdefault(alert.alert_id, sms)
+        time.sleep(0.2)
+    assert len(pages) == ALERTS_RAISED, f"{len(pages)} of {ALERTS_RAISED} alerts paged"
+    assert len(phone.messages()) == ALERTS_RAISED  # each page once
+
+    # The second notifier joins: it takes partitions over from the first (a former owner).
+    second_port = spare_port(settings)
+    second_env = {
+        **ha.env,
+        "BEACON_NOTIFIER_PORT": str(second_port),
+        "BEACON_DATA_DIR": str(tmp_path / "notifier-1-data"),
+        "BEACON_PUBLIC_BASE_URL": ha.public_url,
+    }
+    second = ServiceProcess("notifier", second_env, tmp_path / "notifier-1.log", port=second_port).start()
+    ha.notifiers.append(second)
+    replicas = ha.notifiers
+    owned = wait_split(replicas, settings.topic_partitions)
+    owner = {
+        a.alert_id: next(i for i, p in enumerate(owned) if partition_of(a.alert_id, settings.topic_partitions) in p)
+        for a in raised
+    }
+    taken_over = [a for a, i in owner.items() if i == 1]
+    assert taken_over, owned
+    for alert_id in owner:  # before any acknowledgement, both answer every alert as active
+        for replica in replicas:
+            assert state_on(replica, alert_id)["status"] == "active"
+
+    # Per path and per receiving replica: one alert it owns and one the other replica owns.
+    codes = [reply_code(a) for a in owner]
+    unique_code = {a for a in owner if codes.count(reply_code(a)) == 1}  # SMS needs an unambiguous code
+    free = {i: [a for a in owner if owner[a] == i] for i in (0, 1)}
+    plan: list[tuple[str, int, str]] = []  # (path, receiving replica, alert id)
+    for path in ("sms", "link", "api"):
+        for receiver in (0, 1):
+            for alert_owner in (receiver, 1 - receiver):
+                candidates = [a for a in free[alert_owner] if path != "sms" or a in unique_code]
+                assert candidates, f"not enough alerts owned by replica {alert_owner} for {path}"
+                free[alert_owner].remove(candidates[0])
+                plan.append((path, receiver, candidates[0]))
+    assert {(p, r, owner[a] != r) for p, r, a in plan} == {
+        (p, r, other) for p in ("sms", "link", "api") for r in (0, 1) for other in (False, True)
+    }
+
+    for number, (path, receiver, alert_id) in enumerate(plan):
+        url = f"http://127.0.0.1:{replicas[receiver].port}"
+        sms = pages[alert_id]
+        case = next(a.episode_ref for a in raised if a.alert_id == alert_id)
+        if path == "sms":
+            answer = reply_through(url, ha.public_url, manager, f"{sms.code}a", f"SM{number:032d}")
+            assert f"Acknowledged: case {case}" in answer, (receiver, owner[alert_id], answer)
+        elif path == "link":
+            token_path = sms.ack_url.removeprefix(ha.public_url)
+            page = httpx.get(url + token_path, timeout=10)
+            assert page.status_code == 200, (receiver, owner[alert_id], page.text)
+            assert f'action="{token_path}"' in page.text  # posts back to where it came from
+            confirmed = httpx.post(url + token_path, timeout=10)
+            assert confirmed.status_code == 200 and "Acknowledged" in confirmed.text, confirmed.text
+        else:
+            response = httpx.post(
+                f"{url}/v1/alerts/{alert_id}/ack", json={"by": "sw-tm-dana"}, headers=AUTH, timeout=10
+            )
+            assert response.status_code == 202, response.text
+        wait_everywhere(replicas, alert_id, "acknowledged")
+        assert state_on(replicas[0], alert_id)["acked_via"] == path
+
+    # Every alert not acknowledged is still active on both: nobody's view went stale.
+    acked = {a for _, _, a in plan}
+    for alert_id in set(owner) - acked:
+        for replica in replicas:
+            assert state_on(replica, alert_id)["status"] == "active"
+    # A second use of a used link is refused by either replica, whichever took it.
+    _, _, first_link = next(step for step in plan if step[0] == "link")
+    token_path = pages[first_link].ack_url.removeprefix(ha.public_url)
+    for replica in replicas:
+        assert httpx.get(f"http://127.0.0.1:{replica.port}{token_path}", timeout=10).status_code == 409
