@@ -42,7 +42,7 @@ from beacon.core.policy import Policy, load_policy
 from beacon.core.settings import load_settings
 from beacon.core.table_store import PartitionedStore
 from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
-from beacon.correlator import engine
+from beacon.correlator import engine, migration
 from beacon.correlator.settings import CorrelatorSettings
 from beacon.correlator.state import ChildState
 
@@ -103,7 +103,7 @@ def wall_clock() -> datetime:
 
 
 def _load(key: bytes, partition: int) -> ChildState:
-    return engine.load_state(key.decode(), child_states.get(key, partition), policy)
+    return migration.load_state(key.decode(), child_states.get(key, partition), policy)
 
 
 def _track(key: bytes, child_ref: str, state: ChildState) -> None:
@@ -315,7 +315,7 @@ def _rebuild_index() -> None:
     missing_now.clear()
     for key, value in child_states.items():
         child_ref = key.decode()
-        _track(key, child_ref, engine.load_state(child_ref, value, policy))
+        _track(key, child_ref, migration.load_state(child_ref, value, policy))
     _indexed_assignment = frozenset(app.consumer.assignment())
     _update_gauges()
 
