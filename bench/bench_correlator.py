@@ -168,6 +168,23 @@ def synthetic_history(days: int, seed: int = 7) -> list[dict[str, Any]]:
     return events
 
 
+def for_the_doors(events: list[dict[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+    """The same history as the doors (HTTP ingest, ``python -m beacon import``) accept it:
+    ids and child references in the deployment's default patterns (no run of four letters,
+    which ``bench`` and some hex references have), and nothing dated in the future."""
+    now = now or datetime.now(UTC)
+    cutoff = _iso(now - timedelta(minutes=1))
+    accepted = []
+    for event in events:
+        if event["time"] > cutoff or any(
+            isinstance(v, str) and v.endswith("Z") and v > cutoff for v in event["data"].values()
+        ):
+            continue
+        child = f"CH-{int(event['subject'][3:], 16):08d}"
+        accepted.append({**event, "id": event["id"].replace("bench-", "b-"), "subject": child})
+    return accepted
+
+
 def produce_history(settings: Any, payloads: list[tuple[bytes, bytes]]) -> float:
     # Multi-record batches for speed: the events topic is only fetched, never end-offset
     # checked by a table recovery, so Tansu's ListOffsets defect does not apply to it.

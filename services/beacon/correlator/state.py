@@ -255,7 +255,14 @@ def _merge_report(
     ref = episode_of(state.aliases, data.episode_ref)
     if ref not in state.episodes:  # a known episode is itself: no need to look for the open one
         current = state.open_episode()
-        ref = episode_of_report(state.aliases, state.episodes, current[0] if current else None, data.episode_ref)
+        open_report = current[1].report if current else None
+        ref = episode_of_report(
+            state.aliases,
+            state.episodes,
+            current[0] if current else None,
+            data.episode_ref,
+            reported_before_open_started=open_report is not None and t < open_report.started,
+        )
         if ref != data.episode_ref:
             state.aliases[data.episode_ref] = ref  # a second report of the open episode: no second one
     _, episode = _episode(state, ref)
