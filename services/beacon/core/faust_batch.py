@@ -17,9 +17,11 @@ per-message path.
 Backlog topics (``batch_agent(..., backlog=True)``, e.g. the history an import writes)
 yield to every other topic: before each fetch that could return backlog records, the
 records already fetched for the other partitions are handed over, and in a fetch that
-holds both, the others' batches go first. aiokafka keeps fetching the other partitions
-while backlog records wait in its buffer, so a live record waits at most for the one
-backlog batch in hand (``broker_max_poll_records`` records), never behind the backlog.
+holds both, the others' batches go first; a backlog fetch is handed over in slices of
+``BACKLOG_SLICE`` records, with what was fetched for the others meanwhile in between.
+aiokafka keeps fetching the other partitions while backlog records wait in its buffer,
+so a live record waits at most for the one backlog slice in hand, never behind the
+backlog.
 Within one partition, order is Kafka's; between a backlog partition and another
 partition there is no order (the handler must not need one).
 
@@ -49,6 +51,9 @@ from beacon.core.logs import get_logger
 log = get_logger("faust")
 
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
+# Records of a backlog topic handed over at once, at most: a live record fetched meanwhile
+# waits for one slice, not for the whole fetch (``broker_max_poll_records``).
+BACKLOG_SLICE = 200
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -113,31 +118,49 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             batch += [self._to_message(tp, r) for r in tp_records if self._unread(tp, r.offset)]
         backlog = self.backlog_topics()
         for topic, messages in sorted(batches.items(), key=lambda item: item[0] in backlog):
-            if not messages:
+            if topic not in backlog:
+                await self._hand_over(topic, messages, generation, handlers)
                 continue
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                # A rebalance began after the fetch: these partitions may not be ours any
-                # more. Dropped unread; Faust seeks to the committed offsets on assignment.
-                continue
-            for message in messages:
-                await self._note_read(message.tp, message.offset)
-                message.tracked = True
-                self._unacked_messages.add(message)  # a rebalance waits for these
-            try:
-                await handlers[topic](messages)
-            except Exception as exc:
-                log.error(
-                    "batch agent failed; stopping the worker so the batch is read again",
-                    topic=topic,
-                    error_type=type(exc).__name__,
-                )
-                await self.app.crash(exc)
-                raise
-            for message in messages:
-                self.ack(message)
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
+            # A backlog fetch goes in slices; records fetched meanwhile for the other
+            # partitions are handed over between two slices.
+            for begin in range(0, len(messages), BACKLOG_SLICE):
+                if begin:
+                    ahead, ahead_active = await self._records_ahead_of_backlog()
+                    if ahead:
+                        await self._deliver(ahead, ahead_active, handlers)
+                if not await self._hand_over(topic, messages[begin : begin + BACKLOG_SLICE], generation, handlers):
+                    break
+
+    async def _hand_over(
+        self, topic: str, messages: list[Message], generation: int, handlers: dict[str, BatchHandler]
+    ) -> bool:
+        """Hand ``messages`` to the topic's handler and acknowledge them; False if dropped."""
+        if not messages:
+            return True
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            # A rebalance began after the fetch: these partitions may not be ours any
+            # more. Dropped unread; Faust seeks to the committed offsets on assignment.
+            return False
+        for message in messages:
+            await self._note_read(message.tp, message.offset)
+            message.tracked = True
+            self._unacked_messages.add(message)  # a rebalance waits for these
+        try:
+            await handlers[topic](messages)
+        except Exception as exc:
+            log.error(
+                "batch agent failed; stopping the worker so the batch is read again",
+                topic=topic,
+                error_type=type(exc).__name__,
+            )
+            await self.app.crash(exc)
+            raise
+        for message in messages:
+            self.ack(message)
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        return True
 
     def _unread(self, tp: TP, offset: int) -> bool:
         """Faust's rule: a record below the read offset was delivered already."""
