@@ -16,7 +16,7 @@ only, so a replayed history gives the alerts it gave the first time.
 Live before backlog. A history import (``python -m beacon import``) writes to its own
 topic, ``beacon.events.history``, keyed and partitioned like the events topic; its
 records yield to live ones (``faust_batch``: a backlog topic), so a live report waits at
-most for the one history batch in hand, never behind the import. For one child:
+most for the one slice of history in hand (200 records), never behind the import. For one child:
 - each topic keeps the child's order (one partition each): live events in the order
   they were sent, history events in the order of the import file;
 - between the two there is no order: a live event is applied as soon as it is read,
