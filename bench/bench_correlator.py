@@ -15,6 +15,10 @@ Default: 30 days of national history, so it finishes in a few minutes on 2 cores
 replays the full ~5 M events.
 
     PYTHONPATH=services .venv/bin/python bench/bench_correlator.py [--days N]
+
+``--compare-with DIR`` measures only the engine passes (d), for this checkout and for the
+Beacon checkout at DIR (e.g. ``git archive main services | tar -x -C /tmp/base``), alternating in one run
+over the same stream, and prints the ratio: a refactor must not make the engine slower.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "services"))
+# --compare-with runs the engine passes of another checkout in a child process.
+sys.path.insert(0, os.environ.get("BEACON_BENCH_CODE") or str(ROOT / "services"))
 
 from beacon.core import processes
 from beacon.core.broker import EmbeddedBroker, free_port
@@ -162,6 +168,23 @@ def synthetic_history(days: int, seed: int = 7) -> list[dict[str, Any]]:
     return events
 
 
+def for_the_doors(events: list[dict[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+    """The same history as the doors (HTTP ingest, ``python -m beacon import``) accept it:
+    ids and child references in the deployment's default patterns (no run of four letters,
+    which ``bench`` and some hex references have), and nothing dated in the future."""
+    now = now or datetime.now(UTC)
+    cutoff = _iso(now - timedelta(minutes=1))
+    accepted = []
+    for event in events:
+        if event["time"] > cutoff or any(
+            isinstance(v, str) and v.endswith("Z") and v > cutoff for v in event["data"].values()
+        ):
+            continue
+        child = f"CH-{int(event['subject'][3:], 16):08d}"
+        accepted.append({**event, "id": event["id"].replace("bench-", "b-"), "subject": child})
+    return accepted
+
+
 def produce_history(settings: Any, payloads: list[tuple[bytes, bytes]]) -> float:
     # Multi-record batches for speed: the events topic is only fetched, never end-offset
     # checked by a table recovery, so Tansu's ListOffsets defect does not apply to it.
@@ -275,9 +298,11 @@ def correlator_run(settings: Any, total: int, workdir: Path, single_record_batch
         processes.stop(proc, sig=signal.SIGKILL)  # its numbers are taken: no need to wait for a clean exit
 
 
-def engine_pass(payloads: list[tuple[bytes, bytes]], chunk: int = 100_000) -> tuple[float, list[int]]:
+def engine_pass(
+    payloads: list[tuple[bytes, bytes]], chunk: int = 100_000, clock: Any = time.perf_counter
+) -> tuple[float, list[int]]:
     """The engine alone: events parsed a chunk at a time (five years of parsed events
-    would not fit in memory), only ``apply_event`` timed."""
+    would not fit in memory), only ``apply_event`` timed (by ``clock``)."""
     from beacon.core.events import event_from_json
     from beacon.correlator.engine import apply_event
     from beacon.correlator.state import ChildState
@@ -288,16 +313,16 @@ def engine_pass(payloads: list[tuple[bytes, bytes]], chunk: int = 100_000) -> tu
     elapsed = 0.0
     for begin in range(0, len(payloads), chunk):
         parsed = [event_from_json(value) for _, value in payloads[begin : begin + chunk]]
-        started = time.perf_counter()
+        started = clock()
         for event in parsed:
             states[event.subject], _ = apply_event(
                 states.get(event.subject) or ChildState(), event, now, policy, copy=False
             )
-        elapsed += time.perf_counter() - started
+        elapsed += clock() - started
     return elapsed, sorted(len(s.to_bytes()) for s in states.values())
 
 
-def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
+def worker_path_pass(payloads: list[tuple[bytes, bytes]], clock: Any = time.perf_counter) -> float:
     """The worker's per-event CPU without Kafka or Faust: event bytes -> validated event,
     state loaded from and saved to JSON around each event (the worker does it once per
     child per batch, so this is the pessimistic bound)."""
@@ -308,11 +333,56 @@ def worker_path_pass(payloads: list[tuple[bytes, bytes]]) -> float:
     policy = load_policy(ROOT / "deploy" / "policies" / "default.yaml")
     stored: dict[bytes, bytes] = {}
     now = datetime.now(UTC)
-    started = time.perf_counter()
+    started = clock()
     for key, value in payloads:
         state, _ = apply_event(ChildState.from_bytes(stored.get(key)), event_from_json(value), now, policy, copy=False)
         stored[key] = state.to_bytes()
-    return time.perf_counter() - started
+    return clock() - started
+
+
+def engine_rates(payloads: list[tuple[bytes, bytes]]) -> dict[str, float]:
+    """Events per second of CPU time (process time, not wall time: on cores shared with
+    other work, wall time measures the neighbours as much as the code)."""
+    engine_s, _ = engine_pass(payloads, clock=time.process_time)
+    worker_path_s = worker_path_pass(payloads, clock=time.process_time)
+    return {"engine": len(payloads) / engine_s, "worker_path": len(payloads) / worker_path_s}
+
+
+def compare(payloads: list[tuple[bytes, bytes]], other: Path, rounds: int) -> None:
+    """The engine passes of this checkout and of ``other``, alternating, each in a fresh
+    process over the same stream: best of ``rounds`` each (the least disturbed by the
+    other processes sharing the cores)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = Path(tmp) / "stream.json"
+        stream.write_text(json.dumps([[k.decode(), v.decode()] for k, v in payloads]))
+        checkouts = {"this checkout": ROOT / "services", f"{other}": other / "services"}
+        best: dict[str, dict[str, float]] = {name: {} for name in checkouts}
+        for round_ in range(rounds):
+            for name, code in checkouts.items():
+                env = {**os.environ, "BEACON_BENCH_CODE": str(code)}
+                out = subprocess.run(
+                    [sys.executable, __file__, "--engine-rates", str(stream)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                rates = json.loads(out.strip().splitlines()[-1])
+                print(
+                    f"  round {round_ + 1} {name:>30}: engine {rates['engine']:>9,.0f} ev/CPU-s, "
+                    f"decode + load + engine + save {rates['worker_path']:>9,.0f} ev/CPU-s",
+                    flush=True,
+                )
+                for key, rate in rates.items():
+                    best[name][key] = max(best[name].get(key, 0.0), rate)
+    new, old = best["this checkout"], best[f"{other}"]
+    print(f"\nbest of {rounds} (ev/CPU-s)                  this checkout   {other}   ratio")
+    for key, label in (("engine", "engine only"), ("worker_path", "decode + load + engine + save")):
+        print(f"  {label:36} {new[key]:>12,.0f} {old[key]:>12,.0f} {new[key] / old[key]:>7.3f}x")
+    print(
+        f"correlator-compare: engine_ratio={new['engine'] / old['engine']:.3f} "
+        f"worker_path_ratio={new['worker_path'] / old['worker_path']:.3f}"
+    )
 
 
 def main() -> None:
@@ -326,7 +396,20 @@ def main() -> None:
     parser.add_argument(
         "--table-store", default="memory://", choices=["memory://", "rocksdb://"], help="the correlator's table store"
     )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        metavar="DIR",
+        help="only the engine passes, this checkout against the Beacon checkout at DIR, and their ratio",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for --compare-with")
+    parser.add_argument("--engine-rates", type=Path, help=argparse.SUPPRESS)  # the child of --compare-with
     args = parser.parse_args()
+
+    if args.engine_rates:
+        payloads = [(k.encode(), v.encode()) for k, v in json.loads(args.engine_rates.read_text())]
+        print(json.dumps(engine_rates(payloads)))
+        return
 
     print(f"synthetic national history: {args.days} days ...", flush=True)
     events = synthetic_history(args.days)
@@ -335,6 +418,9 @@ def main() -> None:
     total = len(payloads)
     children = len({key for key, _ in payloads})
     print(f"  {total:,} events, {children:,} children, {total / args.days:,.0f} events/day")
+    if args.compare_with:
+        compare(payloads, args.compare_with.resolve(), args.rounds)
+        return
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker:
         workdir = Path(tmp)

@@ -291,10 +291,10 @@ def import_events(
     limit: int = typer.Option(None, help="Stop after this many lines (this run)."),
     chunk: int = typer.Option(500, min=1, help="Records per acknowledged chunk (and checkpoint)."),
 ) -> None:
-    """Bulk import / replay historical events straight to the events topic."""
+    """Bulk import / replay historical events to the history topic (read after live events, never ahead of them)."""
     from tqdm import tqdm
 
-    from beacon.core.topics import EVENTS
+    from beacon.core.topics import EVENTS_HISTORY
     from beacon.ingest.decisions import ContractRules
     from beacon.ingest.importer import count_lines, run_import
 
@@ -311,7 +311,7 @@ def import_events(
             summary = run_import(
                 file,
                 producer=producer,
-                topic=EVENTS,
+                topic=EVENTS_HISTORY,
                 dry_run=dry_run,
                 rejects=rejects,
                 resume=resume,
@@ -327,7 +327,7 @@ def import_events(
         (
             "dry run, nothing written\n"
             if dry_run
-            else f"written to {EVENTS}; checkpoint at line {summary.stopped_at_line}\n"
+            else f"written to {EVENTS_HISTORY}; checkpoint at line {summary.stopped_at_line}\n"
         )
         + summary.render()
     )

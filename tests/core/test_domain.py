@@ -15,7 +15,7 @@ from beacon.core import domain
 from beacon.core.alerts import Severity
 from beacon.core.events import EVENT_TYPES, CloudEvent
 from beacon.core.policy import Policy
-from beacon.correlator import engine
+from beacon.correlator import engine, rules
 from beacon.correlator.state import ChildState
 from correlator.builders import CHILD, T0, Events
 
@@ -36,7 +36,11 @@ def console_reading(view: ViewState) -> tuple[set[str], dict[str, str], set[str]
 
 
 def correlator_reading(state: ChildState) -> tuple[set[str], dict[str, str], set[str]]:
-    return set(state.e), state.al, {ref for ref, ep in state.e.items() if domain.is_open(ep.r is not None, ep.closed)}
+    return (
+        set(state.episodes),
+        state.aliases,
+        {ref for ref, ep in state.episodes.items() if domain.is_open(ep.report is not None, ep.closed)},
+    )
 
 
 def one_of_every_type(ev: Events) -> list[CloudEvent]:
@@ -69,18 +73,18 @@ def test_every_event_type_is_handled_by_both_folds():
         apply(view, event)
         assert view.version == before + 1, event.type
         state, outcome = engine.apply_event(state, event, event.time, POLICY)
-        assert outcome.applied and state.w == domain.epoch(event.time), event.type
+        assert outcome.applied and state.watermark == domain.epoch(event.time), event.type
         assert console_reading(view) == correlator_reading(state), event.type
     texts = [entry.text for entry in timeline(view, CHILD)]
     assert len(texts) == len(events)
     assert not set(texts) & set(EVENT_TYPES), "an event type fell through to the console's fallback"
     # What each type means reached both states.
-    child, [(ref, episode)] = view.children[CHILD], state.e.items()
+    child, [(ref, episode)] = view.children[CHILD], state.episodes.items()
     assert (child.episodes[ref].ended_at is not None, episode.closed) == (True, True)
-    assert (child.episodes[ref].rescue_alert_at is not None, episode.x is not None) == (True, True)
-    assert (child.episodes[ref].risk, domain.RISK_BY_RANK[max(episode.g)[2]]) == ("high", "high")
-    assert (child.cse_level, state.c[-1][2]) == ("high", domain.CSE_RANK["high"])
-    assert episode.i is not None and state.p is not None and state.u
+    assert (child.episodes[ref].rescue_alert_at is not None, episode.rescue_alert is not None) == (True, True)
+    assert (child.episodes[ref].risk, domain.RISK_BY_RANK[max(episode.regrades)[2]]) == ("high", "high")
+    assert (child.cse_level, state.cse_screenings[-1][2]) == ("high", domain.CSE_RANK["high"])
+    assert episode.interview is not None and state.placement is not None and state.allocations
 
 
 def test_a_second_report_while_open_is_the_same_episode_in_both_folds():
@@ -164,9 +168,9 @@ def test_both_folds_agree_on_episode_identity_whatever_the_history(events):
     assert reading == correlator_reading(state)
     assert {ep.episode_ref for ep in (row.episode for row in missing_now(view))} == reading[2]
     for ref in reading[2]:  # and on the current police risk of each open episode
-        episode = state.e[ref]
-        assert episode.r is not None
-        latest = max([(episode.r.t, episode.r.id, episode.r.risk), *episode.g])
+        episode = state.episodes[ref]
+        assert episode.report is not None
+        latest = max([(episode.report.time, episode.report.event_id, episode.report.risk), *episode.regrades])
         assert view.children[CHILD].episodes[ref].risk == domain.RISK_BY_RANK[latest[2]]
 
 
@@ -188,7 +192,7 @@ def test_an_alert_reason_uses_the_same_words_as_the_console():
         ev.reported(0).time,
         POLICY,
     )
-    [triage] = [a for a in alerts if a.rule == engine.TRIAGE]
+    [triage] = [a for a in alerts if a.rule == rules.TRIAGE]
     assert domain.RISK_LABEL["no_apparent_risk"] in triage.reason
     assert domain.CATEGORY_LABEL["away_without_authorisation"] in triage.reason
     assert triage.severity in (Severity.low, Severity.medium)

@@ -127,7 +127,7 @@ def test_scenario_stream_gives_exactly_the_expected_alerts(settings, env, tmp_pa
     # The state on the table's changelog is the child's, as the worker last wrote it.
     states = [r for r in read_topic(settings, CHANGELOG, expect=1, settle_s=1) if r.key == CHILD.encode()]
     last = ChildState.from_bytes(states[-1].value)
-    assert list(last.e) == [EPISODE] and last.e[EPISODE].closed
+    assert list(last.episodes) == [EPISODE] and last.episodes[EPISODE].closed
 
 
 @pytest.mark.parametrize("data_dir", ["same", "fresh"])

@@ -181,6 +181,6 @@ def test_a_cse_alert_that_is_not_critical_closes_with_the_found(ev):
 def test_an_open_prompt_outlives_the_window_and_a_late_discussion_still_closes_it(run, ev):
     _episodes(run, ev, [0, 30, 60])
     run.feed(ev.sighting(400 * DAY, "EP-LATER"))  # far past every window: old episodes pruned
-    assert list(run.state.e) == ["EP2"]
+    assert list(run.state.episodes) == ["EP2"]
     records = run.feed(ev.discussion(401 * DAY))
     assert [(r.episode_ref, r.rule, r.status) for r in records] == [("EP2", "repeat_episodes", "resolved")]

@@ -164,7 +164,7 @@ def test_rules_skipped_by_scope_or_rest_had_nothing_to_say(history, seed, order)
     scratch must find nothing left unsaid, and the cached deadline must never be later than
     the facts say. In any order, late events included, for every episode not at rest; with
     on-time delivery for those at rest too (a CSE or allocation fact later than the lateness
-    reaches an episode at rest only with the next event about it: engine._Rules.at_rest)."""
+    reaches an episode at rest only with the next event about it: engine._Derivation.at_rest)."""
     events = deliver(history, seed, 0.3)
     if order == "any":
         random.Random(seed).shuffle(events)
@@ -172,25 +172,25 @@ def test_rules_skipped_by_scope_or_rest_had_nothing_to_say(history, seed, order)
     for event in events:
         run.feed(event)
         every_rule = run.state.copy()
-        every_rule.n = 0  # not known: every time rule runs
+        every_rule.next_fire = 0  # not known: every time rule runs
         if order == "on_time":
-            for episode in every_rule.e.values():
-                episode.q = False
+            for episode in every_rule.episodes.values():
+                episode.at_rest = False
             unsaid = engine._emit(CHILD, every_rule, POLICY, event.time, touched=None)
         else:
             unsaid = engine._emit(CHILD, every_rule, POLICY, event.time, touched="", scope=engine.CHILD_SCOPE)
         assert unsaid == []
-        due = engine._Rules(CHILD, every_rule, POLICY, engine.NEVER).next_deadline()
-        if run.state.n == -1:
+        due = engine._Derivation(CHILD, every_rule, POLICY, engine.NEVER).next_deadline()
+        if run.state.next_fire == -1:
             assert due is None
         else:
-            assert run.state.n > 0 and (due is None or run.state.n <= due)
+            assert run.state.next_fire > 0 and (due is None or run.state.next_fire <= due)
 
 
 def _still_true(key: str, episode: Episode, discussed: bool) -> bool:
     """An alert of a closed episode that may stay open: its condition still holds."""
     if key[0] == "I":
-        return episode.i is None  # return interview overdue until one is recorded
+        return episode.interview is None  # return interview overdue until one is recorded
     return key[0] in "RC" and not discussed  # strategy-discussion prompts until one is held
 
 
@@ -210,21 +210,21 @@ def test_once_every_event_is_in_no_alert_of_a_closed_episode_stays_open_without_
             run.feed(event, wall=wall)
     last = max((e.time - T0).total_seconds() / 3600 for e in history)
     run.tick(last + 24 * 400)
-    held = run.state.d
+    held = run.state.discussions
     records: dict[str, list[str]] = {}
     for record in run.records:
         records.setdefault(record.alert_id, []).append(record.status)
     assert all(statuses in (["raised"], ["raised", "resolved"]) for statuses in records.values())
-    for ref, episode in run.state.e.items():
-        if not episode.closed or episode.r is None:
+    for ref, episode in run.state.episodes.items():
+        if not episode.closed or episode.report is None:
             continue
-        discussed = bool(held) and held[-1][0] >= episode.r.t - int(POLICY.allowed_lateness_minutes * 60)
-        for key, status in episode.a.items():
+        discussed = bool(held) and held[-1][0] >= episode.report.time - int(POLICY.allowed_lateness_minutes * 60)
+        for key, status in episode.alert_status.items():
             if status == RAISED:
                 assert _still_true(key, episode, discussed), (ref, key)
     for record in run.records:
-        if record.status == "raised" and record.episode_ref in run.state.e:
-            episode = run.state.e[record.episode_ref]
+        if record.status == "raised" and record.episode_ref in run.state.episodes:
+            episode = run.state.episodes[record.episode_ref]
             if (
                 episode.closed
                 and record.rule != "rhi_overdue"

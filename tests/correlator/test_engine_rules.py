@@ -9,7 +9,9 @@ import pytest
 
 from beacon.core.alerts import alert_id
 from beacon.core.policy import Policy
-from beacon.correlator.engine import RULE_CODES, apply_event, load_state, next_deadline
+from beacon.correlator.engine import apply_event, next_deadline
+from beacon.correlator.migration import load_state
+from beacon.correlator.rules import RULE_CODES
 from beacon.correlator.state import ChildState
 from correlator.builders import CHILD, Events, Run, at
 
@@ -259,14 +261,14 @@ def test_found_before_reported_opens_a_placeholder_then_merges(run, ev):
     assert run.feed(found) == []  # nothing to say until the report arrives
     records = run.feed(report)
     assert [(r.rule, r.status) for r in records] == [("triage", "raised"), ("triage", "resolved")]
-    assert list(run.state.e) == ["EP1"]
+    assert list(run.state.episodes) == ["EP1"]
 
 
 def test_second_report_while_open_updates_the_open_episode(run, ev):
     run.feed(ev.reported(0, "EP1", risk="low"))
     records = run.feed(ev.reported(2, "EP2", risk="high"))
     assert [(r.episode_ref, r.step) for r in records] == [("EP1", "high")]
-    assert list(run.state.e) == ["EP1"] and run.state.al == {"EP2": "EP1"}
+    assert list(run.state.episodes) == ["EP1"] and run.state.aliases == {"EP2": "EP1"}
     assert [r.episode_ref for r in run.feed(ev.found(3, "EP2"))] == ["EP1", "EP1"]
     assert run.state.open_episode() is None
 
@@ -275,7 +277,7 @@ def test_history_older_than_every_window_is_pruned_and_stale_replays_ignored(run
     run.feed(ev.reported(0, "OLD"), ev.found(5, "OLD"), ev.rhi(10, "OLD"))
     far = POLICY.longest_window_hours + 24
     run.feed(ev.reported(far, "NEW"))
-    assert list(run.state.e) == ["NEW"]
+    assert list(run.state.episodes) == ["NEW"]
     state, outcome = apply_event(run.state, ev.reported(0, "OLD"), at(far), POLICY)
     assert outcome.stale and outcome.alerts == [] and state == run.state
 
@@ -301,8 +303,8 @@ def test_a_state_stored_before_messagepack_is_read_and_pages_nobody_again(run, e
     payload = json.dumps(legacy).encode()
 
     state = load_state(CHILD, payload, POLICY)
-    assert state.n == 0  # next deadline not known: found again by the next derivation
-    state.n = run.state.n
+    assert state.next_fire == 0  # next deadline not known: found again by the next derivation
+    state.next_fire = run.state.next_fire
     assert state == run.state  # every alert key recovered
     _again, outcome = apply_event(state, ev.sighting(931, "EP9"), at(931), POLICY)
     assert outcome.alerts == []  # nothing it had said is said again
@@ -319,12 +321,12 @@ def test_a_state_stored_without_its_next_deadline_still_fires_time_rules(run, ev
     # watermark skip the time rules. A state stored before it existed reads as 0, "not
     # known", so the next event or tick runs every time rule and stores it again.
     run.feed(ev.reported(0, risk="medium"))
-    assert run.state.n == int(at(24).timestamp()) + 600
+    assert run.state.next_fire == int(at(24).timestamp()) + 600
     fields = msgspec.msgpack.decode(run.state.to_bytes())
     del fields["n"]
     older = ChildState.from_bytes(msgspec.msgpack.encode(fields))
-    assert older.n == 0
+    assert older.next_fire == 0
     assert next_deadline(CHILD, older, POLICY) == int(at(24).timestamp()) + 600  # found from the facts
     state, outcome = apply_event(older, ev.sighting(24.2), at(24.2), POLICY)
     assert [(r.rule, r.step) for r in outcome.alerts] == [("duration", "24h")]
-    assert state.n == int(at(48).timestamp()) + 600
+    assert state.next_fire == int(at(48).timestamp()) + 600

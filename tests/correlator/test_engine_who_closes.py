@@ -42,7 +42,7 @@ def test_another_councils_correction_closing_the_episode_is_refused_and_changes_
         "correction from kent-cc, which has no part in episode EP1 (reporting force, placing or host council)"
     )
     assert outcome.alerts == [] and not outcome.applied
-    assert state.e == before.e and state.w == before.w  # only its key is remembered
+    assert state.episodes == before.episodes and state.watermark == before.watermark  # only its key is remembered
     run.state = state
     assert [r.step for r in run.tick(25) if r.rule == "duration"] == ["24h"]  # still missing
 
@@ -69,8 +69,8 @@ def test_a_correction_sent_before_its_report_counts_only_if_the_report_names_its
             "correction from kent-cc, which has no part in episode EP1 (reporting force, placing or host council)",
         )
     ]
-    episode = state.e["EP1"]
-    assert not episode.closed and [fact[1] for fact in episode.s] == ["early-met"]
+    episode = state.episodes["EP1"]
+    assert not episode.closed and [fact[1] for fact in episode.start_corrections] == ["early-met"]
 
 
 def test_a_policy_may_let_any_organisation_correct(ev):
@@ -93,4 +93,4 @@ def test_an_episode_reported_before_the_upgrade_still_takes_its_corrections(ev):
     )
     correction = ev.corrected(2, ended=1.5, by="met-police")
     state, outcome = apply_event(ChildState.from_bytes(old), correction, correction.time, POLICY)
-    assert outcome.refused is None and state.e["EP1"].closed
+    assert outcome.refused is None and state.episodes["EP1"].closed

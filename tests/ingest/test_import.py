@@ -9,7 +9,7 @@ import pytest
 
 from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
-from beacon.core.topics import EVENTS
+from beacon.core.topics import EVENTS_HISTORY
 from harness.kafka import read_topic
 from harness.services import REPO_ROOT
 
@@ -45,7 +45,7 @@ def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path
 
     dry = run_cli(ingest_env, "import", str(source), "--dry-run", "--rejects", str(rejects))
     assert "dry run" in dry.stdout and "accepted: 40" in dry.stdout and "rejected: 2" in dry.stdout
-    assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []
+    assert read_topic(settings, EVENTS_HISTORY, expect=0, settle_s=1.0) == []
     assert not (tmp_path / "history.jsonl.checkpoint").exists()
 
     # An interrupted run (stopped after 15 lines), then a resume to the end.
@@ -58,7 +58,7 @@ def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path
     )
     assert "data/risk" in second.stdout  # summary by reason
 
-    written = [event_from_json(r.value) for r in read_topic(settings, EVENTS, expect=40)]
+    written = [event_from_json(r.value) for r in read_topic(settings, EVENTS_HISTORY, expect=40)]
     assert sorted(e.id for e in written) == sorted(e["id"] for e in events)  # each exactly once
     refused = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [r["line"] for r in refused] == [6, 21]
@@ -110,7 +110,7 @@ def test_import_csv(settings, ingest_env, tmp_path):
         writer.writerows(rows)
     result = run_cli(ingest_env, "import", str(source))
     assert "accepted: 1" in result.stdout and "rejected: 1" in result.stdout
-    [record] = read_topic(settings, EVENTS, expect=1)
+    [record] = read_topic(settings, EVENTS_HISTORY, expect=1)
     event = event_from_json(record.value)
     assert event.id == "swk-1" and event.data.disclosure is True and record.key == b"CH-CSV-001"
 
@@ -129,4 +129,4 @@ def test_import_refuses_what_the_schema_or_the_date_window_forbids(settings, ing
     assert f"accepted: 0  rejected: {len(probes)}" in result.stdout
     refused = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [[e["field"] for e in r["errors"]] for r in refused] == [[field] for field, _ in probes]
-    assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []
+    assert read_topic(settings, EVENTS_HISTORY, expect=0, settle_s=1.0) == []

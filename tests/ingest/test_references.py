@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from beacon.core.events import event_from_json
 from beacon.core.schemas import EXAMPLES, example_event
-from beacon.core.topics import EVENTS, EVENTS_DLQ, EVENTS_RAW
+from beacon.core.topics import EVENTS, EVENTS_DLQ, EVENTS_HISTORY, EVENTS_RAW
 from beacon.demo import demo_events
 from beacon.ingest.decisions import ContractRules, contract_errors
 from beacon.ingest.importer import csv_row_to_event
@@ -175,5 +175,5 @@ def test_the_import_refuses_names_and_pseudonymises_with_a_key(settings, ingest_
     assert f"accepted: 1  rejected: {len(probes)}" in result.stdout
     refused = [json.loads(line)["errors"][0]["field"] for line in rejects.read_text().splitlines()]
     assert refused == [field for field, _ in probes]
-    [record] = read_topic(settings, EVENTS, expect=1)
+    [record] = read_topic(settings, EVENTS_HISTORY, expect=1)
     assert event_from_json(record.value).subject == pseudonym(KEY.encode(), "subject", "CH-7F3A9C21")

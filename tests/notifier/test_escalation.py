@@ -7,6 +7,7 @@ from datetime import timedelta
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import Severity
 from beacon.notifier.escalation import (
+    PAST_ALERT_HOLD_S,
     AckReceived,
     AlertRaised,
     AlertResolved,
@@ -362,3 +363,19 @@ def test_severity_changes_the_resolved_policy(oncall):
         (oncall.teams["southwark-mash"].rotation.on_call(T0), "sms"),
     }
     assert state.next_due == T0 + timedelta(minutes=10)
+
+
+def test_an_alert_about_the_past_is_held_so_an_imported_episode_already_over_pages_nobody(oncall):
+    """History import (issue 14, item 3): a closed high-risk episode of years ago is raised
+    and resolved by the import; held, its resolution arrives before anyone is paged."""
+    past = make_alert(severity=Severity.high).model_copy(update={"occurred_at": T0 - timedelta(days=400)})
+    chain = resolve_chain(oncall, past, T0)
+    assert chain.hold_s == PAST_ALERT_HOLD_S  # the policy holds high-risk alerts 0 s
+    state, actions = apply(None, AlertRaised(alert=past, chain=chain), T0)
+    assert sends(actions) == []
+    _, actions = apply(
+        state, AlertResolved(alert=past.model_copy(update={"status": "resolved"})), T0 + timedelta(seconds=5)
+    )
+    assert sends(actions) == [] and audits(actions) == [("alert_resolved", "within_hold")]
+    live = make_alert(severity=Severity.high).model_copy(update={"occurred_at": T0 - timedelta(minutes=15)})
+    assert resolve_chain(oncall, live, T0).hold_s == 0  # a live alert (within lateness + tick): no wait

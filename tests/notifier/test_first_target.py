@@ -13,7 +13,7 @@ import pytest
 
 from beacon.core.alerts import Severity
 from beacon.core.policy import Policy, load_policy
-from beacon.correlator.engine import CSE_MISSING, DURATION, REPEAT, RHI_OVERDUE, TRIAGE, UNALLOCATED
+from beacon.correlator.rules import CSE_MISSING, DURATION, REPEAT, RHI_OVERDUE, TRIAGE, UNALLOCATED
 from beacon.notifier.escalation import resolve_chain
 from beacon.notifier.oncall import OnCallConfig, OnCallConfigError, load_oncall
 from notifier.conftest import T0, make_alert

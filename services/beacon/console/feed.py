@@ -26,11 +26,11 @@ from beacon.core.kafka import aiokafka_config, client_config
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS
+from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS, EVENTS_HISTORY
 
 log = get_logger("console")
 
-FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
+FEED_TOPICS = (EVENTS, EVENTS_HISTORY, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
 UNPROCESSABLE = "unprocessable"
@@ -53,7 +53,7 @@ def feed_partitions(settings: Settings) -> list[TopicPartition]:
 
 def decode(topic: str, payload: bytes) -> Record:
     """Raises ValueError (EventValidationError, ValidationError) for a record that fails its contract."""
-    if topic == EVENTS:
+    if topic in (EVENTS, EVENTS_HISTORY):
         return event_from_json(payload)
     if topic == ALERTS:
         return AlertRecord.from_json(payload)

@@ -190,14 +190,18 @@ class ChildView:
     def open_episode_ref(self) -> str | None:
         return next((ref for ref, episode in self.episodes.items() if episode.is_open), None)
 
-    def episode_of_event(self, data: object) -> str | None:
-        """The episode an event belongs to (core/domain.py decides), creating it when the
-        event records a fact about it, as the correlator does; None: about no episode."""
+    def episode_of_event(self, data: object, at: datetime) -> str | None:
+        """The episode an event (of time ``at``) belongs to (core/domain.py decides),
+        creating it when the event records a fact about it, as the correlator does; None:
+        about no episode."""
         named = getattr(data, "episode_ref", None)
         if named is None:
             return None
         if isinstance(data, EpisodeReported) and episode_of(self.aliases, named) not in self.episodes:
-            ref = episode_of_report(self.aliases, self.episodes, self.open_episode_ref(), named)
+            open_ref = self.open_episode_ref()
+            open_start = self.episodes[open_ref].reported_started_at if open_ref else None
+            before = open_start is not None and epoch(at) < epoch(open_start)
+            ref = episode_of_report(self.aliases, self.episodes, open_ref, named, reported_before_open_started=before)
             if ref != named:
                 self.aliases[named] = ref
         else:
@@ -291,7 +295,7 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
     """Fold one event into its child's view; returns the episode it belongs to."""
     child = state.child(event.subject)
     data = event.data
-    episode_ref = child.episode_of_event(data)
+    episode_ref = child.episode_of_event(data, event.time)
     text: str
     if isinstance(data, EpisodeReported):
         ep = child.episode(episode_of(child.aliases, data.episode_ref))

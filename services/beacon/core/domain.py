@@ -91,13 +91,22 @@ def episode_of(aliases: Mapping[str, str], episode_ref: str) -> str:
     return aliases.get(episode_ref, episode_ref)
 
 
-def episode_of_report(aliases: Mapping[str, str], known: Container[str], open_ref: str | None, episode_ref: str) -> str:
+def episode_of_report(
+    aliases: Mapping[str, str],
+    known: Container[str],
+    open_ref: str | None,
+    episode_ref: str,
+    reported_before_open_started: bool = False,
+) -> str:
     """The episode a report belongs to. A report of an episode not known yet, while
     another episode of the child is open (``open_ref``), is a second report of that open
     episode: the caller records the alias ``episode_ref -> result`` when they differ.
+    Except a report made before the open episode started (its event time earlier than the
+    open episode's reported start: history imported after a live report, a backfill): it
+    cannot be about an absence that had not begun, so it is its own, earlier episode.
     Anything else is the episode it names."""
     ref = episode_of(aliases, episode_ref)
-    if open_ref is None or ref in known:
+    if open_ref is None or ref in known or reported_before_open_started:
         return ref
     return open_ref
 

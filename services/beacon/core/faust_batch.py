@@ -14,6 +14,17 @@ committed by Faust's commit loop (after its producer flush), rebalance hand-over
 Other topics of the same app (table changelogs, ordinary agents) keep the ordinary
 per-message path.
 
+Backlog topics (``batch_agent(..., backlog=True)``, e.g. the history an import writes)
+yield to every other topic: before each fetch that could return backlog records, the
+records already fetched for the other partitions are handed over, and in a fetch that
+holds both, the others' batches go first; a backlog fetch is handed over in slices of
+``BACKLOG_SLICE`` records, with what was fetched for the others meanwhile in between.
+aiokafka keeps fetching the other partitions while backlog records wait in its buffer,
+so a live record waits at most for the one backlog slice in hand, never behind the
+backlog.
+Within one partition, order is Kafka's; between a backlog partition and another
+partition there is no order (the handler must not need one).
+
 Delivery semantics, at least once:
 - the messages of a batch are acknowledged to Faust only after the handler returned,
   so their offsets are committed only then;
@@ -40,6 +51,9 @@ from beacon.core.logs import get_logger
 log = get_logger("faust")
 
 BatchHandler = Callable[[list[Message]], Awaitable[None]]
+# Records of a backlog topic handed over at once, at most: a live record fetched meanwhile
+# waits for one slice, not for the whole fetch (``broker_max_poll_records``).
+BACKLOG_SLICE = 200
 
 
 class BatchingConsumer(faust_aiokafka.Consumer):
@@ -47,6 +61,20 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def batch_handlers(self) -> dict[str, BatchHandler]:
         return getattr(self.app, "_beacon_batch_handlers", {})
+
+    def backlog_topics(self) -> set[str]:
+        return getattr(self.app, "_beacon_backlog_topics", set())
+
+    async def _records_ahead_of_backlog(self) -> tuple[Any, set[TP] | None]:
+        """Records already fetched for the partitions that do not yield (no wait), or
+        nothing: then the ordinary fetch, which may return backlog, follows."""
+        backlog = self.backlog_topics()
+        if not backlog or not self.flow_active or self.app.client_only:
+            return {}, None
+        ahead = {tp for tp in self._get_active_partitions() if tp.topic not in backlog}
+        if not ahead:  # (an empty set would mean "every partition" to aiokafka)
+            return {}, None
+        return await self._getmany(active_partitions=ahead, timeout=0), ahead
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - run in workers
         handlers = self.batch_handlers()
@@ -57,7 +85,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                records, active = await self._wait_next_records(timeout=1.0)
+                records, active = await self._records_ahead_of_backlog()
+                if not records:
+                    records, active = await self._wait_next_records(timeout=1.0)
                 await self.sleep(0)  # as Faust does: let the loop breathe between fetches
                 if records and not self.should_stop:
                     await self._deliver(records, active, handlers)
@@ -86,32 +116,51 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 continue
             batch = batches.setdefault(tp.topic, [])
             batch += [self._to_message(tp, r) for r in tp_records if self._unread(tp, r.offset)]
-        for topic, messages in batches.items():
-            if not messages:
+        backlog = self.backlog_topics()
+        for topic, messages in sorted(batches.items(), key=lambda item: item[0] in backlog):
+            if topic not in backlog:
+                await self._hand_over(topic, messages, generation, handlers)
                 continue
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                # A rebalance began after the fetch: these partitions may not be ours any
-                # more. Dropped unread; Faust seeks to the committed offsets on assignment.
-                continue
-            for message in messages:
-                await self._note_read(message.tp, message.offset)
-                message.tracked = True
-                self._unacked_messages.add(message)  # a rebalance waits for these
-            try:
-                await handlers[topic](messages)
-            except Exception as exc:
-                log.error(
-                    "batch agent failed; stopping the worker so the batch is read again",
-                    topic=topic,
-                    error_type=type(exc).__name__,
-                )
-                await self.app.crash(exc)
-                raise
-            for message in messages:
-                self.ack(message)
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
+            # A backlog fetch goes in slices; records fetched meanwhile for the other
+            # partitions are handed over between two slices.
+            for begin in range(0, len(messages), BACKLOG_SLICE):
+                if begin:
+                    ahead, ahead_active = await self._records_ahead_of_backlog()
+                    if ahead:
+                        await self._deliver(ahead, ahead_active, handlers)
+                if not await self._hand_over(topic, messages[begin : begin + BACKLOG_SLICE], generation, handlers):
+                    break
+
+    async def _hand_over(
+        self, topic: str, messages: list[Message], generation: int, handlers: dict[str, BatchHandler]
+    ) -> bool:
+        """Hand ``messages`` to the topic's handler and acknowledge them; False if dropped."""
+        if not messages:
+            return True
+        if not self.flow_active or self.app.consumer_generation_id != generation:
+            # A rebalance began after the fetch: these partitions may not be ours any
+            # more. Dropped unread; Faust seeks to the committed offsets on assignment.
+            return False
+        for message in messages:
+            await self._note_read(message.tp, message.offset)
+            message.tracked = True
+            self._unacked_messages.add(message)  # a rebalance waits for these
+        try:
+            await handlers[topic](messages)
+        except Exception as exc:
+            log.error(
+                "batch agent failed; stopping the worker so the batch is read again",
+                topic=topic,
+                error_type=type(exc).__name__,
+            )
+            await self.app.crash(exc)
+            raise
+        for message in messages:
+            self.ack(message)
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        return True
 
     def _unread(self, tp: TP, offset: int) -> bool:
         """Faust's rule: a record below the read offset was delivered already."""
@@ -138,8 +187,9 @@ class BatchingTransport(faust_aiokafka.Transport):
     Consumer = BatchingConsumer
 
 
-def batch_agent(app: faust.App, topic: Any) -> Callable[[BatchHandler], BatchHandler]:
+def batch_agent(app: faust.App, topic: Any, *, backlog: bool = False) -> Callable[[BatchHandler], BatchHandler]:
     """Register ``handler(messages)`` as the only consumer of ``topic`` in ``app``.
+    ``backlog``: the topic's records yield to every other topic's (see the module docstring).
 
     The app must have been made with :func:`use_batching_consumer`."""
 
@@ -149,6 +199,8 @@ def batch_agent(app: faust.App, topic: Any) -> Callable[[BatchHandler], BatchHan
         if name in handlers:
             raise ValueError(f"topic {name} already has a batch agent")
         handlers[name] = handler
+        if backlog:
+            app.__dict__.setdefault("_beacon_backlog_topics", set()).add(name)
         # Subscribe (and enable acks for) the topic without a stream reading it.
         app.topics.add(topic)
         return handler

@@ -22,7 +22,17 @@ from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
 from beacon.core.schemas import render, write_files
 from beacon.core.sessions import SessionRecord
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS, EVENTS_DLQ, EVENTS_RAW, NOTIFICATIONS
+from beacon.core.topics import (
+    ACKS,
+    ALERTS,
+    AUDIT,
+    CONSOLE_SESSIONS,
+    EVENTS,
+    EVENTS_DLQ,
+    EVENTS_HISTORY,
+    EVENTS_RAW,
+    NOTIFICATIONS,
+)
 
 RECORD_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas" / "records"
 RECORD_SCHEMA_BASE_URI = "https://beacon.example/schemas/records/"
@@ -39,7 +49,7 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     EVENTS_DLQ: DeadLetterRecord,
     CONSOLE_SESSIONS: SessionRecord,
 }
-EVENT_TOPICS = (EVENTS_RAW, EVENTS)
+EVENT_TOPICS = (EVENTS_RAW, EVENTS, EVENTS_HISTORY)
 
 
 def example_records() -> dict[str, TopicRecord]:

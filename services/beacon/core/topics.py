@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 EVENTS_RAW = "beacon.events.raw"  # direct Kafka producers write here; validated before use
 EVENTS = "beacon.events"  # validated events: the system of record
+# Validated events of a history import (``python -m beacon import``): read by the
+# correlator only when no live event is waiting, so a backlog never delays a live page.
+EVENTS_HISTORY = "beacon.events.history"
 EVENTS_DLQ = "beacon.events.dlq"  # invalid records with the original bytes and the reason
 ALERTS = "beacon.alerts"  # alert records raised and resolved by the correlator
 ACKS = "beacon.acks"  # acknowledgements from SMS replies, links and the API
@@ -69,6 +72,7 @@ class TopicSpec:
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(EVENTS_RAW, Retention.INPUT),
     TopicSpec(EVENTS),
+    TopicSpec(EVENTS_HISTORY),
     TopicSpec(EVENTS_DLQ),
     TopicSpec(ALERTS),
     TopicSpec(ACKS),

@@ -12,6 +12,24 @@ The wall-clock timer fires time rules (duration ladder, return interview overdue
 children whose next deadline has passed, but only once the worker has caught up with
 the events topic: while a backlog is being replayed, time rules fire from event time
 only, so a replayed history gives the alerts it gave the first time.
+
+Live before backlog. A history import (``python -m beacon import``) writes to its own
+topic, ``beacon.events.history``, keyed and partitioned like the events topic; its
+records yield to live ones (``faust_batch``: a backlog topic), so a live report waits at
+most for the one slice of history in hand (200 records), never behind the import. For one child:
+- each topic keeps the child's order (one partition each): live events in the order
+  they were sent, history events in the order of the import file;
+- between the two there is no order: a live event is applied as soon as it is read,
+  history events as the import reaches them, before or after it;
+- the state is a join of facts, so it ends the same either way; what can differ is
+  only what the lateness decides: a history event more than the lateness behind the
+  child's live watermark is a backfill (its episode's time rules wait the lateness from
+  its arrival, ``Episode.known_since``), and one older than the longest window is stale
+  (no rule looks that far back: counted, not merged);
+- history events are applied by event time alone (never at the wall clock's horizon),
+  and the timer leaves a child alone while history for it may still be unread (its
+  history partition not caught up), so a history episode whose found is still on its
+  way is not paged as still missing (tests/correlator/test_history_import.py).
 """
 
 from __future__ import annotations
@@ -41,8 +59,8 @@ from beacon.core.metrics import (
 from beacon.core.policy import Policy, load_policy
 from beacon.core.settings import load_settings
 from beacon.core.table_store import PartitionedStore
-from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
-from beacon.correlator import engine
+from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ, EVENTS_HISTORY
+from beacon.correlator import engine, migration
 from beacon.correlator.settings import CorrelatorSettings
 from beacon.correlator.state import ChildState
 
@@ -68,6 +86,7 @@ app = make_faust_app(
 # Events arrive as whole fetches (core/faust_batch.py), not one by one through a stream.
 use_batching_consumer(app)
 events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
+history_topic = app.topic(EVENTS_HISTORY, key_serializer="raw", value_serializer="raw")
 alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
 dlq_topic = app.topic(EVENTS_DLQ, key_serializer="raw", value_serializer="raw")
 children = app.Table(
@@ -89,6 +108,9 @@ deadlines: dict[bytes, int] = {}
 missing_now: dict[bytes, str] = {}
 _indexed_assignment: frozenset[Any] | None = None
 _processed_offsets: dict[Any, int] = {}
+# Children whose history partition had records left to read when history last changed
+# them: history partition -> child keys. The timer leaves them alone until it is read.
+history_pending: dict[int, set[bytes]] = defaultdict(set)
 
 
 @lru_cache(maxsize=1 << 16)  # kafka-python's murmur2 is pure Python; the same children recur
@@ -103,7 +125,7 @@ def wall_clock() -> datetime:
 
 
 def _load(key: bytes, partition: int) -> ChildState:
-    return engine.load_state(key.decode(), child_states.get(key, partition), policy)
+    return migration.load_state(key.decode(), child_states.get(key, partition), policy)
 
 
 def _track(key: bytes, child_ref: str, state: ChildState) -> None:
@@ -231,8 +253,9 @@ async def _dead_letter(message: Any, rejected: Rejected) -> None:
     await send_dead_letter(dlq_topic, message, rejected, "correlator")
 
 
-async def process_batch(batch: list[Any]) -> None:
-    """One batch of Faust messages: grouped by child, one load and one save per child."""
+async def process_batch(batch: list[Any], history: bool = False) -> None:
+    """One batch of Faust messages: grouped by child, one load and one save per child.
+    ``history``: from the history topic (see the module docstring)."""
     by_child: dict[bytes, list[tuple[CloudEvent, int, Any]]] = defaultdict(list)
     for message in batch:
         _processed_offsets[message.tp] = max(_processed_offsets.get(message.tp, -1), message.offset)
@@ -250,7 +273,7 @@ async def process_batch(batch: list[Any]) -> None:
     # later than the lateness (a backdated report, a backfill) then holds its episode's
     # time rules for the lateness instead of firing them before its found can arrive.
     # While a backlog is replayed, event time alone decides, as on the first run.
-    wall = wall_clock() if caught_up() else None
+    wall = wall_clock() if not history and caught_up() else None
     async with state_lock:
         alerts: list[Alert] = []
         updates: list[tuple[bytes, str, ChildState, int]] = []
@@ -279,6 +302,9 @@ async def process_batch(batch: list[Any]) -> None:
         await _save_all([(key, state, partition) for key, _, state, partition in updates])
         for key, child_ref, state, _ in updates:
             _track(key, child_ref, state)
+        if history:
+            for key, items in by_child.items():
+                history_pending[items[0][1]].add(key)
     for message, reason in refused:
         await _dead_letter(message, Rejected(REFUSED, (("source", f"refused: {reason}"),)))
     for outcome_name, count in outcomes.items():
@@ -291,9 +317,20 @@ async def correlate(batch: list[Any]) -> None:
     await process_batch(batch)
 
 
+@batch_agent(app, history_topic, backlog=True)
+async def correlate_history(batch: list[Any]) -> None:
+    await process_batch(batch, history=True)
+
+
+def _read_to_end(tp: Any) -> bool:
+    highwater = app.consumer.highwater(tp)
+    return highwater is not None and _processed_offsets.get(tp, -1) >= highwater - 1
+
+
 def caught_up() -> bool:
     """True when tables are recovered and every assigned events partition has been read
-    to its end: only then may the wall clock fire time rules."""
+    to its end: only then may the wall clock fire time rules. (History is not waited
+    for: ``_history_unread`` holds back only the children it may still change.)"""
     if app.tables and not app.tables.recovery.completed.is_set():  # type: ignore[attr-defined]
         return False
     if app.rebalancing:
@@ -301,11 +338,16 @@ def caught_up() -> bool:
     assigned = [tp for tp in app.consumer.assignment() if tp.topic == EVENTS]
     if not assigned:
         return False
-    for tp in assigned:
-        highwater = app.consumer.highwater(tp)
-        if highwater is None or _processed_offsets.get(tp, -1) < highwater - 1:
-            return False
-    return True
+    return all(_read_to_end(tp) for tp in assigned)
+
+
+def _history_unread() -> set[bytes]:
+    """Children the timer must leave alone: history changed them while their history
+    partition still had records to read. A partition read to its end releases its own."""
+    for tp in app.consumer.assignment():
+        if tp.topic == EVENTS_HISTORY and tp.partition in history_pending and _read_to_end(tp):
+            del history_pending[tp.partition]
+    return set().union(*history_pending.values()) if history_pending else set()
 
 
 def _rebuild_index() -> None:
@@ -313,9 +355,12 @@ def _rebuild_index() -> None:
     global _indexed_assignment
     deadlines.clear()
     missing_now.clear()
+    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == EVENTS_HISTORY}
+    for partition in set(history_pending) - assigned:
+        del history_pending[partition]
     for key, value in child_states.items():
         child_ref = key.decode()
-        _track(key, child_ref, engine.load_state(child_ref, value, policy))
+        _track(key, child_ref, migration.load_state(child_ref, value, policy))
     _indexed_assignment = frozenset(app.consumer.assignment())
     _update_gauges()
 
@@ -328,7 +373,8 @@ async def run_tick() -> int:
         _rebuild_index()
     now = wall_clock()
     current = engine.epoch(now)
-    due = [key for key, when in deadlines.items() if when <= current]
+    held = _history_unread()
+    due = [key for key, when in deadlines.items() if when <= current and key not in held]
     if not due:
         return 0
     partitions = app.consumer.topic_partitions(EVENTS) or settings.topic_partitions

@@ -1,9 +1,12 @@
 """Bulk import / replay of historical events from JSONL or CSV.
 
-Produces straight to EVENTS with kafka-python (acks=all, idempotent): it is an
-operator tool with Kafka access, replaying years of history is far faster without
-HTTP round trips and per-source rate limits, and validation is the same
-contract and the same date window as the HTTP API (``contract_errors``).
+Produces straight to the history topic (``beacon.events.history``) with kafka-python
+(acks=all, idempotent): it is an operator tool with Kafka access, replaying years of
+history is far faster without HTTP round trips and per-source rate limits, and
+validation is the same contract and the same date window as the HTTP API
+(``contract_errors``). Its own topic, not the live events topic: the correlator reads
+history only when no live event is waiting (correlator/app.py), so an import of years
+never delays a live page.
 
 Resumable: lines are sent in chunks; after each chunk the producer is flushed
 (every record acknowledged) and only then the checkpoint file records the last

@@ -120,9 +120,28 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
         steps=tuple(steps),
         repeat=policy.repeat,
         first_role=alert.notify if first is not None else None,
-        hold_s=policy.hold_for(alert.severity),
+        hold_s=hold_for(policy.hold_for(alert.severity), alert),
         group_s=policy.group_seconds,
     )
+
+
+# An alert raised this long after the fact it is about (history being imported, a backfill)
+# waits at least PAST_ALERT_HOLD_S before its first page, whatever its severity: a past
+# episode already over is resolved by the import meanwhile and pages nobody (not every
+# closed high-risk episode of five years of history), and a past episode still open pages
+# a minute late. Live alerts are raised within the correlator's lateness (10 min) and its
+# timer period of their fact, far below the hour.
+PAST_ALERT_AGE_S = 3600.0
+PAST_ALERT_HOLD_S = 120.0
+
+
+def hold_for(policy_hold_s: float, alert: AlertRecord) -> float:
+    """The wait before an alert's first page: the policy's for its severity, and at least
+    ``PAST_ALERT_HOLD_S`` for an alert about the past (raised over ``PAST_ALERT_AGE_S``
+    after the fact it is about)."""
+    if (alert.emitted_at - alert.occurred_at).total_seconds() > PAST_ALERT_AGE_S:
+        return max(policy_hold_s, PAST_ALERT_HOLD_S)
+    return policy_hold_s
 
 
 # ---------------------------------------------------------------- ledger and state
