@@ -26,7 +26,8 @@ def test_every_topic_is_in_the_topic_map_with_its_published_schema():
     }
     for spec in TOPICS:
         assert spec.name in rows, f"{spec.name} is missing from the topic map in docs/ARCHITECTURE.md"
-        assert f"schemas/records/{spec.name}.json" in rows[spec.name]
+        if spec.published:  # internal topics have a private format, no published schema
+            assert f"schemas/records/{spec.name}.json" in rows[spec.name]
         assert ("compact" in rows[spec.name]) == spec.compacted, f"{spec.name}: retention in the map is wrong"
 
 

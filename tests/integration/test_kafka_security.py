@@ -15,12 +15,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from beacon.core.alerts import AlertRecord
 from beacon.core.broker import free_port
 from beacon.core.schemas import example_event
 from beacon.core.settings import Settings, load_settings
+from beacon.core.topics import ALERTS
 from beacon.ingest.apikeys import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
-from harness.brokers import production_broker_settings
+from harness.brokers import PRODUCTION_TABLE_STORE, production_broker_settings
+from harness.kafka import read_topic
 from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER
 from harness.services import ServiceProcess, service_env
 
@@ -68,6 +71,7 @@ def _env(settings: Settings, **extra: object) -> dict[str, str]:
         **{f: getattr(settings, f) for f in SERVICE_FIELDS},
         **{f: getattr(settings, f) for f in production_broker_settings(1) if f != "topic_replication_factor"},
         topic_replication_factor=settings.topic_replication_factor,
+        table_store=PRODUCTION_TABLE_STORE,
     )
     env["BEACON_KAFKA_SASL_PASSWORD"] = settings.kafka_sasl_password.get_secret_value()
     env.update({f"BEACON_{k.upper()}": str(v) for k, v in extra.items()})
@@ -112,13 +116,11 @@ def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, 
         outbox = s.outbox_dir / "notifications.jsonl"
         _wait_for(outbox.exists, "a page in the outbox", timeout_s=90)
         pages = [json.loads(line) for line in outbox.read_text().splitlines()]
-        assert any(report["data"]["episode_ref"] in page["body"] for page in pages)
+        alerts = [AlertRecord.from_json(r.value) for r in read_topic(s, ALERTS, expect=1, timeout_s=30)]
+        raised = {a.alert_id for a in alerts if a.episode_ref == report["data"]["episode_ref"]}
+        assert raised and any(page["alert_id"] in raised for page in pages)
 
-    console_env = {
-        **env,
-        "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json"),
-        "BEACON_CONSOLE_SESSION_SECRET": "test-session-secret",
-    }
+    console_env = {**env, "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json")}
     # Ready only once its feed has read every topic from the start: over SASL_SSL too.
     with ServiceProcess("console", console_env, tmp_path / "console.log", port=s.console_port) as console:
         _wait_for(lambda: httpx.get(f"http://127.0.0.1:{s.console_port}/readyz").status_code == 200, "console ready")
