@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from beacon.notifier.directory import AlertDirectory
 from beacon.notifier.escalation import (
+    PAST_ALERT_HOLD_S,
     AlertRaised,
     AlertResolved,
     DeliveryResult,
@@ -63,11 +64,27 @@ def test_a_replay_of_an_alert_older_than_the_retention_pages_nobody():
     late = T0 + RETENTION + timedelta(minutes=1)
     assert apply(None, AlertRaised(alert=ALERT, chain=CHAIN), late) == (None, [])
     assert apply(None, AlertResolved(alert=ALERT.model_copy(update={"status": "resolved"})), late) == (None, [])
-    # Re-emitted now from reprocessed history: fired longer ago than the retention, still nobody.
+    # Re-emitted now from reprocessed history (fired longer ago than the retention): held, so
+    # the episode's resolution, re-emitted right behind it, arrives before anyone is paged.
     reemitted = ALERT.model_copy(update={"emitted_at": late})
-    assert apply(None, AlertRaised(alert=reemitted, chain=CHAIN), late) == (None, [])
+    held, actions = apply(
+        None, AlertRaised(alert=reemitted, chain=CHAIN.model_copy(update={"hold_s": PAST_ALERT_HOLD_S})), late
+    )
+    assert held is not None and not any(isinstance(a, SendNotification) for a in actions)
+    resolved = reemitted.model_copy(update={"status": "resolved"})
+    _, actions = apply(held, AlertResolved(alert=resolved), late + timedelta(seconds=5))
+    assert not any(isinstance(a, SendNotification) for a in actions)
     # Within the retention a (first) raise still pages.
     state, actions = apply(None, AlertRaised(alert=ALERT, chain=CHAIN), T0 + RETENTION - timedelta(minutes=1))
+    assert state is not None and any(isinstance(a, SendNotification) for a in actions)
+
+
+def test_a_child_reported_today_as_missing_for_forty_days_is_paged():
+    # Its ladder alerts fired (their deadline) 39 days ago, longer than the retention, but
+    # they were emitted now: event time never makes an alert "old" (a late report is live).
+    now = T0 + timedelta(days=40)
+    ladder = make_alert().model_copy(update={"occurred_at": T0 + timedelta(days=1), "emitted_at": now})
+    state, actions = apply(None, AlertRaised(alert=ladder, chain=CHAIN), now)
     assert state is not None and any(isinstance(a, SendNotification) for a in actions)
 
 

@@ -345,10 +345,12 @@ def apply(
 
 
 def too_old(alert: AlertRecord, now: datetime, retention: timedelta) -> bool:
-    """An alert whose rule fired (event time) or that was emitted (processing time) longer
-    than the retention ago is never acted on afresh: a replay of the alerts topic (both
-    old) and a re-emission from reprocessed history (fired long ago, emitted now) alike."""
-    return now - min(alert.occurred_at, alert.emitted_at) >= retention
+    """An alert emitted (processing time) longer than the retention ago is never acted on
+    afresh: a replay or duplicate of the alerts topic. Its event time is not the test: a
+    child reported today as missing for 40 days has ladder alerts whose rule fired (their
+    deadline) 39 days ago, and they must page; re-emitted history is held instead
+    (``PAST_ALERT_HOLD_S``), so an episode already over pages nobody."""
+    return now - alert.emitted_at >= retention
 
 
 def expires_at(state: EscalationState, retention: timedelta) -> datetime | None:
