@@ -26,6 +26,9 @@ AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
 # Console sessions ended and accounts locked (keyed by session id or staff user name, not by
 # child; compacted: read from the beginning by every console replica, see console/sessions.py).
 CONSOLE_SESSIONS = "beacon.console.sessions"
+# The ingest API's keys (hashes only), keyed by key id; compacted: the latest record of each key
+# stays for good, and every ingest replica reads it from the beginning (ingest/apikey_topic.py).
+API_KEYS = "beacon.apikeys"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, compacted=True),
     TopicSpec(AUDIT),
     TopicSpec(CONSOLE_SESSIONS, compacted=True),
+    TopicSpec(API_KEYS, compacted=True),
 )
 
 
