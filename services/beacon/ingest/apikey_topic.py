@@ -171,11 +171,13 @@ class ApiKeyFeed:
             return False
 
     async def _wait_for_end(self) -> bool:
-        consumer = self._consumer
-        if consumer is None:
+        if self._consumer is None:
             return False
+        consumer: AIOKafkaConsumer = self._consumer
         end = await consumer.end_offsets(self._partitions)
         while [tp for tp, offset in end.items() if await consumer.position(tp) < offset]:
+            if self._consumer is not consumer:  # the feed stopped: nobody will catch up
+                return False
             await asyncio.sleep(0.02)
         return True
 
