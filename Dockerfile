@@ -29,6 +29,8 @@ RUN mkdir -p services/beacon && touch services/beacon/__init__.py \
 COPY services/ services/
 COPY schemas/ schemas/
 COPY deploy/policies/ deploy/policies/
+# No on-call file: the notifier reads its council's from a mount (Kubernetes: the ConfigMap
+# beacon-oncall at /etc/beacon/oncall; compose: ./deploy/oncall), never the example's people.
 
 USER 10001:10001
 VOLUME ["/var/lib/beacon"]

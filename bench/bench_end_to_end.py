@@ -30,7 +30,7 @@ from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.events import build_event
 from beacon.core.settings import load_settings
 from beacon.core.topics import ensure_topics
-from beacon.ingest.apikeys import ApiKeyStore
+from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
 from harness import twilio_mock
 from harness.services import ServiceProcess, service_env
@@ -79,15 +79,12 @@ def main() -> int:
             **ports,
         )
         ensure_topics(load_settings(**common))
-        keys_file = tmp / "api-keys.json"
-        _, token = ApiKeyStore(keys_file).create(
-            "met-police", "police", load_settings(IngestSettings, **common).ingest_scopes
-        )
+        ingest_settings = load_settings(IngestSettings, **common)
+        _, token = ApiKeyStore(ingest_settings).create("met-police", "police", ingest_settings.ingest_scopes)
         prism = twilio_mock.Prism(tmp / "prism.log").start()
         proxy = twilio_mock.TwilioProxy(prism).start()
         env = service_env(
             **common,
-            ingest_api_keys_file=keys_file,
             oncall_file=ROOT / "deploy" / "oncall" / "example.yaml",
             twilio_account_sid=twilio_mock.ACCOUNT_SID,
             twilio_auth_token=twilio_mock.AUTH_TOKEN,

@@ -94,7 +94,6 @@ def main() -> None:
             data_dir=Path(tmp) / "data",
             ingest_port=port,
             log_level="WARNING",
-            ingest_api_keys_file=Path(tmp) / "keys.json",
             ingest_rate_per_s=1e9,
             ingest_rate_burst=10**9,
             ingest_max_batch_events=max(500, args.batch_size),

@@ -6,6 +6,7 @@ import importlib
 import time
 from datetime import UTC
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -180,6 +181,15 @@ def _ingest_settings():  # type: ignore[no-untyped-def]
     return load_settings(IngestSettings)
 
 
+def _kafka_refused(settings: Settings, exc: Exception, consequence: str) -> NoReturn:
+    typer.echo(
+        f"refused: Kafka ({settings.kafka_bootstrap_servers}) did not answer for the API-keys topic "
+        f"({type(exc).__name__}); {consequence}, try again",
+        err=True,
+    )
+    raise typer.Exit(1) from None
+
+
 @cli.command()
 def ingest() -> None:
     """Run the HTTP ingest API (POST /v1/events -> Kafka)."""
@@ -207,14 +217,17 @@ def apikeys_create(
     scope: str = typer.Option(..., help="Scope: which event types the key may send (police, council)."),
 ) -> None:
     """Create a key. The key is printed once and never stored (only its hash)."""
-    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+    from beacon.ingest.apikey_topic import ApiKeyStore
+    from beacon.ingest.apikeys import KeyStoreError
 
     settings = _ingest_settings()
     try:
-        key, token = ApiKeyStore(settings.ingest_api_keys_file).create(source, scope, settings.ingest_scopes)
+        key, token = ApiKeyStore(settings).create(source, scope, settings.ingest_scopes)
     except KeyStoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - any Kafka failure: say so, nothing was created
+        _kafka_refused(settings, exc, "no key was created")
     typer.echo(f"key id: {key.key_id}  source: {key.source}  scope: {key.scope}", err=True)
     typer.echo("the key (shown once; store it now):", err=True)
     typer.echo(token)
@@ -222,27 +235,31 @@ def apikeys_create(
 
 @apikeys_cli.command("revoke")
 def apikeys_revoke(key_id: str = typer.Argument(..., help="The key id (see `apikeys list`).")) -> None:
-    """Revoke a key: the running service refuses it from the next request on."""
-    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+    """Revoke a key: every running ingest replica refuses it within a second (README, "API keys")."""
+    from beacon.ingest.apikey_topic import ApiKeyStore
+    from beacon.ingest.apikeys import KeyStoreError
 
+    settings = _ingest_settings()
     try:
-        key = ApiKeyStore(_ingest_settings().ingest_api_keys_file).revoke(key_id)
+        key = ApiKeyStore(settings).revoke(key_id)
     except KeyStoreError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - any Kafka failure: say so; the key may still be active
+        _kafka_refused(settings, exc, "the key is NOT revoked")
     typer.echo(f"revoked {key.key_id} ({key.source}) at {key.revoked_at}")
 
 
 @apikeys_cli.command("list")
 def apikeys_list() -> None:
     """List keys (ids, sources, scopes, state; never the keys themselves)."""
-    from beacon.ingest.apikeys import ApiKeyStore, KeyStoreError
+    from beacon.ingest.apikey_topic import ApiKeyStore
 
+    settings = _ingest_settings()
     try:
-        keys = ApiKeyStore(_ingest_settings().ingest_api_keys_file).list()
-    except KeyStoreError as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(1) from None
+        keys = ApiKeyStore(settings).list()
+    except Exception as exc:  # noqa: BLE001 - any Kafka failure: say so
+        _kafka_refused(settings, exc, "nothing to list")
     for key in keys:
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
         typer.echo(f"{key.key_id}  {key.source:20} {key.scope:10} created {key.created_at}  {state}")

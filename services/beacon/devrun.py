@@ -83,11 +83,11 @@ def _post_demo_events(
     exit), events POSTed in order."""
     import httpx
 
-    from beacon.ingest.apikeys import ApiKeyStore
+    from beacon.ingest.apikey_topic import ApiKeyStore
     from beacon.ingest.settings import IngestSettings
 
     ingest_settings = load_settings(IngestSettings)
-    store = ApiKeyStore(ingest_settings.ingest_api_keys_file)
+    store = ApiKeyStore(ingest_settings)
     scopes = {"met-police": "police", "southwark": "council"}
     tokens = {}
     for source, scope in scopes.items():
@@ -113,10 +113,10 @@ def _post_demo_events(
 def _revoke_demo_keys(key_ids: list[str]) -> None:
     if not key_ids:
         return
-    from beacon.ingest.apikeys import ApiKeyStore
+    from beacon.ingest.apikey_topic import ApiKeyStore
     from beacon.ingest.settings import IngestSettings
 
-    store = ApiKeyStore(load_settings(IngestSettings).ingest_api_keys_file)
+    store = ApiKeyStore(load_settings(IngestSettings))
     for key_id in key_ids:
         store.revoke(key_id)
 

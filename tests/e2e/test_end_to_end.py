@@ -16,7 +16,7 @@ from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
 from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS, NOTIFICATIONS
-from beacon.ingest.apikeys import ApiKeyStore
+from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
 from harness.contract import assert_match_published_schema
 from harness.kafka import read_topic
@@ -38,10 +38,9 @@ def stack(settings, env, tmp_path: Path) -> Iterator[tuple[Stack, str]]:
     prism = Prism(tmp_path / "prism.log").start()
     twilio = TwilioProxy(prism, port=spare_port(settings)).start()
     smtp = SmtpServer(tmp_path / "tls", port=spare_port(settings)).start()
-    keys_file = tmp_path / "api-keys.json"
-    full_env = {**notifier_env(env, settings, twilio, smtp), "BEACON_INGEST_API_KEYS_FILE": str(keys_file)}
-    ingest_settings = load_settings(IngestSettings, ingest_api_keys_file=keys_file)
-    _, token = ApiKeyStore(keys_file).create("met-police", "police", ingest_settings.ingest_scopes)
+    full_env = notifier_env(env, settings, twilio, smtp)
+    ingest_settings = load_settings(IngestSettings, kafka_bootstrap_servers=settings.kafka_bootstrap_servers)
+    _, token = ApiKeyStore(ingest_settings).create("met-police", "police", ingest_settings.ingest_scopes)
     s = Stack(settings, full_env, twilio, smtp, tmp_path / "notifier.log")
     ingest = ServiceProcess("ingest", full_env, tmp_path / "ingest.log", port=settings.ingest_port)
     correlator = ServiceProcess("correlator", full_env, tmp_path / "correlator.log", port=settings.correlator_port)

@@ -11,7 +11,7 @@ import datetime as dt
 import ipaddress
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -61,6 +61,7 @@ class Mail:
     subject: str
     body: str
     message_id: str
+    received_at: float = field(default_factory=time.time)  # wall clock when the server took it
 
 
 class _Handler:

@@ -86,6 +86,8 @@ class Sms:
     status_callback: str
     status: int  # what Twilio (Prism) answered
     received_at: float = field(default_factory=time.time)  # wall clock when the request reached the mock
+    answered: bool = True  # False: the sender was gone (killed, or timed out) before the answer reached it
+    took_s: float = 0.0  # how long Twilio (Prism) took to answer
 
     @property
     def code(self) -> str:
@@ -172,22 +174,28 @@ class TwilioProxy:
                     response = httpx.post(proxy.prism.url + self.path, data=params, headers=headers, timeout=30)
                     status, payload = response.status_code, response.content
                     ctype = response.headers.get("content-type", "application/json")
+                sms = None
                 if self.path.endswith("/Messages.json"):
+                    sms = Sms(
+                        params.get("To", "(none)"),
+                        params.get("Body", ""),
+                        params.get("StatusCallback", ""),
+                        status,
+                        received_at,
+                        took_s=time.time() - received_at,
+                    )
                     with proxy._lock:
-                        proxy.requests.append(
-                            Sms(
-                                params.get("To", "(none)"),
-                                params.get("Body", ""),
-                                params.get("StatusCallback", ""),
-                                status,
-                                received_at,
-                            )
-                        )
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                        proxy.requests.append(sms)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # Twilio took it; the sender never heard
+                    self.close_connection = True
+                    if sms is not None:
+                        sms.answered = False
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

@@ -1,5 +1,5 @@
-"""Fixtures for the ingest tests: a keys file, keys created through the real CLI, the
-ingest service as a real process."""
+"""Fixtures for the ingest tests: keys created through the real CLI (on the test's broker),
+the ingest service as a real process."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 def ingest_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {
         **env,
-        "BEACON_INGEST_API_KEYS_FILE": str(tmp_path / "api-keys.json"),
         "BEACON_INGEST_KAFKA_TIMEOUT_S": "3",
         "BEACON_INGEST_RETRY_AFTER_S": "7",
     }

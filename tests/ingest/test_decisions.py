@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from beacon.core.decoding import Rejected
 from beacon.core.schemas import example_event
-from beacon.ingest.apikeys import ApiKeyStore, KeyFileError, KeyStoreError
+from beacon.ingest.apikeys import ApiKeyRegistry, KeyStoreError, new_key, revocation
 from beacon.ingest.decisions import Bucket, Caller, ContractRules, Problem, check_events, decode_body, take_tokens
 from beacon.ingest.importer import csv_row_to_event
 from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
@@ -95,21 +94,45 @@ def test_token_bucket():
     assert take_tokens(Bucket(3, 0.0), 100, now=0.0, rate=1.0, burst=3)[1] == 0
 
 
-def test_api_key_store(tmp_path):
-    store = ApiKeyStore(tmp_path / "keys.json")
+def test_api_key_registry_lets_in_the_active_key_and_a_revocation_is_final():
     scopes = IngestSettings.model_construct().ingest_scopes
-    key, token = store.create("met-police", "police", scopes)
-    assert token not in (tmp_path / "keys.json").read_text()
-    assert store.authenticate(token) == key
-    assert store.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
-    assert store.authenticate(None) is None and store.authenticate("bearer junk") is None
-    other = ApiKeyStore(tmp_path / "keys.json")  # the CLI's view of the same file
-    other.revoke(key.key_id)
-    assert store.authenticate(token) is None  # reloaded on change
+    key, token = new_key("met-police", "police", scopes, NOW)
+    assert token not in key.to_json().decode() and key.token_sha256 in key.to_json().decode()
+    registry = ApiKeyRegistry()
+    assert registry.authenticate(token) is None  # not on the topic yet
+    registry.apply(key.key_id, key)
+    assert registry.authenticate(token) == key
+    assert registry.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert registry.authenticate(None) is None and registry.authenticate("bearer junk") is None
+    revoked = revocation(registry.keys, key.key_id, NOW + timedelta(hours=1))
+    assert revoked.revoked_at == "2026-11-21T13:00:00Z"
+    registry.apply(key.key_id, revoked)
+    assert registry.authenticate(token) is None
+    registry.apply(key.key_id, key)  # a replayed create does not bring it back
+    assert registry.authenticate(token) is None
+    assert revocation(registry.keys, key.key_id, NOW + timedelta(hours=2)) == revoked  # revoked once
+
+
+def test_a_tombstone_or_a_record_under_another_kafka_key_lets_nobody_in():
+    scopes = IngestSettings.model_construct().ingest_scopes
+    key, token = new_key("met-police", "police", scopes, NOW)
+    registry = ApiKeyRegistry()
+    with pytest.raises(ValueError, match="under the Kafka key"):
+        registry.apply("AAAAAAAAAAAA", key)
+    assert registry.authenticate(token) is None
+    registry.apply(key.key_id, key)
+    registry.apply(key.key_id, None)
+    assert registry.authenticate(token) is None
+
+
+def test_new_keys_refuse_bad_sources_scopes_and_unknown_ids():
+    scopes = IngestSettings.model_construct().ingest_scopes
     with pytest.raises(KeyStoreError):
-        store.create("Met Police", "police", scopes)
-    with pytest.raises(KeyStoreError):
-        store.create("met-police", "admin", scopes)
+        new_key("Met Police", "police", scopes, NOW)
+    with pytest.raises(KeyStoreError, match="unknown scope"):
+        new_key("met-police", "admin", scopes, NOW)
+    with pytest.raises(KeyStoreError, match="no key with id"):
+        revocation({}, "AAAAAAAAAAAA", NOW)
 
 
 def test_validator_classify_never_raises():
@@ -150,15 +173,3 @@ def test_csv_cells_are_typed_by_the_contract_and_nothing_else_is_coerced():
         "looked_after": "yes",
         "episode_ref": "MET-2026-000123",
     }
-
-
-@pytest.mark.parametrize(
-    "broken", ['{"keys": [', "[]", '{"keys": "all"}', '{"keys": [{"key_id": 1}]}', '{"keys": [7]}']
-)
-def test_a_broken_keys_file_is_one_clear_error_naming_the_file(tmp_path, broken):
-    path = tmp_path / "api-keys.json"
-    path.write_text(broken)
-    store = ApiKeyStore(path)
-    for call in (store.keys, store.list, lambda: store.authenticate("bk_AAAAAAAAAAAA_" + "x" * 43)):
-        with pytest.raises(KeyFileError, match=re.escape(str(path))):
-            call()

@@ -6,18 +6,17 @@ import copy
 import json
 import os
 import subprocess
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
-from beacon.core.topics import EVENTS
-from harness.kafka import read_topic
+from beacon.core.topics import API_KEYS, EVENTS
+from beacon.ingest.apikeys import hash_token
+from harness.kafka import produce, read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
 from .conftest import run_cli
@@ -213,8 +212,8 @@ def test_api_key_cli_create_list_revoke(settings, client, ingest_env, create_key
     listing = run_cli(ingest_env, "apikeys", "list").stdout
     assert key_id in listing and "met-police" in listing and "active" in listing
     assert token not in listing
-    stored = ingest_env["BEACON_INGEST_API_KEYS_FILE"]
-    assert token not in open(stored).read()  # noqa: SIM115 - the handle outlives this call (a child process or a later close)
+    stored = b"".join(r.value for r in read_topic(settings, API_KEYS, expect=1, settle_s=0))
+    assert token.encode() not in stored and hash_token(token).encode() in stored  # the hash only
 
     event = police_event(1, "CH-AAA-001")
     assert client.post("/v1/events", json=event, headers=auth(token)).status_code == 202
@@ -283,21 +282,28 @@ def test_values_the_schema_or_the_date_window_forbids_are_refused_naming_the_fie
     assert read_topic(settings, EVENTS, expect=0, settle_s=1.0) == []
 
 
-def test_a_corrupted_api_keys_file_gives_503_and_the_log_names_the_file(
-    settings, client, create_key, ingest_env, ingest
+def test_records_on_the_keys_topic_nobody_can_read_are_skipped_and_logged_and_keys_still_work(
+    settings, client, create_key, ingest
 ):
+    """Anything on beacon.apikeys (garbage, another shape, a record under another key id)
+    is skipped with one log line naming where it is; the keys around it keep working."""
     token = create_key("met-police", "police")
     event = police_event(1, "CH-KEY-0001")
-    keys_file = Path(ingest_env["BEACON_INGEST_API_KEYS_FILE"])
-    intact = keys_file.read_text()
-    for n, broken in enumerate(['{"keys": [', "[]", '{"keys": "all"}', '{"keys": [{"key_id": 1}]}', '{"keys": [7]}']):
-        keys_file.write_text(broken)
-        os.utime(keys_file, ns=(time.time_ns(), time.time_ns() + n))  # a new mtime even within one tick
-        body = _problem(client.post("/v1/events", json=event, headers=auth(token)), 503)
-        assert "API keys" in body["detail"]
-    keys_file.write_text(intact)
+    key_id = token.split("_")[1]
+    poison = [
+        (b"junk", b"\x00\xff"),
+        (b"junk", b"[1, 2]"),
+        (key_id.encode(), b'{"key_id": "' + key_id.encode() + b'"}'),
+        (b"AAAAAAAAAAAA", json.dumps({**json.loads(read_topic(settings, API_KEYS, expect=1)[0].value)}).encode()),
+    ]
+    produce(settings, API_KEYS, poison)
+    later = create_key("southwark", "council")  # read after the poison: the feed went on
     assert client.post("/v1/events", json=event, headers=auth(token)).status_code == 202
+    assert (
+        client.post("/v1/events", json=example_event("beacon.cse.screened.v1"), headers=auth(later)).status_code == 202
+    )
     lines = [json.loads(line) for line in ingest.log_file.read_text().splitlines() if line.startswith("{")]
-    broken_lines = [line for line in lines if line["event"] == "api_keys_file_invalid"]
-    assert broken_lines and all(line["file"] == str(keys_file) for line in broken_lines)
+    skipped = [line for line in lines if line["event"] == "api_key_record_skipped"]
+    assert len(skipped) == len(poison) and all(line["topic"] == API_KEYS for line in skipped)
+    assert {line["reason"] for line in skipped} == {"not_utf8", "not_an_object", "invalid", "key_mismatch"}
     assert "Traceback" not in ingest.log_file.read_text()

@@ -291,8 +291,13 @@ def test_kafka_is_kraft_with_node_pools():
     )
 
 
+def beacon_config() -> dict:
+    (config,) = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "beacon-config"]
+    return config
+
+
 def test_kafka_topics_are_beacons_topics_with_the_configured_partitions():
-    (config,) = of_kind("ConfigMap")
+    config = beacon_config()
     settings = config["data"]
     topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind("KafkaTopic")}
     assert set(topics) == {spec.name for spec in TOPICS}
@@ -308,7 +313,8 @@ def test_kafka_topics_are_beacons_topics_with_the_configured_partitions():
 
 
 def test_config_map_holds_only_beacon_settings_and_no_secret():
-    (config,) = of_kind("ConfigMap")
+    assert {c["metadata"]["name"] for c in of_kind("ConfigMap")} == {"beacon-config", "beacon-oncall"}
+    config = beacon_config()
     assert_settings_names(set(config["data"]), "ConfigMap beacon-config")
     assert SECRET_SETTINGS.isdisjoint(config["data"])
     assert (
@@ -341,7 +347,8 @@ def test_every_service_runs_with_probes_resources_a_service_and_a_disruption_bud
         assert {"secretRef": {"name": "beacon-secrets"}} in container["envFrom"]
         assert_settings_names({e["name"] for e in container["env"]}, f"{name} env")
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
-        assert "/var/lib/beacon" in mounts  # BEACON_DATA_DIR and the outbox, writable
+        # BEACON_DATA_DIR and the outbox, writable; ingest keeps no local state (tests/ops/test_image_and_config.py)
+        assert ("/var/lib/beacon" in mounts) == (name != "ingest")
         if workload["kind"] == "StatefulSet":
             assert [t["metadata"]["name"] for t in workload["spec"]["volumeClaimTemplates"]] == ["data"]
             assert any(

@@ -106,11 +106,9 @@ def test_every_line_of_every_service_is_json_through_traffic_bad_requests_and_an
     from ingest.conftest import run_cli
     from notifier.stack import Stack, notifier_env
 
-    keys_file = tmp_path / "api-keys.json"
     link_secret = "ack-link-secret-of-this-test-0123456789"
     common = {
         **env,
-        "BEACON_INGEST_API_KEYS_FILE": str(keys_file),
         "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "users.json"),
         "BEACON_CONSOLE_SESSION_SECRET": "console-session-secret-of-this-test-0123",
         "BEACON_ACK_LINK_SECRET": link_secret,

@@ -86,6 +86,11 @@ DEAD_LETTERS = Counter(
     "Records a worker could not process and wrote to beacon.events.dlq, by the topic they came from and reason class.",
     ["topic", "reason"],
 )
+API_KEY_RECORDS_SKIPPED = Counter(
+    "beacon_api_key_records_skipped_total",
+    "Records of beacon.apikeys an ingest replica could not read and skipped, by reason class.",
+    ["reason"],
+)
 CONSOLE_RECORDS_SKIPPED = Counter(
     "beacon_console_records_skipped_total",
     "Records the console's projection could not read and skipped, by topic and reason class.",

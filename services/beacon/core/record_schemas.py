@@ -15,6 +15,7 @@ from typing import Any
 
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.apikeys import ApiKey
 from beacon.core.audit import AuditRecord
 from beacon.core.dead_letters import DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
@@ -25,6 +26,7 @@ from beacon.core.sessions import SessionRecord
 from beacon.core.topics import (
     ACKS,
     ALERTS,
+    API_KEYS,
     AUDIT,
     CONSOLE_SESSIONS,
     EVENTS,
@@ -48,6 +50,7 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     NOTIFICATIONS: NotificationRecord,
     EVENTS_DLQ: DeadLetterRecord,
     CONSOLE_SESSIONS: SessionRecord,
+    API_KEYS: ApiKey,
 }
 EVENT_TOPICS = (EVENTS_RAW, EVENTS, EVENTS_HISTORY)
 
@@ -110,6 +113,14 @@ def example_records() -> dict[str, TopicRecord]:
         ),
         CONSOLE_SESSIONS: SessionRecord(
             kind="user_sessions_ended", subject="duty-manager", at=1795744805.0, reason="removed"
+        ),
+        API_KEYS: ApiKey(
+            key_id="Q7mZk2RtW9xa",
+            source="met-police",
+            scope="police",
+            token_sha256="5f0c4e2b9d1a7c3e8f6b0a2d4c6e8f1a3b5d7f9e0c2a4b6d8f1e3c5a7b9d0f2e",
+            created_at="2026-11-20T09:00:00Z",
+            revoked_at="2026-11-21T02:00:05Z",
         ),
     }
 

@@ -6,6 +6,7 @@ regenerates them in memory and fails if the committed files differ.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 def example_event(event_type: str) -> dict[str, Any]:
-    """A complete, valid example event of the given type."""
-    return {**_ENV, "type": event_type, "datacontenttype": "application/json", **EXAMPLES[event_type]}
+    """A complete, valid example event of the given type: a fresh copy, so a caller that edits it
+    (a test setting ``data.started_at``) cannot change the published schema's example."""
+    return copy.deepcopy({**_ENV, "type": event_type, "datacontenttype": "application/json", **EXAMPLES[event_type]})
 
 
 def schema_for(event_type: str) -> dict[str, Any]:

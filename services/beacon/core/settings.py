@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "data",
-        description="Local state: one folder per worker (table stores), the API key file, the test clock.",
+        description="Local state: one folder per worker (table stores), the test clock.",
     )
     outbox_dir: Path = Field(
         default=PROJECT_ROOT / "var" / "outbox",

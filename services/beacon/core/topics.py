@@ -33,6 +33,9 @@ AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
 # Console sessions ended and accounts locked (keyed by session id or staff user name, not by
 # child; compacted: read from the beginning by every console replica, see console/sessions.py).
 CONSOLE_SESSIONS = "beacon.console.sessions"
+# The ingest API's keys (hashes only), keyed by key id; compacted: the latest record of each key
+# stays for good, and every ingest replica reads it from the beginning (ingest/apikey_topic.py).
+API_KEYS = "beacon.apikeys"
 NOTIFIER_INPUTS = "beacon.notifier.inputs"  # the notifier's own queue: alerts, acks, ticks, delivery results
 
 
@@ -79,6 +82,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, Retention.COMPACTED),
     TopicSpec(AUDIT),
     TopicSpec(CONSOLE_SESSIONS, Retention.COMPACTED),
+    TopicSpec(API_KEYS, Retention.COMPACTED),
     TopicSpec(NOTIFIER_INPUTS, Retention.INPUT, published=False),
     TopicSpec(CORRELATOR_CHANGELOG, Retention.COMPACTED, published=False),
     TopicSpec(NOTIFIER_CHANGELOG, Retention.COMPACTED, published=False),

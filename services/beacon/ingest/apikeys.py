@@ -1,156 +1,99 @@
-"""API keys per source, stored only as SHA-256 hashes of high-entropy tokens.
+"""API keys per source: the pure decisions on the records of ``beacon.apikeys``.
 
-A token looks like ``bk_<key_id>_<secret>``: the key id finds the record, the
-hash of the whole token is compared in constant time. SHA-256 (not a slow KDF)
-is enough because the secret is 256 random bits, not a password. The file is
-rewritten atomically (temp file + fsync + rename) under an exclusive lock, and
-the service reloads it whenever its modification time changes.
+A token looks like ``bk_<key_id>_<secret>``: the key id finds the record, the SHA-256 of
+the whole token is compared in constant time. SHA-256 (not a slow KDF) is enough because
+the secret is 256 random bits, not a password. Only the hash is ever written anywhere.
+
+The compacted topic ``beacon.apikeys`` (keyed by key id) is the system of record: the CLI
+writes a key's record when it creates it and again, with ``revoked_at``, when it revokes it;
+every ingest replica reads the topic from the beginning and keeps on reading
+(``apikey_topic.py``), so a revocation reaches every replica at once. The shell feeds
+records into an ``ApiKeyRegistry`` and asks it; nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import hmac
-import json
-import os
 import re
 import secrets
-import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime
 
-SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
-_TOKEN = re.compile(r"^bk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{20,100})$")
+from beacon.core.apikeys import KEY_ID, SOURCE_NAME, ApiKey
+
+_TOKEN = re.compile(rf"^bk_({KEY_ID.pattern[1:-1]})_([A-Za-z0-9_-]{{20,100}})$")
+_KEY_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 
 
-@dataclass(frozen=True)
-class ApiKey:
-    key_id: str
-    source: str  # source name, e.g. "met-police"; events must come from urn:beacon:source:<source>
-    scope: str  # e.g. "police" or "council"
-    token_sha256: str
-    created_at: str
-    revoked_at: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
+class KeyStoreError(ValueError):
+    """A refused CLI request (bad source or scope, unknown key id), said in one sentence."""
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def rfc3339(at: datetime) -> str:
+    return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class KeyStoreError(ValueError):
-    pass
+def new_key(source: str, scope: str, scopes: dict[str, list[str]], now: datetime) -> tuple[ApiKey, str]:
+    """A new key's record and the key itself (shown once, never stored)."""
+    if not SOURCE_NAME.match(source):
+        raise KeyStoreError(f"source {source!r} must be a lower-case slug like 'met-police'")
+    if scope not in scopes:
+        raise KeyStoreError(f"unknown scope {scope!r}; known scopes: {', '.join(sorted(scopes))}")
+    key_id = "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(12))
+    token = f"bk_{key_id}_{secrets.token_urlsafe(32)}"
+    record = ApiKey(key_id=key_id, source=source, scope=scope, token_sha256=hash_token(token), created_at=rfc3339(now))
+    return record, token
 
 
-class KeyFileError(KeyStoreError):
-    """The keys file exists but is not a valid keys file (e.g. after a hand edit). Nobody is
-    let in until it is fixed: the file may have been edited to revoke a key."""
+def revocation(keys: dict[str, ApiKey], key_id: str, now: datetime) -> ApiKey:
+    """The record that revokes ``key_id`` (the same record again if it is revoked already)."""
+    key = keys.get(key_id)
+    if key is None:
+        raise KeyStoreError(f"no key with id {key_id!r}")
+    return key if not key.active else key.model_copy(update={"revoked_at": rfc3339(now)})
 
 
-class ApiKeyStore:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._mtime_ns: int | None = None
-        self._keys: dict[str, ApiKey] = {}
+@dataclass
+class ApiKeyRegistry:
+    """The keys as the topic says, folded in record by record.
 
-    # ---------------------------------------------------------------- reading
-    def _read(self) -> dict[str, ApiKey]:
-        try:
-            raw = json.loads(self.path.read_text())
-            if not isinstance(raw, dict) or not isinstance(raw.get("keys", []), list):
-                raise TypeError('the top level must be {"keys": [...]}')
-            keys = [ApiKey(**k) for k in raw.get("keys", [])]
-            if not all(isinstance(v, str) for k in keys for v in (k.key_id, k.token_sha256, k.source, k.scope)):
-                raise TypeError("key_id, source, scope and token_sha256 must be strings")
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, TypeError) as exc:  # a hand edit broke it
-            raise KeyFileError(f"API-keys file {self.path} cannot be read: {type(exc).__name__}: {exc}") from None
-        return {k.key_id: k for k in keys}
+    A revocation is final: a later record that would make a revoked key active again (a
+    replayed create, a hand-written record) is ignored. A tombstone (empty value) removes
+    the key, so it is refused too."""
 
-    def keys(self) -> dict[str, ApiKey]:
-        """The current keys, reloaded when the file changed since the last call.
+    keys: dict[str, ApiKey] = field(default_factory=dict)
+    revoked: set[str] = field(default_factory=set)
 
-        Raises KeyFileError while the file is broken (it is read again on the next call)."""
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            mtime = None
-        if mtime != self._mtime_ns or mtime is None:
-            self._keys = self._read()
-            self._mtime_ns = mtime
-        return self._keys
+    def apply(self, key_id: str, record: ApiKey | None) -> None:
+        if record is None:
+            self.keys.pop(key_id, None)
+            self.revoked.add(key_id)
+            return
+        if record.key_id != key_id:
+            raise ValueError(f"record of key {record.key_id!r} under the Kafka key {key_id!r}")
+        if not record.active:
+            self.revoked.add(key_id)
+        elif key_id in self.revoked:
+            return
+        self.keys[key_id] = record
 
     def authenticate(self, token: str | None) -> ApiKey | None:
-        """The active key matching ``token``, or None (no key, unknown, revoked)."""
+        """The active key matching ``token``, or None (no key, unknown, revoked, wrong secret)."""
         match = _TOKEN.match(token or "")
         if not match:
             return None
-        key = self.keys().get(match.group(1))
-        if key is None:
+        key = self.keys.get(match.group(1))
+        if key is None or not hmac.compare_digest(key.token_sha256, hash_token(token or "")):
             return None
-        if not hmac.compare_digest(key.token_sha256, hash_token(token or "")):
-            return None
-        return key if key.active else None
+        return key if key.active and key.key_id not in self.revoked else None
 
-    # ---------------------------------------------------------------- writing
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, ApiKey]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(self.path.suffix + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            keys = self._read()
-            yield keys
-            self._write(keys)
 
-    def _write(self, keys: dict[str, ApiKey]) -> None:
-        body = json.dumps({"keys": [asdict(k) for k in keys.values()]}, indent=2) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    def create(self, source: str, scope: str, scopes: dict[str, list[str]]) -> tuple[ApiKey, str]:
-        """A new key; returns the record and the token (shown once, never stored)."""
-        if not SOURCE_NAME.match(source):
-            raise KeyStoreError(f"source {source!r} must be a lower-case slug like 'met-police'")
-        if scope not in scopes:
-            raise KeyStoreError(f"unknown scope {scope!r}; known scopes: {', '.join(sorted(scopes))}")
-        key_id = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(12))
-        token = f"bk_{key_id}_{secrets.token_urlsafe(32)}"
-        key = ApiKey(key_id=key_id, source=source, scope=scope, token_sha256=hash_token(token), created_at=_now())
-        with self._locked() as keys:
-            keys[key_id] = key
-        return key, token
-
-    def revoke(self, key_id: str) -> ApiKey:
-        with self._locked() as keys:
-            key = keys.get(key_id)
-            if key is None:
-                raise KeyStoreError(f"no key with id {key_id!r}")
-            if key.active:
-                key = ApiKey(**{**asdict(key), "revoked_at": _now()})
-                keys[key_id] = key
-        return key
-
-    def list(self) -> list[ApiKey]:
-        return sorted(self._read().values(), key=lambda k: k.created_at)
+def token_key_id(token: str | None) -> str | None:
+    """The key id a well-formed token names, else None."""
+    match = _TOKEN.match(token or "")
+    return match.group(1) if match else None

@@ -31,7 +31,7 @@ from beacon.core.logs import get_logger
 from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
 from beacon.core.rate_limit import BadCredentialLimiter
 from beacon.core.topics import EVENTS
-from beacon.ingest.apikeys import ApiKeyStore, KeyFileError
+from beacon.ingest.apikey_topic import ApiKeyFeed, KeysUnavailable
 from beacon.ingest.decisions import (
     ACCEPTED_CONTENT_TYPES,
     BATCH_TYPES,
@@ -92,7 +92,7 @@ def _event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def create_app(settings: IngestSettings) -> FastAPI:
     log = get_logger("ingest")  # after configure_logging: binding fixes the configuration
-    store = ApiKeyStore(settings.ingest_api_keys_file)
+    keys = ApiKeyFeed(settings)
     producer = AckedProducer(settings)
     buckets: dict[str, Bucket] = {}
     bad_credentials = BadCredentialLimiter(settings.http_bad_auth_rate_per_s, settings.http_bad_auth_burst)
@@ -101,9 +101,11 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        keys.start()
         try:
             yield
         finally:
+            await keys.stop()
             await asyncio.to_thread(producer.close)
 
     app = FastAPI(
@@ -133,8 +135,12 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = await kafka_ready()
-        return JSONResponse({"ready": ready, "kafka": ready}, status_code=200 if ready else 503)
+        kafka = await kafka_ready()
+        ready = kafka and keys.ready and not keys.failed
+        return JSONResponse(
+            {"ready": ready, "kafka": kafka, "api_keys": keys.ready and not keys.failed},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -163,7 +169,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             },
             429: {"description": "Rate limit of this source.", "content": problem_content, "headers": retry_after},
             503: {
-                "description": "Kafka unavailable, or the service's API-keys file is unreadable: nothing was accepted.",
+                "description": "Kafka unavailable, or the service has not read its API keys (yet): nothing was accepted.",
                 "content": problem_content,
                 "headers": retry_after,
             },
@@ -180,14 +186,14 @@ def create_app(settings: IngestSettings) -> FastAPI:
 
     async def _handle(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Response:
         try:
-            key = store.authenticate(credentials.credentials if credentials else None)
-        except KeyFileError as exc:
-            log.error("api_keys_file_invalid", file=str(settings.ingest_api_keys_file), error=str(exc))
-            EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="keys-file-invalid").inc()
+            key = await keys.authenticate(credentials.credentials if credentials else None)
+        except KeysUnavailable as exc:
+            log.warning("api_keys_unavailable", error=str(exc))
+            EVENTS_REJECTED.labels(source=UNAUTHENTICATED, reason="keys-unavailable").inc()
             return problem_response(
                 Problem(
                     503,
-                    "keys-file-invalid",
+                    "keys-unavailable",
                     "Service Unavailable",
                     "the service cannot read its API keys; nothing was accepted, resend the same request later",
                     headers={"Retry-After": str(settings.ingest_retry_after_s)},
@@ -343,9 +349,7 @@ def serve(settings: IngestSettings) -> None:
 
     configure_logging(settings.log_level)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter, not events
-    get_logger("ingest").info(
-        "ingest_starting", port=settings.ingest_port, keys_file=str(settings.ingest_api_keys_file)
-    )
+    get_logger("ingest").info("ingest_starting", port=settings.ingest_port)
     uvicorn.Server(
         uvicorn_config(
             create_app(settings),

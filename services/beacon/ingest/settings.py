@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
@@ -31,11 +30,6 @@ COUNCIL_TYPES = [
 
 
 class IngestSettings(Settings):
-    ingest_api_keys_file: Path = Field(
-        default=Path("api-keys.json"),
-        description="API keys (hashes only), relative to data_dir unless absolute "
-        "(default var/data/api-keys.json). The running service reloads it when it changes.",
-    )
     ingest_scopes: dict[str, list[str]] = Field(
         default={"police": POLICE_TYPES, "council": COUNCIL_TYPES},
         description="Scope name -> event types a key of that scope may send (JSON in the environment).",
@@ -95,12 +89,6 @@ class IngestSettings(Settings):
         if value.get_secret_value() and len(value.get_secret_value().encode()) < MIN_KEY_BYTES:
             raise ValueError(f"must be at least {MIN_KEY_BYTES} bytes (e.g. `openssl rand -base64 48`)")
         return value
-
-    @model_validator(mode="after")
-    def _keys_file_under_data_dir(self) -> IngestSettings:
-        if not self.ingest_api_keys_file.is_absolute():
-            self.ingest_api_keys_file = self.data_dir / self.ingest_api_keys_file
-        return self
 
     @model_validator(mode="after")
     def _scopes_name_known_types(self) -> IngestSettings:
