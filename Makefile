@@ -63,6 +63,7 @@ schemas: $(STAMP)
 	$(PY) -m beacon schemas export
 	$(PY) -m beacon schemas openapi
 	$(PY) -m beacon settings doc --write
+	$(PY) -m beacon topics doc --write
 
 ## lock: re-pin every transitive dependency after changing pyproject.toml
 lock:

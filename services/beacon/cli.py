@@ -109,6 +109,26 @@ def topics_create() -> None:
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
+@topics_cli.command("doc")
+def topics_doc(
+    write: bool = typer.Option(False, "--write", help="Rewrite the table in the README instead of printing it."),
+    readme: Path = typer.Option(None, help="Defaults to the project's README.md."),
+) -> None:
+    """The table of every topic (what it holds, kind, cleanup policy, retention, schema), from core/topics.py."""
+    from beacon.core import topics_doc as doc
+
+    try:
+        if write:
+            target = readme or doc.README
+            changed = doc.write_readme(target)
+            typer.echo(f"{target}: {'topics table regenerated' if changed else 'topics table up to date'}")
+        else:
+            typer.echo(doc.topics_table(), nl=False)
+    except doc.MarkersMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @schemas_cli.command("export")
 def schemas_export(
     directory: Path = typer.Option(None, help="Defaults to schemas/ (events/ and records/ in it)."),

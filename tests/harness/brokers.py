@@ -20,7 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_CONFIG = REPO_ROOT / "deploy" / "k8s" / "config.yaml"
 # Settings about Kafka and state (partitions, replication, batching, table store, group
 # timeouts, retention) are taken from production; the rest (ports, hosts, channels) is the test's.
-BROKER_SETTING_PREFIXES = ("kafka_", "topic_", "broker_", "table_", "event_retention_")
+BROKER_SETTING_PREFIXES = ("kafka_", "topic_", "broker_", "table_")
+BROKER_SETTING_SUFFIXES = ("_retention_days",)
 NOT_FROM_PRODUCTION = {"kafka_bootstrap_servers"}
 
 # The table store travels apart (BrokerProfile.table_store, the table_store fixture), since a
@@ -59,7 +60,9 @@ def _production_settings() -> dict[str, Any]:
     chosen: dict[str, Any] = {}
     for key, value in configmap["data"].items():
         name = key.removeprefix("BEACON_").lower()
-        if name in NOT_FROM_PRODUCTION or not name.startswith(BROKER_SETTING_PREFIXES):
+        if name in NOT_FROM_PRODUCTION or not (
+            name.startswith(BROKER_SETTING_PREFIXES) or name.endswith(BROKER_SETTING_SUFFIXES)
+        ):
             continue
         if name not in Settings.model_fields:
             raise ValueError(f"{PRODUCTION_CONFIG}: {key} is not a Beacon setting")

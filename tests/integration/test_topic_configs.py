@@ -12,7 +12,17 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from beacon.core.settings import Settings, load_settings
-from beacon.core.topics import EVENTS, NOTIFIER_INPUTS, TOPICS, Retention, described_topic_configs, topic_configs
+from beacon.core.topics import (
+    AUDIT,
+    CORRELATOR_CHANGELOG,
+    EVENTS,
+    EVENTS_DLQ,
+    NOTIFIER_INPUTS,
+    TOPICS,
+    Retention,
+    described_topic_configs,
+    topic_configs,
+)
 from harness.brokers import production_broker_settings
 from harness.services import service_env
 
@@ -66,9 +76,16 @@ def test_topics_create_sets_partitions_replication_retention_and_cleanup_as_decl
         assert {k: configs[spec.name][k] for k in declared} == declared, spec.name
         if spec.retention is Retention.COMPACTED:
             assert "retention.ms" not in declared  # compacted state is kept for ever, key by key
-    # The kinds the README's topic table names: the system of record kept, inputs short-lived.
-    assert int(configs[EVENTS]["retention.ms"]) == settings.event_retention_days * 86_400_000
-    assert int(configs[NOTIFIER_INPUTS]["retention.ms"]) == settings.input_retention_days * 86_400_000
+        assert configs[spec.name]["min.insync.replicas"] == "1", spec.name  # one node: one replica
+    # The kinds the README's topic table names: the system of record kept, inputs short-lived,
+    # dead letters and the audit trail for their stated times, state compacted.
+    day = 86_400_000
+    assert int(configs[EVENTS]["retention.ms"]) == settings.event_retention_days * day
+    assert int(configs[NOTIFIER_INPUTS]["retention.ms"]) == settings.input_retention_days * day
+    assert int(configs[EVENTS_DLQ]["retention.ms"]) == settings.dead_letter_retention_days * day
+    assert int(configs[AUDIT]["retention.ms"]) == settings.audit_retention_days * day
+    assert configs[CORRELATOR_CHANGELOG]["cleanup.policy"] == "compact"
+    assert int(configs[CORRELATOR_CHANGELOG]["delete.retention.ms"]) == settings.input_retention_days * day
 
 
 def test_topics_create_repairs_a_topic_config_changed_behind_its_back(kafka_cluster):

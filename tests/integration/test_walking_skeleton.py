@@ -42,12 +42,11 @@ def test_high_risk_report_reaches_the_outbox(settings, env, tmp_path):
         assert all(report["subject"] not in line["body"] for line in lines)
 
     # The workers made no topic of their own: `topics create` declares every one they read
-    # (a topic a worker creates after its group's assignment is never read on Kafka). Faust's
-    # leader-election topic is the exception: it holds no records and Faust's assignor makes
-    # it before the group is joined.
+    # (a topic a worker creates after its group's assignment is never read on Kafka), and
+    # Faust's leader-election topic is switched off.
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
-        used = {t for t in admin.list_topics() if not t.startswith("__") and not t.endswith("-__assignor-__leader")}
+        used = {t for t in admin.list_topics() if not t.startswith("__")}
     finally:
         admin.close()
     assert used <= {spec.name for spec in TOPICS}, used - {spec.name for spec in TOPICS}

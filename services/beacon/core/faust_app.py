@@ -82,6 +82,9 @@ def make_faust_app(name: str, settings: Settings, web_port: int, **overrides: ob
         # At-least-once: Tansu rejects transactions; every sink is idempotent instead.
         "processing_guarantee": "at_least_once",
         "consumer_auto_offset_reset": "earliest",
+        # No leader election (no timer runs on_leader): no leader topic that `topics create`
+        # does not declare (core/topics.py lists every topic a worker uses).
+        "topic_disable_leader": True,
         "broker_session_timeout": settings.broker_session_timeout_s,
         "broker_heartbeat_interval": settings.broker_heartbeat_interval_s,
         "broker_rebalance_timeout": settings.broker_rebalance_timeout_s,

@@ -121,6 +121,18 @@ class Settings(BaseSettings):
         description="retention.ms of the delete-policy topics Beacon creates: looked-after children's "
         "records are kept to their 75th birthday.",
     )
+    audit_retention_days: int = Field(
+        default=76 * 365,
+        ge=1,
+        description="retention.ms of beacon.audit: who was told what, when, and who acknowledged is kept as long "
+        "as the case record it explains.",
+    )
+    dead_letter_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="retention.ms of beacon.events.dlq: long enough for an operator to act on "
+        "BeaconRecordDeadLettered and replay the record; its copy of the refused record is bounded.",
+    )
     input_retention_days: int = Field(
         default=7,
         ge=1,

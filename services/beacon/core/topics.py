@@ -49,17 +49,22 @@ NOTIFIER_CHANGELOG = changelog("notifier", "escalations")  # per-alert escalatio
 
 
 class Retention(Enum):
-    """How long a topic keeps its records."""
+    """How long a topic keeps its records; the value names the setting of a time-bound kind."""
 
-    RECORD = "record"  # kept for event_retention_days: the system of record and its history
-    COMPACTED = "compacted"  # the latest record per key, for ever: state and ledgers
-    INPUT = "input"  # input_retention_days: internal queues whose records are consumed at once
+    RECORD = "event_retention_days"  # the system of record and its history
+    AUDIT = "audit_retention_days"  # who was told what, when: kept as long as the case record
+    DEAD_LETTERS = "dead_letter_retention_days"  # refused records: long enough to be looked at and replayed
+    INPUT = "input_retention_days"  # internal queues whose records are consumed as they arrive
+    COMPACTED = "compacted"  # the latest record per key, for ever (tombstones remove a key): state, ledgers
 
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """One topic Beacon creates: what it holds (the README's topic table) and how long."""
+
     name: str
-    retention: Retention = Retention.RECORD
+    retention: Retention
+    holds: str
     # False for internal topics: a private format read only by the service that writes it,
     # no published schema (docs/ARCHITECTURE.md, "Internal topics").
     published: bool = True
@@ -72,31 +77,62 @@ class TopicSpec:
 # Every topic Beacon reads or writes, Faust's changelogs included: `topics create` makes them
 # all, so nothing depends on a broker's auto-creation (off in production) or on a worker
 # creating its topics after its consumer group was already assigned (it then never reads them).
+# A new topic is one line here (and its KafkaTopic in deploy/k8s/kafka.yaml; a test compares);
+# `make schemas` regenerates the README's table from this list.
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(EVENTS_RAW, Retention.INPUT),
-    TopicSpec(EVENTS),
-    TopicSpec(EVENTS_HISTORY),
-    TopicSpec(EVENTS_DLQ),
-    TopicSpec(ALERTS),
-    TopicSpec(ACKS),
-    TopicSpec(NOTIFICATIONS, Retention.COMPACTED),
-    TopicSpec(AUDIT),
-    TopicSpec(CONSOLE_SESSIONS, Retention.COMPACTED),
-    TopicSpec(API_KEYS, Retention.COMPACTED),
-    TopicSpec(NOTIFIER_INPUTS, Retention.INPUT, published=False),
-    TopicSpec(CORRELATOR_CHANGELOG, Retention.COMPACTED, published=False),
-    TopicSpec(NOTIFIER_CHANGELOG, Retention.COMPACTED, published=False),
+    TopicSpec(EVENTS_RAW, Retention.INPUT, "events from direct Kafka producers, before validation"),
+    TopicSpec(EVENTS, Retention.RECORD, "validated events: the system of record"),
+    TopicSpec(
+        EVENTS_HISTORY, Retention.RECORD, "validated events of a history import (read only while no live one waits)"
+    ),
+    TopicSpec(EVENTS_DLQ, Retention.DEAD_LETTERS, "refused records: a bounded copy, its hash and the reason"),
+    TopicSpec(ALERTS, Retention.RECORD, "alerts raised and resolved by the correlator"),
+    TopicSpec(ACKS, Retention.RECORD, "acknowledgements (SMS reply, link, API, console)"),
+    TopicSpec(NOTIFICATIONS, Retention.COMPACTED, "notification ledger: the latest status of each notification"),
+    TopicSpec(AUDIT, Retention.AUDIT, "who was told what, when, and who acknowledged"),
+    TopicSpec(CONSOLE_SESSIONS, Retention.COMPACTED, "console sessions ended and accounts locked"),
+    TopicSpec(API_KEYS, Retention.COMPACTED, "the ingest API's keys (hashes only), keyed by key id"),
+    TopicSpec(
+        NOTIFIER_INPUTS, Retention.INPUT, "the notifier's own queue (alerts, acks, ticks, results)", published=False
+    ),
+    TopicSpec(
+        CORRELATOR_CHANGELOG, Retention.COMPACTED, "the correlator's per-child state (Faust changelog)", published=False
+    ),
+    TopicSpec(
+        NOTIFIER_CHANGELOG,
+        Retention.COMPACTED,
+        "the notifier's per-alert escalations (Faust changelog)",
+        published=False,
+    ),
 )
 
 DAY_MS = 24 * 3600 * 1000
 
 
+def retention_days(spec: TopicSpec, settings: Settings) -> int | None:
+    """Days a delete-policy topic keeps a record; None for a compacted one."""
+    if spec.retention is Retention.COMPACTED:
+        return None
+    return int(getattr(settings, spec.retention.value))
+
+
+def min_insync_replicas(settings: Settings) -> int:
+    """A write is acknowledged once all but one replica has it: one broker may be lost (or
+    restarted) without refusing writes, and no acknowledged record lives on one disk only."""
+    return max(1, settings.topic_replication_factor - 1)
+
+
 def topic_configs(spec: TopicSpec, settings: Settings) -> dict[str, str]:
     """The topic-level configs Beacon sets on ``spec`` (the README's topic table)."""
-    if spec.retention is Retention.COMPACTED:
-        return {"cleanup.policy": "compact"}
-    days = settings.event_retention_days if spec.retention is Retention.RECORD else settings.input_retention_days
-    return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+    configs = {"min.insync.replicas": str(min_insync_replicas(settings))}
+    days = retention_days(spec, settings)
+    if days is None:
+        # A tombstone outlives a worker down as long as an input is kept: a worker that comes
+        # back within that time still sees every key that was removed while it was away.
+        configs |= {"cleanup.policy": "compact", "delete.retention.ms": str(settings.input_retention_days * DAY_MS)}
+    else:
+        configs |= {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+    return configs
 
 
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> list[str]:
