@@ -48,7 +48,8 @@ from beacon.core.events import event_from_json
 from beacon.core.policy import load_policy
 from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ALERTS, EVENTS, ensure_topics
-from beacon.correlator.engine import decide, load_state
+from beacon.correlator.engine import decide
+from beacon.correlator.migration import load_state
 from beacon.notifier.escalation import case_reference, resolve_chain
 from beacon.notifier.oncall import load_oncall
 from harness.kafka import produce, read_topic

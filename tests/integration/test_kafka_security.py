@@ -20,8 +20,6 @@ from beacon.core.broker import free_port
 from beacon.core.schemas import example_event
 from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ALERTS
-from beacon.ingest.apikeys import ApiKeyStore
-from beacon.ingest.settings import IngestSettings
 from harness.brokers import PRODUCTION_TABLE_STORE, production_broker_settings
 from harness.kafka import read_topic
 from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER
@@ -89,10 +87,10 @@ def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, 
     created = _cli(env, "topics", "create")
     assert created.returncode == 0 and "created: " in created.stdout, created.stderr
 
-    keys_file = tmp_path / "api-keys.json"
-    env["BEACON_INGEST_API_KEYS_FILE"] = str(keys_file)
-    ingest_settings = load_settings(IngestSettings, ingest_api_keys_file=keys_file)
-    _, token = ApiKeyStore(keys_file).create("met-police", "police", ingest_settings.ingest_scopes)
+    # The CLI writes the key to its compacted topic over SASL_SSL too; ingest reads it there.
+    issued = _cli(env, "apikeys", "create", "--source", "met-police", "--scope", "police")
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
 
     now = datetime.now(UTC)
     report = example_event("beacon.episode.reported.v1")  # high risk: pages at once
