@@ -13,6 +13,9 @@ from beacon.core.audit import AuditRecord
 from beacon.core.events import build_event
 
 USER, PASSWORD = "duty-manager-1", "correct horse battery staple"
+# The organisations the records below name (support.reported_event, raised_alert): USER sees them all.
+USER_ORGANISATIONS = ("met-police", "southwark")
+USER_ACCESS = ("--org", "met-police", "--org", "southwark", "--role", "responder")
 
 # Debian's Chromium, driven by Playwright (never a browser Playwright downloads).
 CHROMIUM = "/usr/bin/chromium"

@@ -50,7 +50,6 @@ def guarded_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
         **env,
         **GUARDS,
         "BEACON_INGEST_API_KEYS_FILE": str(tmp_path / "api-keys.json"),
-        "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "users.json"),
         "BEACON_NOTIFIER_API_TOKEN": NOTIFIER_TOKEN,
     }
 

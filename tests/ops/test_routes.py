@@ -96,7 +96,6 @@ def test_every_route_a_service_registers_is_documented(service, env):
 
 
 def test_every_running_service_answers_only_its_documented_routes(env, settings, tmp_path: Path):
-    env = {**env, "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "users.json")}
     services = [
         ServiceProcess(name, env, tmp_path / f"{name}.log", port=getattr(settings, f"{name}_port"))
         for name in DOCUMENTED

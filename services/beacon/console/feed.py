@@ -16,19 +16,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from beacon.console.projection import Record, ViewState, apply
 from beacon.console.sessions import SessionRecord, SessionRegistry
+from beacon.console.users import UserDirectory
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
+from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import event_from_json
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.settings import Settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS
+from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, CONSOLE_USERS, EVENTS
 
 log = get_logger("console")
 
-FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
+FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS, CONSOLE_USERS)
+ACCOUNT_TOPICS = (CONSOLE_SESSIONS, CONSOLE_USERS)  # read before anyone may log in
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
 UNPROCESSABLE = "unprocessable"
@@ -56,7 +59,8 @@ class Feed:
         self.ready = False  # caught up with every partition's end as it was at start
         self.failed: str | None = None
         self.closing = False  # set at shutdown: live streams end so the server can stop at once
-        # Ended sessions and locked accounts; sessions_ready once what was there at start is in.
+        # Users, ended sessions and locked accounts; sessions_ready once what was there at start is in.
+        self.users = UserDirectory()
         self.sessions = SessionRegistry()
         self.sessions_ready = False
         self._changed = asyncio.Event()
@@ -147,6 +151,13 @@ class Feed:
         """Fold one record in, or count and skip it: a record the console cannot read is
         never shown half-read and never stops the feed (the workers reading that topic
         dead-letter it; the console, one of many replicas, only reads)."""
+        if topic == CONSOLE_USERS:
+            user = safe_decode(payload, ConsoleUserRecord.from_json)
+            if isinstance(user, Rejected):
+                self._skip(topic, partition, offset, user.reason)
+            else:
+                self.users.apply(user)
+            return
         if topic == CONSOLE_SESSIONS:
             session = safe_decode(payload, SessionRecord.from_json)
             if isinstance(session, Rejected):
@@ -172,13 +183,15 @@ class Feed:
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer, end_at_start: dict[Any, int]) -> None:
         behind = {tp.topic for tp, end in end_at_start.items() if await consumer.position(tp) < end}
-        if CONSOLE_SESSIONS not in behind:
+        if not behind.intersection(ACCOUNT_TOPICS):
             self.sessions_ready = True
         if behind:
             return
         self.ready = True
         self._notify()
         log.info("console_caught_up", version=self.state.version, duplicates=self.state.duplicates)
+        if not self.users.users:
+            log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME --org ORG")
 
     def _export_lag(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

@@ -28,7 +28,7 @@ from typing import Literal
 
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord, Severity
-from beacon.core.audit import AuditRecord
+from beacon.core.audit import CONSOLE_AUDIT_KINDS, AuditRecord
 from beacon.core.domain import (
     CATEGORY_LABEL,
     RISK_LABEL,
@@ -101,6 +101,7 @@ class Episode:
     category_history: list[tuple[int, str, str]] = field(default_factory=list)
     reporting_org: str | None = None
     placing_council: str | None = None
+    found_by: str | None = None  # the organisation whose ChildFound ended it (console/access.py reads it)
     rescue_alert_at: datetime | None = None
 
     @property
@@ -181,6 +182,10 @@ class ChildView:
     alert_ids: set[str] = field(default_factory=set)
     cse_level: str | None = None
     cse_at: datetime | None = None
+    # The latest placement (by effective time): its councils are involved in the child's episodes.
+    placing_council: str | None = None
+    host_council: str | None = None
+    placement_at: datetime | None = None
 
     def episode(self, episode_ref: str) -> Episode:
         if episode_ref not in self.episodes:
@@ -246,7 +251,10 @@ def dedup_key(record: Record) -> tuple[str, ...]:
 
 
 def apply(view_state: ViewState, record: Record) -> ViewState:
-    """Fold one record into the view. A record already seen changes nothing."""
+    """Fold one record into the view. A record already seen changes nothing, nor does the
+    console's own access audit (a view that bumped the version would refresh itself forever)."""
+    if isinstance(record, AuditRecord) and (record.kind in CONSOLE_AUDIT_KINDS or record.alert_id is None):
+        return view_state
     key = dedup_key(record)
     if key in view_state.seen:
         view_state.duplicates += 1
@@ -259,10 +267,10 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
     elif isinstance(record, AlertRecord):
         _apply_alert(view_state, record, "|".join(key))
         _index_alert(view_state, record.alert_id)
-    elif isinstance(record, AuditRecord):
-        _apply_audit(view_state, record, "|".join(key))
+    elif isinstance(record, AuditRecord) and record.alert_id is not None:
+        _apply_audit(view_state, record, record.alert_id, "|".join(key))
         _index_alert(view_state, record.alert_id)
-    else:
+    elif isinstance(record, AckCommand):
         _apply_ack(view_state, record)
     view_state.version += 1
     return view_state
@@ -317,7 +325,7 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
         text = "Sighting reported" if data.kind == "sighting" else "New information received"
     elif isinstance(data, ChildFound):
         ep = child.episode(episode_of(child.aliases, data.episode_ref))
-        ep.found_ended_at, ep.outcome = data.ended_at, data.outcome
+        ep.found_ended_at, ep.outcome, ep.found_by = data.ended_at, data.outcome, source_org(event.source)
         text = f"{data.outcome.capitalize()}: episode closed by {source_org(event.source)}"
     elif isinstance(data, SafeAndWellChecked):
         text = "Safe-and-well check done"
@@ -330,6 +338,9 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
             child.cse_level, child.cse_at = data.level.value, data.screened_at
         text = f"CSE screening recorded: level {data.level.value}"
     elif isinstance(data, PlacementChanged):
+        if child.placement_at is None or data.effective_at >= child.placement_at:
+            child.placing_council, child.host_council = data.placing_council, data.host_council
+            child.placement_at = data.effective_at
         text = f"Placement {data.change.replace('_', ' ')}: placed by {data.placing_council}, host {data.host_council}"
     elif isinstance(data, AllocationChanged):
         text = "Case allocated" if data.status == "allocated" else "Case unallocated: no named social worker"
@@ -412,8 +423,8 @@ def _audit_text(record: AuditRecord) -> str:
     return _AUDIT_TEXT[record.kind].format(person=person, channel=channel, detail=detail or "-")
 
 
-def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
-    alert = state.alert(record.alert_id)
+def _apply_audit(state: ViewState, record: AuditRecord, alert_id: str, key: str) -> None:
+    alert = state.alert(alert_id)
     if alert.child_ref is None:
         alert.child_ref = record.child_ref
     if record.kind == "acknowledged":
@@ -426,8 +437,8 @@ def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
     elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback", "resolution_sent"):
         bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
     child = state.child(record.child_ref)
-    child.alert_ids.add(record.alert_id)
-    child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=record.alert_id))
+    child.alert_ids.add(alert_id)
+    child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=alert_id))
 
 
 def _apply_ack(state: ViewState, command: AckCommand) -> None:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from beacon.core.settings import PROJECT_ROOT, RequiredSecret, Settings
+from beacon.core.settings import RequiredSecret, Settings
 
 
 class ConsoleUsersSettings(Settings):
-    """What the account tools need (``python -m beacon console-user``): no session secret."""
-
-    console_users_file: Path = Field(
-        default=PROJECT_ROOT / "var" / "console" / "users.json",
-        description="Staff allowed to log in, with scrypt password hashes "
-        "(managed by `python -m beacon console-user`). Re-read on change: no restart needed.",
-    )
+    """What the account tools need (``python -m beacon console-user``): Kafka, no session secret.
+    The users themselves live on the compacted topic ``beacon.console.users``."""
 
 
 class ConsoleSettings(ConsoleUsersSettings):
@@ -29,6 +23,13 @@ class ConsoleSettings(ConsoleUsersSettings):
     console_session_max_age_s: int = Field(default=12 * 3600, ge=60, description="Idle time before a new login.")
     console_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
     console_timezone: str = Field(default="Europe/London", description="Time zone the pages show times in.")
+    console_history_days: int = Field(
+        default=30,
+        ge=0,
+        le=366,
+        description="How long after an episode ends its organisations still see the child "
+        "(return home interview, strategy discussion, a repeat episode); see docs/console-access.md.",
+    )
     console_login_free_failures_per_user: int = Field(
         default=3, ge=1, le=100, description="Wrong passwords for one user name before each attempt must wait."
     )

@@ -16,13 +16,24 @@ from typing import Any
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.audit import AuditRecord
+from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.dead_letters import DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
 from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
 from beacon.core.schemas import render, write_files
 from beacon.core.sessions import SessionRecord
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS, EVENTS_DLQ, EVENTS_RAW, NOTIFICATIONS
+from beacon.core.topics import (
+    ACKS,
+    ALERTS,
+    AUDIT,
+    CONSOLE_SESSIONS,
+    CONSOLE_USERS,
+    EVENTS,
+    EVENTS_DLQ,
+    EVENTS_RAW,
+    NOTIFICATIONS,
+)
 
 RECORD_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas" / "records"
 RECORD_SCHEMA_BASE_URI = "https://beacon.example/schemas/records/"
@@ -38,6 +49,7 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     NOTIFICATIONS: NotificationRecord,
     EVENTS_DLQ: DeadLetterRecord,
     CONSOLE_SESSIONS: SessionRecord,
+    CONSOLE_USERS: ConsoleUserRecord,
 }
 EVENT_TOPICS = (EVENTS_RAW, EVENTS)
 
@@ -100,6 +112,14 @@ def example_records() -> dict[str, TopicRecord]:
         ),
         CONSOLE_SESSIONS: SessionRecord(
             kind="user_sessions_ended", subject="duty-manager", at=1795744805.0, reason="removed"
+        ),
+        CONSOLE_USERS: ConsoleUserRecord(
+            kind="user_set",
+            name="duty-manager",
+            at=1795744805.0,
+            password_hash="scrypt$32768$8$1$c2FsdHNhbHRzYWx0c2FsdA==$ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGk=",
+            organisations=("met-police", "southwark"),
+            role="responder",
         ),
     }
 

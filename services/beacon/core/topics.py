@@ -26,6 +26,9 @@ AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
 # Console sessions ended and accounts locked (keyed by session id or staff user name, not by
 # child; compacted: read from the beginning by every console replica, see console/sessions.py).
 CONSOLE_SESSIONS = "beacon.console.sessions"
+# Console staff accounts (keyed by user name; compacted: every console replica reads it from the
+# beginning and ``console-user`` writes it, see core/console_users.py).
+CONSOLE_USERS = "beacon.console.users"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, compacted=True),
     TopicSpec(AUDIT),
     TopicSpec(CONSOLE_SESSIONS, compacted=True),
+    TopicSpec(CONSOLE_USERS, compacted=True),
 )
 
 
