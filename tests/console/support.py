@@ -55,7 +55,15 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def reported_event(child: str, episode: str, *, risk: str = "high", hours_ago: float = 2) -> dict[str, Any]:
+def reported_event(
+    child: str,
+    episode: str,
+    *,
+    risk: str = "high",
+    hours_ago: float = 2,
+    council: str = "southwark",
+    force: str = "met-police",
+) -> dict[str, Any]:
     started = datetime.now(UTC) - timedelta(hours=hours_ago)
     return build_event(
         "beacon.episode.reported.v1",
@@ -67,11 +75,11 @@ def reported_event(child: str, episode: str, *, risk: str = "high", hours_ago: f
             "risk": risk,
             "age_years": 14,
             "looked_after": True,
-            "reporting_org": "met-police",
-            "placing_council": "southwark",
+            "reporting_org": force,
+            "placing_council": council,
         },
         time=iso(started + timedelta(minutes=20)),
-        source="urn:beacon:source:met-police",
+        source=f"urn:beacon:source:{force}",
         event_id=f"rep-{episode}",
     )
 
@@ -84,6 +92,7 @@ def raised_alert(
     rule: str = "triage",
     step: str = "high",
     reason: str = "Child reported missing, police risk high",
+    council: str = "southwark",
 ) -> AlertRecord:
     now = datetime.now(UTC)
     return AlertRecord(
@@ -95,7 +104,7 @@ def raised_alert(
         step=step,
         severity=severity,
         reason=reason,
-        council="southwark",
+        council=council,
         occurred_at=now - timedelta(minutes=1),
         emitted_at=now,
     )
