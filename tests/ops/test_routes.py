@@ -42,6 +42,8 @@ DOCUMENTED = {
         ("GET", "/login"),
         ("POST", "/login"),
         ("POST", "/logout"),
+        ("GET", "/login/oidc"),  # 404 unless BEACON_CONSOLE_OIDC_ISSUER
+        ("GET", "/login/oidc/callback"),
         ("GET", "/children"),
         ("GET", "/children/{child_ref}"),
         ("GET", "/alerts/{alert_id}"),

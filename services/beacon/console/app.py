@@ -30,6 +30,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from beacon.console import projection
 from beacon.console.access import Principal, Role, ScopedView, require_role
 from beacon.console.feed import Feed
+from beacon.console.oidc import CLIENT, ClaimsRefused, make_oauth, principal_from_claims
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
@@ -114,7 +115,9 @@ def create_app(
         category_label=domain.category_label,
         severity_label=domain.severity_label,
         zone_name=settings.console_timezone,
+        oidc_enabled=bool(settings.console_oidc_issuer),
     )
+    oauth = make_oauth(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -179,7 +182,7 @@ def create_app(
     def current_principal(request: Request) -> Principal:
         """The signed-in user, with the organisations and role the users topic gives them now."""
         name, session_id, issued_at = (request.session.get(k) for k in ("user", "sid", "iat"))
-        principal = users.principal(name) if isinstance(name, str) else None  # removed: at once
+        principal = _session_principal(request.session, name)
         valid = (
             principal is not None
             and isinstance(session_id, str)
@@ -193,6 +196,19 @@ def create_app(
             raise LoginRequired()
         request.state.principal = principal  # for the templates (role, organisations, buttons)
         return principal
+
+    def _session_principal(session: dict[str, Any], name: object) -> Principal | None:
+        if not isinstance(name, str):
+            return None
+        signed_in = session.get("oidc")
+        if signed_in is None:
+            return users.principal(name)  # a local account: as the users topic says now (removed: at once)
+        if oauth is None or not isinstance(signed_in, dict):
+            return None  # OIDC switched off: its sessions end
+        try:  # what the ID token said at sign-in, in the signed cookie; until the session ends
+            return Principal(name, frozenset(signed_in["orgs"]), Role.parse(signed_in["role"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def scoped(request: Request) -> ScopedView:
         """THE way a handler reads the view: only what this principal may see (console/access.py)."""
@@ -352,6 +368,62 @@ def create_app(
         return render(
             request, "login.html", None, status_code=401, next=_local_path(next), error="Wrong user name or password."
         )
+
+    @app.get("/login/oidc")
+    async def oidc_login(request: Request, next: str = "/") -> Response:
+        if oauth is None:
+            raise HTTPException(status_code=404, detail="Not Found")
+        request.session["oidc_next"] = _local_path(next)
+        redirect_uri = settings.console_oidc_redirect_url or str(request.url_for("oidc_callback"))
+        # authlib keeps state, nonce and the PKCE verifier in the signed session cookie.
+        try:
+            response: Response = await oauth.create_client(CLIENT).authorize_redirect(request, redirect_uri)
+        except Exception as exc:  # noqa: BLE001 - the provider's discovery did not answer or is not valid
+            log.error("console_oidc_provider_unreachable", error=type(exc).__name__)
+            return render(
+                request,
+                "login.html",
+                None,
+                status_code=502,
+                next="/",
+                error="The sign-in provider did not answer. Try again, or log in with a local account.",
+            )
+        return response
+
+    @app.get("/login/oidc/callback", name="oidc_callback")
+    async def oidc_callback(request: Request) -> Response:
+        if oauth is None:
+            raise HTTPException(status_code=404, detail="Not Found")
+        if not feed.sessions_ready:
+            raise HTTPException(status_code=503, detail="The console is starting. Try again in a few seconds.")
+        claims_options = {
+            "iss": {"essential": True, "values": [settings.console_oidc_issuer]},
+            "nonce": {"essential": True},
+        }
+        try:
+            token = await oauth.create_client(CLIENT).authorize_access_token(request, claims_options=claims_options)
+            claims = token.get("userinfo")
+            if not claims:
+                raise ClaimsRefused("the provider sent no ID token")
+            principal = principal_from_claims(claims, settings)
+        except ClaimsRefused as exc:
+            CONSOLE_LOGIN_FAILURES.labels(reason="oidc_claims").inc()
+            log.warning("console_oidc_refused", reason=str(exc))
+            return render(request, "login.html", None, status_code=403, next="/", error=f"Sign-in refused: {exc}.")
+        except Exception as exc:  # noqa: BLE001 - a bad state, nonce, signature, issuer or audience
+            CONSOLE_LOGIN_FAILURES.labels(reason="oidc_invalid").inc()
+            log.warning("console_oidc_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            return render(request, "login.html", None, status_code=401, next="/", error="Sign-in failed: try again.")
+        target = _local_path(request.session.get("oidc_next"))
+        request.session.clear()  # a fresh session (and CSRF token) at every sign-in
+        request.session.update(
+            user=principal.name,
+            sid=secrets.token_urlsafe(18),
+            iat=time.time(),
+            oidc={"orgs": sorted(principal.organisations), "role": principal.role.name},
+        )
+        log.info("console_login", user=principal.name, via="oidc")
+        return RedirectResponse(target, status_code=303)
 
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:

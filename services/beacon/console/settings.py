@@ -48,6 +48,43 @@ class ConsoleSettings(ConsoleUsersSettings):
         "`python -m beacon console-user unlock NAME`.",
     )
 
+    console_oidc_issuer: str = Field(
+        default="",
+        description="OpenID Connect issuer URL for single sign-on (e.g. https://login.microsoftonline.com/TENANT/v2.0); "
+        "empty: local accounts only. Discovery at ISSUER/.well-known/openid-configuration.",
+    )
+    console_oidc_client_id: str = Field(default="", description="The console's client id at the OIDC provider.")
+    console_oidc_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="The console's client secret at the OIDC provider (needed with an issuer)."
+    )
+    console_oidc_redirect_url: str = Field(
+        default="",
+        description="The callback URL registered at the provider (https://console.example/login/oidc/callback); "
+        "empty: derived from the request, for a console reached directly.",
+    )
+    console_oidc_organisations_claim: str = Field(
+        default="beacon_orgs",
+        description="ID token claim holding the user's organisation slugs (a list or a space-separated string); "
+        "a token without one is refused.",
+    )
+    console_oidc_role_claim: str = Field(
+        default="beacon_role",
+        description="ID token claim holding the role (viewer, responder, coordinator, admin; a list: the highest "
+        "wins, e.g. Entra ID app roles in `roles`); none known: viewer.",
+    )
+    console_oidc_name_claim: str = Field(
+        default="preferred_username", description="ID token claim used as the user name (audit, pages); else `sub`."
+    )
+
+    @field_validator("console_oidc_client_secret")
+    @classmethod
+    def _oidc_complete(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if info.data.get("console_oidc_issuer") and not (
+            value.get_secret_value() and info.data.get("console_oidc_client_id")
+        ):
+            raise ValueError("an OIDC issuer needs BEACON_CONSOLE_OIDC_CLIENT_ID and this secret")
+        return value
+
     @field_validator("console_login_lockout_after")
     @classmethod
     def _lockout_after_the_free_failures(cls, value: int, info: ValidationInfo) -> int:
