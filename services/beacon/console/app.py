@@ -30,7 +30,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from beacon.console import projection
 from beacon.console.access import Principal, Role, ScopedView, require_role
 from beacon.console.feed import Feed
-from beacon.console.oidc import CLIENT, ClaimsRefused, make_oauth, principal_from_claims
+from beacon.console.oidc import CLIENT, ClaimsRefused, id_token_checks, make_oauth, principal_from_claims
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
@@ -396,12 +396,10 @@ def create_app(
             raise HTTPException(status_code=404, detail="Not Found")
         if not feed.sessions_ready:
             raise HTTPException(status_code=503, detail="The console is starting. Try again in a few seconds.")
-        claims_options = {
-            "iss": {"essential": True, "values": [settings.console_oidc_issuer]},
-            "nonce": {"essential": True},
-        }
         try:
-            token = await oauth.create_client(CLIENT).authorize_access_token(request, claims_options=claims_options)
+            token = await oauth.create_client(CLIENT).authorize_access_token(
+                request, claims_options=id_token_checks(settings)
+            )
             claims = token.get("userinfo")
             if not claims:
                 raise ClaimsRefused("the provider sent no ID token")

@@ -55,6 +55,13 @@ def principal_from_claims(claims: Mapping[str, Any], settings: ConsoleSettings) 
     return Principal(name, organisations, max(roles, default=Role.viewer))
 
 
+def id_token_checks(settings: ConsoleSettings) -> dict[str, Any]:
+    """authlib's claims options for the ID token: the issuer is exactly the configured one (not
+    only what discovery says), and a nonce is required (authlib compares it with the session's);
+    ``aud`` = our client id, the signature and ``exp`` are checked by authlib always."""
+    return {"iss": {"essential": True, "values": [settings.console_oidc_issuer]}, "nonce": {"essential": True}}
+
+
 def make_oauth(settings: ConsoleSettings) -> OAuth | None:
     """The registered OIDC client, or None when OIDC sign-in is not configured."""
     if not settings.console_oidc_issuer:
