@@ -182,3 +182,37 @@ def test_a_password_change_with_kafka_down_changes_nothing(console_env, settings
     assert refused.returncode == 1 and "did not take the record" in refused.stderr
     listed = beacon_cli(console_env, "console-user", "list")
     assert listed.stdout.split() == [USER, "responder", ",".join(sorted(USER_ORGANISATIONS))]
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.1)
+
+
+def test_a_user_added_after_the_consoles_started_reaches_every_replica_and_so_does_a_new_role(replicas, console_env):
+    patient = {  # the polls below are failed logins until the user arrives: not throttled here
+        "BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_USER": "50",
+        "BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_ADDRESS": "100",
+        "BEACON_CONSOLE_LOGIN_LOCKOUT_AFTER": "60",
+    }
+    first, second = replicas(2, **patient)
+    newcomer, password = "lb-duty-3", "a newcomer's passphrase 7"
+    refused = httpx.Client(base_url=url(second), timeout=10)
+    assert attempt(refused, newcomer, password).status_code == 401
+    added = beacon_cli(console_env, "console-user", "add", newcomer, "--org", "lambeth", stdin=password + "\n")
+    assert added.returncode == 0, added.stderr
+    for console in (first, second):  # no file, no restart: the users topic
+        client = httpx.Client(base_url=url(console), timeout=10)
+        eventually(lambda client=client: attempt(client, newcomer, password).status_code == 303)
+        assert "(viewer, lambeth)" in client.get("/").text
+    listed = beacon_cli(console_env, "console-user", "list").stdout.splitlines()
+    assert f"{newcomer}\tviewer\tlambeth" in listed and "scrypt" not in "".join(listed)
+    removed = beacon_cli(console_env, "console-user", "remove", newcomer)
+    assert removed.returncode == 0, removed.stderr
+    for console in (first, second):
+        client = httpx.Client(base_url=url(console), timeout=10)
+        eventually(lambda client=client: attempt(client, newcomer, password).status_code == 401)
+    unknown = beacon_cli(console_env, "console-user", "remove", newcomer)
+    assert unknown.returncode == 1 and "no user" in unknown.stderr

@@ -10,13 +10,15 @@ role (claim names are settings), and a token without an organisation is refused.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
-from typing import Any
-
-from authlib.integrations.starlette_client import OAuth
+from typing import TYPE_CHECKING, Any
 
 from beacon.console.access import Principal, Role
 from beacon.console.settings import ConsoleSettings
+
+if TYPE_CHECKING:
+    from authlib.integrations.starlette_client import OAuth
 
 _ORG = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
@@ -66,6 +68,13 @@ def make_oauth(settings: ConsoleSettings) -> OAuth | None:
     """The registered OIDC client, or None when OIDC sign-in is not configured."""
     if not settings.console_oidc_issuer:
         return None
+    import authlib.deprecate  # noqa: F401 - installs authlib's own "always" filter first, so ours wins
+
+    with warnings.catch_warnings():
+        # authlib 1.9 announces at import that it will move to httpx2; a line on stderr that is
+        # not JSON would break the console's one-JSON-line-per-record logs. It works on httpx 0.28.
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+        from authlib.integrations.starlette_client import OAuth
     oauth = OAuth()
     oauth.register(
         CLIENT,
