@@ -52,6 +52,7 @@ def test_a_council_sees_only_its_children_and_a_viewer_cannot_acknowledge(
 ):
     add_user(console_env, SOUTHWARK_RESPONDER, "responder", "southwark")
     add_user(console_env, LAMBETH_VIEWER, "viewer", "lambeth")
+    add_user(console_env, "sw-admin-1", "admin", "southwark")
     alert_a = raised_alert(CHILD_A, EPISODE_A, severity=Severity.high)
     alert_b = raised_alert(CHILD_B, EPISODE_B, severity=Severity.critical, council="lambeth")
     produce_events(
@@ -124,6 +125,19 @@ def test_a_council_sees_only_its_children_and_a_viewer_cannot_acknowledge(
                 max_redirects=0,
             )
             assert other.status == 404
+            # User management needs the admin role.
+            for page in (southwark, lambeth):
+                response = page.goto(base + "/admin/users")
+                assert response is not None and response.status == 403
+            admin = browser.new_page(viewport={"width": 390, "height": 844})
+            log_in(admin, base, "sw-admin-1")
+            response = admin.goto(base + "/admin/users")
+            assert response is not None and response.status == 200
+            rows = admin.locator("#users tbody tr")
+            expect(rows).to_have_count(4)  # the suite's own user too
+            expect(admin.locator("#users")).to_contain_text("lb-viewer-1")
+            assert "scrypt" not in admin.content()
+            admin.screenshot(path=str(tmp_path / "admin-users-phone.png"), full_page=True)
             print(f"screenshots in {tmp_path}")
         finally:
             browser.close()

@@ -44,6 +44,7 @@ DOCUMENTED = {
         ("POST", "/logout"),
         ("GET", "/login/oidc"),  # 404 unless BEACON_CONSOLE_OIDC_ISSUER
         ("GET", "/login/oidc/callback"),
+        ("GET", "/admin/users"),
         ("GET", "/children"),
         ("GET", "/children/{child_ref}"),
         ("GET", "/alerts/{alert_id}"),

@@ -540,6 +540,14 @@ def create_app(
         )
         return RedirectResponse(_local_path(next), status_code=303)
 
+    @app.get("/admin/users", response_class=HTMLResponse)
+    async def users_page(request: Request) -> HTMLResponse:
+        """User management needs the admin role (today a read-out: changes go through the CLI to Kafka)."""
+        principal = current_principal(request)
+        require_role(principal, Role.admin)
+        listed = sorted((u.principal for u in users.users.values()), key=lambda p: p.name)
+        return render(request, "users.html", principal.name, users=listed)
+
     @app.get("/live")
     async def live(request: Request) -> StreamingResponse:
         # Carries view versions only, never a reference: what changed is fetched through scoped().
