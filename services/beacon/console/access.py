@@ -23,7 +23,7 @@ The policy (docs/console-access.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -104,19 +104,18 @@ NOT_FOUND_ALERT = "No such alert."
 # ------------------------------------------------------------------ the choke point over the projection
 
 
-def involvements(child: Any) -> list[Involvement]:
+def involvements(child: Any) -> Iterator[Involvement]:
     """A projection ChildView's episodes as the decision reads them: the report's placing council
-    and reporting force, the finding force, and the councils of the child's current placement."""
+    and reporting force, the finding force, and the councils of the child's current placement.
+    Lazy: the decision stops at the first episode that lets the principal in."""
     placement = frozenset(o for o in (child.placing_council, child.host_council) if o)
-    return [
-        Involvement(
+    for episode in child.episodes.values():
+        yield Involvement(
             organisations=placement
             | frozenset(o for o in (episode.reporting_org, episode.placing_council, episode.found_by) if o),
             is_open=episode.is_open,
             ended_at=episode.ended_at,
         )
-        for episode in child.episodes.values()
-    ]
 
 
 class ScopedView:
