@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
-from beacon.console.projection import ViewState, apply
+from beacon.console.projection import apply
+from beacon.console.read_model import ReadModel
 from beacon.console.settings import ConsoleSettings
 from beacon.console.users import UserStore, hash_password
 from beacon.core.alerts import AlertRecord, Severity, alert_id
@@ -129,10 +130,11 @@ def test_every_page_renders_whatever_valid_records_the_topics_hold(console):
     @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(records=st.lists(st.one_of(valid_events(), alerts()), min_size=1, max_size=8))
     def check(records):  # type: ignore[no-untyped-def]
-        state = ViewState()
+        feed.read_model = ReadModel()  # the stored state the console serves from, in memory
+        state = feed.state
         for record in records:
             apply(state, record)
-        feed.state = state
+        feed.read_model.commit({})
         pages = ["/", "/fragments/dashboard"]
         for child in state.children:
             pages += [f"/children/{quote(child)}", f"/fragments/children/{quote(child)}"]

@@ -22,6 +22,7 @@ text field, a return interview's reason, is dropped here).
 from __future__ import annotations
 
 import bisect
+from collections.abc import MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -102,6 +103,9 @@ class Episode:
     reporting_org: str | None = None
     placing_council: str | None = None
     rescue_alert_at: datetime | None = None
+    # The latest return home interview record (by recorded_at): status only, the reason is never kept.
+    interview_status: str | None = None
+    interview_at: datetime | None = None
 
     @property
     def started_at(self) -> datetime | None:
@@ -181,6 +185,8 @@ class ChildView:
     alert_ids: set[str] = field(default_factory=set)
     cse_level: str | None = None
     cse_at: datetime | None = None
+    host_council: str | None = None  # from the latest placement change (by event time)
+    host_council_at: datetime | None = None
 
     def episode(self, episode_ref: str) -> Episode:
         if episode_ref not in self.episodes:
@@ -212,9 +218,11 @@ class ChildView:
 
 @dataclass
 class ViewState:
-    children: dict[str, ChildView] = field(default_factory=dict)
-    alerts: dict[str, AlertView] = field(default_factory=dict)
-    seen: set[tuple[str, ...]] = field(default_factory=set)
+    """In memory here; read_model.StoredViewState keeps children, alerts and seen in SQLite."""
+
+    children: MutableMapping[str, ChildView] = field(default_factory=dict)
+    alerts: MutableMapping[str, AlertView] = field(default_factory=dict)
+    seen: MutableSet[tuple[str, ...]] = field(default_factory=set)
     # Indexes of what is open now, so the dashboard costs O(open), not O(years of history).
     open_episodes: set[tuple[str, str]] = field(default_factory=set)  # (child_ref, episode_ref)
     open_alert_ids: set[str] = field(default_factory=set)
@@ -322,6 +330,11 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
     elif isinstance(data, SafeAndWellChecked):
         text = "Safe-and-well check done"
     elif isinstance(data, ReturnInterviewRecorded):
+        interviewed = child.episodes.get(episode_ref) if episode_ref else None  # "offered" makes no episode
+        if interviewed is not None and (
+            interviewed.interview_at is None or data.recorded_at >= interviewed.interview_at
+        ):
+            interviewed.interview_status, interviewed.interview_at = data.status, data.recorded_at
         text = f"Return home interview {data.status.replace('_', ' ')}"  # the reason is never kept
     elif isinstance(data, StrategyDiscussionRecorded):
         text = f"Strategy discussion {data.status}"
@@ -330,6 +343,8 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
             child.cse_level, child.cse_at = data.level.value, data.screened_at
         text = f"CSE screening recorded: level {data.level.value}"
     elif isinstance(data, PlacementChanged):
+        if child.host_council_at is None or data.effective_at >= child.host_council_at:
+            child.host_council, child.host_council_at = data.host_council, data.effective_at
         text = f"Placement {data.change.replace('_', ' ')}: placed by {data.placing_council}, host {data.host_council}"
     elif isinstance(data, AllocationChanged):
         text = "Case allocated" if data.status == "allocated" else "Case unallocated: no named social worker"

@@ -9,6 +9,7 @@ import uvicorn
 
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
+from beacon.console.read_model import ReadModel
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
@@ -45,7 +46,7 @@ def run() -> None:
 
     if not settings.console_users_file.exists():
         log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME")
-    feed = Feed(settings)
+    feed = Feed(settings, ReadModel(settings.read_model_file, settings.console_read_model_cache_entries))
     app = create_app(settings, feed, send_ack, send_session_record)
     config = uvicorn_config(
         app,

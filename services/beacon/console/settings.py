@@ -29,6 +29,18 @@ class ConsoleSettings(ConsoleUsersSettings):
     console_session_max_age_s: int = Field(default=12 * 3600, ge=60, description="Idle time before a new login.")
     console_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
     console_timezone: str = Field(default="Europe/London", description="Time zone the pages show times in.")
+    console_read_model_file: Path | None = Field(
+        default=None,
+        description="This instance's read model (SQLite, with the offsets it has read), so a restart resumes "
+        "instead of replaying every topic. One file per instance; empty: `BEACON_DATA_DIR`/console/read-model.sqlite3. "
+        "Deleting it is safe: the console rebuilds it from the topics.",
+    )
+    console_read_model_cache_entries: int = Field(
+        default=10_000,
+        ge=100,
+        le=10_000_000,
+        description="Children and alerts (each) the read model keeps in memory; the rest are read from the file.",
+    )
     console_login_free_failures_per_user: int = Field(
         default=3, ge=1, le=100, description="Wrong passwords for one user name before each attempt must wait."
     )
@@ -46,6 +58,10 @@ class ConsoleSettings(ConsoleUsersSettings):
         description="Wrong passwords in a row that lock a user name until an admin runs "
         "`python -m beacon console-user unlock NAME`.",
     )
+
+    @property
+    def read_model_file(self) -> Path:
+        return self.console_read_model_file or self.data_dir / "console" / "read-model.sqlite3"
 
     @field_validator("console_login_lockout_after")
     @classmethod
