@@ -135,7 +135,8 @@ def test_every_page_renders_whatever_valid_records_the_topics_hold(console):
         for record in records:
             apply(state, record)
         feed.read_model.commit({})
-        pages = ["/", "/fragments/dashboard"]
+        pages = ["/", "/fragments/dashboard", "/returns", "/fragments/returns", "/on-call", "/fragments/on-call"]
+        pages += ["/reports", "/reports/monthly.csv", "/reports/ssda903-missing.csv?start=0001-01-01&end=9999-12-31"]
         for child in state.children:
             pages += [f"/children/{quote(child)}", f"/fragments/children/{quote(child)}"]
         for alert in state.alerts.values():

@@ -28,6 +28,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from beacon.console import projection
 from beacon.console.feed import Feed
+from beacon.console.pages import register_work_pages
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
@@ -257,6 +258,8 @@ def create_app(
             raise HTTPException(status_code=404, detail="No such alert.")
         entries = [e for e in projection.timeline(feed.state, alert.child_ref or "") if e.alert_id == alert_id]
         return {"alert": alert, "entries": list(reversed(entries))}
+
+    register_work_pages(app, settings, feed, render, current_user)
 
     # ---------------------------------------------------------------- operations
 

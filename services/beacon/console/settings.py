@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from beacon.core.settings import PROJECT_ROOT, RequiredSecret, Settings
+from beacon.notifier.settings import OnCallFileSettings
 
 
 class ConsoleUsersSettings(Settings):
@@ -20,7 +21,7 @@ class ConsoleUsersSettings(Settings):
     )
 
 
-class ConsoleSettings(ConsoleUsersSettings):
+class ConsoleSettings(ConsoleUsersSettings, OnCallFileSettings):
     console_session_secret: RequiredSecret = Field(
         default=SecretStr(""),
         description="Signs session cookies (at least 32 random bytes; the console refuses to start without). "
@@ -34,6 +35,12 @@ class ConsoleSettings(ConsoleUsersSettings):
         description="This instance's read model (SQLite, with the offsets it has read), so a restart resumes "
         "instead of replaying every topic. One file per instance; empty: `BEACON_DATA_DIR`/console/read-model.sqlite3. "
         "Deleting it is safe: the console rebuilds it from the topics.",
+    )
+    console_returns_due_days: int = Field(
+        default=28,
+        ge=1,
+        le=366,
+        description="Returns due lists returns of the last this many days still without an interview.",
     )
     console_read_model_cache_entries: int = Field(
         default=10_000,

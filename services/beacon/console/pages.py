@@ -1,0 +1,160 @@
+"""The coordinator's pages: Returns due, On call now, Reports (and their CSV downloads).
+
+Handlers only move data: episodes come from the read model (read_model.py), the figures
+from pure functions (returns_due.py, reports.py, on_call.py). Every query takes the set of
+organisations the signed-in user may see (``visible_organisations``; None: every one), the
+one place an access policy plugs in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from beacon.console import projection
+from beacon.console.feed import Feed
+from beacon.console.on_call import on_call_now, open_by_person
+from beacon.console.reports import (
+    SSDA903_COLUMNS,
+    monthly_figures,
+    monthly_figures_csv,
+    ssda903_missing,
+    to_csv,
+)
+from beacon.console.returns_due import returns_due
+from beacon.console.settings import ConsoleSettings
+from beacon.core.policy import load_policy
+from beacon.notifier.oncall import load_oncall
+
+Organisations = frozenset[str] | None
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def month_bounds(month: str | None, today: date) -> tuple[datetime, datetime, str]:
+    """[first instant, first instant of the next month) in UTC, and the month's label; 400 if malformed."""
+    if not month:
+        year, number = today.year, today.month
+    else:
+        match = _MONTH.match(month)
+        if not match or not 1 <= int(match.group(2)) <= 12 or not 1900 <= int(match.group(1)) <= 9998:
+            raise HTTPException(status_code=400, detail="month: expected YYYY-MM, e.g. 2026-03.")
+        year, number = int(match.group(1)), int(match.group(2))
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return start, end, f"{year:04d}-{number:02d}"
+
+
+def period_bounds(start: str, end: str) -> tuple[datetime, datetime]:
+    """Inclusive dates YYYY-MM-DD -> [start, day after end); 400 naming the field otherwise."""
+    bounds = []
+    for name, value in (("from", start), ("to", end)):
+        try:
+            bounds.append(datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC))
+        except ValueError:
+            raise HTTPException(status_code=400, detail=f"{name}: expected a date YYYY-MM-DD.") from None
+    if bounds[1] < bounds[0]:
+        raise HTTPException(status_code=400, detail="to: must not be before from.")
+    if bounds[1].date() == date.max:
+        return bounds[0], datetime.max.replace(tzinfo=UTC)
+    return bounds[0], bounds[1] + timedelta(days=1)
+
+
+def _csv(body: str, filename: str) -> Response:
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+
+
+def register_work_pages(
+    app: FastAPI,
+    settings: ConsoleSettings,
+    feed: Feed,
+    render: Callable[..., HTMLResponse],
+    current_user: Callable[[Request], str],
+    visible_organisations: Callable[[Request], Organisations] = lambda _request: None,
+) -> None:
+    deadline_hours = load_policy(settings.policy_file).return_interview.deadline_hours
+    oncall_config = load_oncall(settings.oncall_file)
+
+    def returns_context(request: Request) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        # A return older than the look-back with no interview recorded is for the monthly
+        # figures, not the day's work list.
+        since = now - timedelta(days=settings.console_returns_due_days)
+        rows = feed.read_model.returns_awaiting_interview(since, visible_organisations(request))
+        by_council = returns_due(rows, now, deadline_hours)
+        overdue = sum(1 for dues in by_council.values() for d in dues if d.overdue(now))
+        return {
+            "by_council": by_council,
+            "deadline_hours": deadline_hours,
+            "overdue": overdue,
+            "days": settings.console_returns_due_days,
+        }
+
+    @app.get("/returns", response_class=HTMLResponse)
+    async def returns_page(request: Request) -> HTMLResponse:
+        user = current_user(request)
+        return render(request, "returns.html", user, fragment="/fragments/returns", **returns_context(request))
+
+    @app.get("/fragments/returns", response_class=HTMLResponse)
+    async def returns_fragment(request: Request) -> HTMLResponse:
+        user = current_user(request)
+        return render(request, "_returns.html", user, **returns_context(request))
+
+    def on_call_context(request: Request) -> dict[str, Any]:
+        organisations = visible_organisations(request)
+        alerts = projection.open_alerts(feed.state)
+        if organisations is not None:
+            alerts = [a for a in alerts if a.council in organisations]
+        return {
+            "teams": on_call_now(oncall_config, datetime.now(UTC), alerts, organisations),
+            "taken": open_by_person(alerts),
+        }
+
+    @app.get("/on-call", response_class=HTMLResponse)
+    async def on_call_page(request: Request) -> HTMLResponse:
+        user = current_user(request)
+        return render(request, "on_call.html", user, fragment="/fragments/on-call", **on_call_context(request))
+
+    @app.get("/fragments/on-call", response_class=HTMLResponse)
+    async def on_call_fragment(request: Request) -> HTMLResponse:
+        user = current_user(request)
+        return render(request, "_on_call.html", user, **on_call_context(request))
+
+    @app.get("/reports", response_class=HTMLResponse)
+    async def reports_page(request: Request, month: str | None = None) -> HTMLResponse:
+        user = current_user(request)
+        start, end, label = month_bounds(month, datetime.now(UTC).date())
+        rows = feed.read_model.episodes_started(start, end, visible_organisations(request))
+        return render(
+            request,
+            "reports.html",
+            user,
+            month=label,
+            period_from=start.date().isoformat(),
+            period_to=(end - timedelta(days=1)).date().isoformat(),
+            figures=monthly_figures(rows, deadline_hours),
+            deadline_hours=deadline_hours,
+        )
+
+    @app.get("/reports/monthly.csv")
+    async def monthly_csv(request: Request, month: str | None = None) -> Response:
+        current_user(request)
+        start, end, label = month_bounds(month, datetime.now(UTC).date())
+        rows = feed.read_model.episodes_started(start, end, visible_organisations(request))
+        return _csv(monthly_figures_csv(monthly_figures(rows, deadline_hours)), f"beacon-monthly-{label}.csv")
+
+    @app.get("/reports/ssda903-missing.csv")
+    async def ssda903_csv(request: Request, start: str = "", end: str = "", council: str | None = None) -> Response:
+        current_user(request)
+        period_start, period_end = period_bounds(start, end)
+        rows = feed.read_model.episodes_started(period_start, period_end, visible_organisations(request))
+        table = ssda903_missing(rows, council or None)
+        return _csv(to_csv(SSDA903_COLUMNS, table), f"ssda903-missing-{start}-to-{end}.csv")
