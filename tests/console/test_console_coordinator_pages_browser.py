@@ -5,35 +5,27 @@ known numbers."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from beacon.core.events import build_event
 from beacon.core.topics import EVENTS
 from console import scripted_month
-from console.support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, USER, console_url, iso, reported_event
+from console.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PASSWORD,
+    RETURNED_CHILD,
+    RETURNED_EPISODE,
+    USER,
+    console_url,
+    reported_event,
+    returned_four_days_ago,
+)
 from harness.kafka import produce_events
 
 pytestmark = pytest.mark.slow
-
-RETURNED_CHILD, RETURNED_EPISODE = "CH-RHI-0001", "MET-2026-RHI1"
-
-
-def returned_four_days_ago() -> list[dict]:
-    """A child back home 96 hours ago with no return home interview recorded: 24 h overdue."""
-    ended = datetime.now(UTC) - timedelta(hours=96)
-    found = build_event(
-        "beacon.episode.found.v1",
-        RETURNED_CHILD,
-        {"episode_ref": RETURNED_EPISODE, "outcome": "returned", "ended_at": iso(ended)},
-        time=iso(ended),
-        source="urn:beacon:source:southwark",
-        event_id="found-rhi-1",
-    )
-    return [reported_event(RETURNED_CHILD, RETURNED_EPISODE, risk="medium", hours_ago=110), found]
 
 
 def log_in(page: Page, base: str) -> None:

@@ -257,9 +257,9 @@ def create_app(
         if alert is None or alert.raised_at is None and alert.resolved_at is None:
             raise HTTPException(status_code=404, detail="No such alert.")
         entries = [e for e in projection.timeline(feed.state, alert.child_ref or "") if e.alert_id == alert_id]
-        return {"alert": alert, "entries": list(reversed(entries))}
+        return {"alert": alert, "entries": list(reversed(entries)), "chain": work_pages.alert_chain(alert)}
 
-    register_work_pages(app, settings, feed, render, current_user)
+    work_pages = register_work_pages(app, settings, feed, render, current_user)
 
     # ---------------------------------------------------------------- operations
 

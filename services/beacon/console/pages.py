@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,8 +18,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from beacon.console import projection
+from beacon.console.escalation_chain import ChainView, chain_view
 from beacon.console.feed import Feed
 from beacon.console.on_call import on_call_now, open_by_person
+from beacon.console.projection import AlertView
 from beacon.console.reports import (
     SSDA903_COLUMNS,
     monthly_figures,
@@ -29,7 +32,7 @@ from beacon.console.reports import (
 from beacon.console.returns_due import returns_due
 from beacon.console.settings import ConsoleSettings
 from beacon.core.policy import load_policy
-from beacon.notifier.oncall import load_oncall
+from beacon.notifier.oncall import OnCallConfig, load_oncall
 
 Organisations = frozenset[str] | None
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -72,6 +75,16 @@ def _csv(body: str, filename: str) -> Response:
     )
 
 
+@dataclass(frozen=True)
+class WorkPages:
+    """What the pages registered here lend the alert page."""
+
+    oncall_config: OnCallConfig
+
+    def alert_chain(self, alert: AlertView) -> ChainView | None:
+        return chain_view(self.oncall_config, alert)
+
+
 def register_work_pages(
     app: FastAPI,
     settings: ConsoleSettings,
@@ -79,7 +92,7 @@ def register_work_pages(
     render: Callable[..., HTMLResponse],
     current_user: Callable[[Request], str],
     visible_organisations: Callable[[Request], Organisations] = lambda _request: None,
-) -> None:
+) -> WorkPages:
     deadline_hours = load_policy(settings.policy_file).return_interview.deadline_hours
     oncall_config = load_oncall(settings.oncall_file)
 
@@ -158,3 +171,5 @@ def register_work_pages(
         rows = feed.read_model.episodes_started(period_start, period_end, visible_organisations(request))
         table = ssda903_missing(rows, council or None)
         return _csv(to_csv(SSDA903_COLUMNS, table), f"ssda903-missing-{start}-to-{end}.csv")
+
+    return WorkPages(oncall_config)

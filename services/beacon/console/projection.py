@@ -147,6 +147,8 @@ class AlertView:
     closed_by: str | None = None
     ack_requests: list[AckCommand] = field(default_factory=list)  # seen on ACKS, not yet confirmed
     paged: list[AuditRecord] = field(default_factory=list)  # notification and delivery audit records
+    raised_record: AlertRecord | None = None  # as the correlator raised it: the notifier's chain is resolved from it
+    escalation_steps: list[tuple[datetime, int]] = field(default_factory=list)  # (at, step) the notifier reached
 
     @property
     def status(self) -> AlertStatus:
@@ -372,7 +374,7 @@ def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
     # The reason in the words every message uses (beacon.core.wording), not the record's text.
     alert.reason, alert.council = reason(record.rule, record.step), record.council
     if record.status == "raised":
-        alert.raised_at = record.occurred_at
+        alert.raised_at, alert.raised_record = record.occurred_at, record
         text = f"Alert raised ({record.severity.value}): {alert.reason}"
     else:
         alert.resolved_at = record.occurred_at
@@ -438,6 +440,8 @@ def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
     elif record.kind == "closed":
         if alert.closed_at is None or record.at < alert.closed_at:
             alert.closed_at, alert.closed_by = record.at, record.person
+    elif record.kind == "escalation_step" and record.step is not None:
+        bisect.insort(alert.escalation_steps, (record.at, record.step))
     elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback", "resolution_sent"):
         bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
     child = state.child(record.child_ref)

@@ -39,6 +39,7 @@ from beacon.core.logs import get_logger
 log = get_logger("console")
 
 IN_MEMORY = ":memory:"
+# Bump when the projection's classes change shape: an older file is then rebuilt from the topics.
 SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
