@@ -51,6 +51,13 @@ DOCUMENTED = {
         ("GET", "/fragments/alerts/{alert_id}"),
         ("GET", "/live"),
         ("GET", "/static/{path}"),
+        ("GET", "/returns"),
+        ("GET", "/fragments/returns"),
+        ("GET", "/on-call"),
+        ("GET", "/fragments/on-call"),
+        ("GET", "/reports"),
+        ("GET", "/reports/monthly.csv"),
+        ("GET", "/reports/ssda903-missing.csv"),
     },
 }
 # What Faust mounts by default or with its debug flags (faust/web/apps), and some guesses.
