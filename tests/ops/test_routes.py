@@ -58,6 +58,7 @@ DOCUMENTED = {
         ("GET", "/reports"),
         ("GET", "/reports/monthly.csv"),
         ("GET", "/reports/ssda903-missing.csv"),
+        ("POST", "/alerts/{alert_id}/notes"),
     },
 }
 # What Faust mounts by default or with its debug flags (faust/web/apps), and some guesses.

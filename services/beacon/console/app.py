@@ -38,6 +38,7 @@ from beacon.core.acks import AckCommand
 from beacon.core.http_headers import SecurityHeadersMiddleware
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
+from beacon.core.notes import NoteRecord
 
 log = get_logger("console")
 HERE = Path(__file__).parent
@@ -95,6 +96,7 @@ def create_app(
     feed: Feed,
     send_ack: Callable[[AckCommand], Any],
     send_session_record: Callable[[SessionRecord], Any],
+    send_note: Callable[[NoteRecord], Any] | None = None,
 ) -> FastAPI:
     """``send_ack`` and ``send_session_record`` are awaited with each record for ACKS and
     CONSOLE_SESSIONS; they must raise if Kafka did not take it."""
@@ -257,9 +259,15 @@ def create_app(
         if alert is None or alert.raised_at is None and alert.resolved_at is None:
             raise HTTPException(status_code=404, detail="No such alert.")
         entries = [e for e in projection.timeline(feed.state, alert.child_ref or "") if e.alert_id == alert_id]
-        return {"alert": alert, "entries": list(reversed(entries)), "chain": work_pages.alert_chain(alert)}
+        return {
+            "alert": alert,
+            "entries": list(reversed(entries)),
+            "chain": work_pages.alert_chain(alert),
+            "notes": work_pages.alert_notes(alert),
+            "notes_on": work_pages.notes_cipher is not None,
+        }
 
-    work_pages = register_work_pages(app, settings, feed, render, current_user)
+    work_pages = register_work_pages(app, settings, feed, render, current_user, check_csrf, send_note)
 
     # ---------------------------------------------------------------- operations
 

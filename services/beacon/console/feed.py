@@ -26,12 +26,13 @@ from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import event_from_json
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.core.notes import NoteRecord
 from beacon.core.settings import Settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS
+from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_NOTES, CONSOLE_SESSIONS, EVENTS
 
 log = get_logger("console")
 
-FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
+FEED_TOPICS = (EVENTS, ALERTS, AUDIT, ACKS, CONSOLE_NOTES, CONSOLE_SESSIONS)
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
 UNPROCESSABLE = "unprocessable"
@@ -50,6 +51,8 @@ def decode(topic: str, payload: bytes) -> Record:
         return AuditRecord.from_json(payload)
     if topic == ACKS:
         return AckCommand.from_json(payload)
+    if topic == CONSOLE_NOTES:
+        return NoteRecord.from_json(payload)
     raise ValueError(f"the console does not read {topic}")
 
 

@@ -9,17 +9,19 @@ one place an access policy plugs in.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from beacon.console import projection
 from beacon.console.escalation_chain import ChainView, chain_view
 from beacon.console.feed import Feed
+from beacon.console.notes import MAX_NOTE_CHARS, NotesCipher, ShownNote
 from beacon.console.on_call import on_call_now, open_by_person
 from beacon.console.projection import AlertView
 from beacon.console.reports import (
@@ -31,9 +33,12 @@ from beacon.console.reports import (
 )
 from beacon.console.returns_due import returns_due
 from beacon.console.settings import ConsoleSettings
+from beacon.core.logs import get_logger
+from beacon.core.notes import NoteRecord
 from beacon.core.policy import load_policy
 from beacon.notifier.oncall import OnCallConfig, load_oncall
 
+log = get_logger("console")
 Organisations = frozenset[str] | None
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -80,9 +85,15 @@ class WorkPages:
     """What the pages registered here lend the alert page."""
 
     oncall_config: OnCallConfig
+    notes_cipher: NotesCipher | None  # None: BEACON_CONSOLE_NOTES_KEY unset, notes are off
 
     def alert_chain(self, alert: AlertView) -> ChainView | None:
         return chain_view(self.oncall_config, alert)
+
+    def alert_notes(self, alert: AlertView) -> list[ShownNote]:
+        if self.notes_cipher is None:
+            return [ShownNote(n.by, n.at, None) for n in alert.notes]
+        return [self.notes_cipher.open(n) for n in alert.notes]
 
 
 def register_work_pages(
@@ -91,10 +102,14 @@ def register_work_pages(
     feed: Feed,
     render: Callable[..., HTMLResponse],
     current_user: Callable[[Request], str],
+    check_csrf: Callable[[Request, str], None],
+    send_note: Callable[[NoteRecord], Awaitable[Any]] | None = None,
     visible_organisations: Callable[[Request], Organisations] = lambda _request: None,
 ) -> WorkPages:
     deadline_hours = load_policy(settings.policy_file).return_interview.deadline_hours
     oncall_config = load_oncall(settings.oncall_file)
+    notes_key = settings.console_notes_key.get_secret_value()
+    notes_cipher = NotesCipher(notes_key) if notes_key and send_note is not None else None
 
     def returns_context(request: Request) -> dict[str, Any]:
         now = datetime.now(UTC)
@@ -172,4 +187,31 @@ def register_work_pages(
         table = ssda903_missing(rows, council or None)
         return _csv(to_csv(SSDA903_COLUMNS, table), f"ssda903-missing-{start}-to-{end}.csv")
 
-    return WorkPages(oncall_config)
+    @app.post("/alerts/{alert_id}/notes")
+    async def add_note(
+        request: Request, alert_id: str, csrf: str = Form(""), text: str = Form("", max_length=MAX_NOTE_CHARS)
+    ) -> Response:
+        user = current_user(request)
+        check_csrf(request, csrf)
+        alert = feed.state.alerts.get(alert_id)
+        if alert is None or alert.raised_at is None or alert.child_ref is None:
+            raise HTTPException(status_code=404, detail="No such alert.")
+        back = RedirectResponse(f"/alerts/{quote(alert_id)}", status_code=303)
+        if notes_cipher is None or send_note is None:
+            raise HTTPException(status_code=404, detail="Notes are off on this console.")
+        if not text.strip():
+            request.session["flash_error"] = "The note is empty: nothing was saved."
+            return back
+        note = notes_cipher.seal(
+            alert_id=alert_id, child_ref=alert.child_ref, by=user, at=datetime.now(UTC), text=text.strip()
+        )
+        try:
+            await send_note(note)
+        except Exception as exc:  # noqa: BLE001 - any failure to hand the note to Kafka is answered 503
+            log.error("console_note_not_sent", alert_id=alert_id, by=user, error=type(exc).__name__)
+            raise HTTPException(status_code=503, detail="Kafka did not take the note. It was NOT saved.") from None
+        log.info("console_note_added", alert_id=alert_id, child_ref=alert.child_ref, by=user, note_id=note.note_id)
+        request.session["flash"] = "Note saved (encrypted). It appears below once the console has read it back."
+        return back
+
+    return WorkPages(oncall_config, notes_cipher)

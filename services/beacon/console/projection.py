@@ -57,10 +57,11 @@ from beacon.core.events import (
     StrategyDiscussionRecorded,
     source_org,
 )
+from beacon.core.notes import NoteRecord
 from beacon.core.wording import reason
 
-Record = CloudEvent | AlertRecord | AuditRecord | AckCommand
-EntryKind = Literal["event", "alert", "audit", "ack"]
+Record = CloudEvent | AlertRecord | AuditRecord | AckCommand | NoteRecord
+EntryKind = Literal["event", "alert", "audit", "ack", "note"]
 AlertStatus = Literal["raised", "acknowledged", "resolved", "closed"]
 
 
@@ -149,6 +150,7 @@ class AlertView:
     paged: list[AuditRecord] = field(default_factory=list)  # notification and delivery audit records
     raised_record: AlertRecord | None = None  # as the correlator raised it: the notifier's chain is resolved from it
     escalation_steps: list[tuple[datetime, int]] = field(default_factory=list)  # (at, step) the notifier reached
+    notes: list[NoteRecord] = field(default_factory=list)  # encrypted; console/notes.py opens them to show
 
     @property
     def status(self) -> AlertStatus:
@@ -252,6 +254,8 @@ def dedup_key(record: Record) -> tuple[str, ...]:
         return ("alert", record.alert_id, record.status)
     if isinstance(record, AuditRecord):
         return ("audit", record.audit_id)
+    if isinstance(record, NoteRecord):
+        return ("note", record.note_id)
     return ("ack", record.command_id)
 
 
@@ -272,6 +276,8 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
     elif isinstance(record, AuditRecord):
         _apply_audit(view_state, record, "|".join(key))
         _index_alert(view_state, record.alert_id)
+    elif isinstance(record, NoteRecord):
+        _apply_note(view_state, record, "|".join(key))
     else:
         _apply_ack(view_state, record)
     view_state.version += 1
@@ -447,6 +453,15 @@ def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
     child = state.child(record.child_ref)
     child.alert_ids.add(record.alert_id)
     child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=record.alert_id))
+
+
+def _apply_note(state: ViewState, note: NoteRecord, key: str) -> None:
+    """A note on an alert: kept encrypted; the timeline says only who added one."""
+    alert = state.alert(note.alert_id)
+    bisect.insort(alert.notes, note, key=lambda n: (n.at, n.note_id))
+    child = state.child(note.child_ref)
+    child.alert_ids.add(note.alert_id)
+    child.add_entry(TimelineEntry(note.at, "note", key, f"Note added by {note.by}", alert_id=note.alert_id))
 
 
 def _apply_ack(state: ViewState, command: AckCommand) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from beacon.core.settings import PROJECT_ROOT, RequiredSecret, Settings
+from beacon.core.settings import PROJECT_ROOT, OptionalSecret, RequiredSecret, Settings
 from beacon.notifier.settings import OnCallFileSettings
 
 
@@ -30,6 +31,11 @@ class ConsoleSettings(ConsoleUsersSettings, OnCallFileSettings):
     console_session_max_age_s: int = Field(default=12 * 3600, ge=60, description="Idle time before a new login.")
     console_cookie_secure: bool = Field(default=False, description="Send the session cookie over HTTPS only.")
     console_timezone: str = Field(default="Europe/London", description="Time zone the pages show times in.")
+    console_notes_key: OptionalSecret = Field(
+        default=SecretStr(""),
+        description="Encrypts the notes staff write on alerts (a Fernet key: `python -c 'from cryptography.fernet "
+        "import Fernet; print(Fernet.generate_key().decode())'`); the same on every instance. Empty: notes are off.",
+    )
     console_read_model_file: Path | None = Field(
         default=None,
         description="This instance's read model (SQLite, with the offsets it has read), so a restart resumes "
@@ -76,6 +82,16 @@ class ConsoleSettings(ConsoleUsersSettings, OnCallFileSettings):
         free = info.data.get("console_login_free_failures_per_user")
         if free is not None and value <= free:
             raise ValueError(f"must be greater than BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_USER ({free})")
+        return value
+
+    @field_validator("console_notes_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            try:
+                Fernet(value.get_secret_value().encode())
+            except ValueError:
+                raise ValueError("must be a Fernet key: 32 random bytes, url-safe base64 (44 characters)") from None
         return value
 
     @field_validator("console_timezone")

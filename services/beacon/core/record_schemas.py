@@ -18,11 +18,22 @@ from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.audit import AuditRecord
 from beacon.core.dead_letters import DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
+from beacon.core.notes import NoteRecord
 from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
 from beacon.core.schemas import render, write_files
 from beacon.core.sessions import SessionRecord
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS, EVENTS_DLQ, EVENTS_RAW, NOTIFICATIONS
+from beacon.core.topics import (
+    ACKS,
+    ALERTS,
+    AUDIT,
+    CONSOLE_NOTES,
+    CONSOLE_SESSIONS,
+    EVENTS,
+    EVENTS_DLQ,
+    EVENTS_RAW,
+    NOTIFICATIONS,
+)
 
 RECORD_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas" / "records"
 RECORD_SCHEMA_BASE_URI = "https://beacon.example/schemas/records/"
@@ -38,6 +49,7 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     NOTIFICATIONS: NotificationRecord,
     EVENTS_DLQ: DeadLetterRecord,
     CONSOLE_SESSIONS: SessionRecord,
+    CONSOLE_NOTES: NoteRecord,
 }
 EVENT_TOPICS = (EVENTS_RAW, EVENTS)
 
@@ -100,6 +112,15 @@ def example_records() -> dict[str, TopicRecord]:
         ),
         CONSOLE_SESSIONS: SessionRecord(
             kind="user_sessions_ended", subject="duty-manager", at=1795744805.0, reason="removed"
+        ),
+        CONSOLE_NOTES: NoteRecord(
+            note_id="6f1d0c3a9b2e4d5f8a7b6c5d4e3f2a1b",
+            alert_id="A7f3a9c21e0b14d2a",
+            child_ref="CH-7F3A9C21",
+            by="duty-manager-1",
+            at=datetime.fromisoformat("2026-11-21T09:40:00Z"),
+            key_id="3b1f0c9d2a4e6f80",
+            ciphertext="gAAAAABpIChSexampleexampleexampleexampleexampleexampleexampleexampleexampleexample==",
         ),
     }
 

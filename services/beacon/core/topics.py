@@ -26,6 +26,8 @@ AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
 # Console sessions ended and accounts locked (keyed by session id or staff user name, not by
 # child; compacted: read from the beginning by every console replica, see console/sessions.py).
 CONSOLE_SESSIONS = "beacon.console.sessions"
+# Notes staff write on alerts, encrypted by the console (core/notes.py); keyed by alert id.
+CONSOLE_NOTES = "beacon.console.notes"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, compacted=True),
     TopicSpec(AUDIT),
     TopicSpec(CONSOLE_SESSIONS, compacted=True),
+    TopicSpec(CONSOLE_NOTES),
 )
 
 
