@@ -184,13 +184,14 @@ def restart(path: Path, busiest: str) -> None:
     rows, alerts = missing_now(model.state), open_alerts(model.state)
     entries = timeline(model.state, busiest)
     ready_s = time.perf_counter() - started
+    ready_rss = rss_mib()
     started = time.perf_counter()
     month = model.episodes_started(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
     month_ms = (time.perf_counter() - started) * 1000
     print(
-        f"restart: ready_s={ready_s:.3f} rss_mib={rss_mib():.0f} missing_now={len(rows)} "
+        f"restart: ready_s={ready_s:.3f} ready_rss_mib={ready_rss:.0f} missing_now={len(rows)} "
         f"open_alerts={len(alerts)} timeline_entries={len(entries)} month_episodes={len(month)} "
-        f"month_query_ms={month_ms:.0f}"
+        f"month_query_ms={month_ms:.0f} rss_after_month_mib={rss_mib():.0f}"
     )
 
 
@@ -222,7 +223,7 @@ def main() -> None:
         size_mib = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
         print(f"incidents                 {args.incidents}")
         print(f"records folded            {replayed} in {build_s:.1f} s (first start: {replayed / build_s:,.0f}/s)")
-        print(f"first start peak RSS      {build_rss:.0f} MiB (bounded by the cache, not the history)")
+        print(f"first start peak RSS      {build_rss:.0f} MiB (this process: includes the generated history itself)")
         print(f"read model file           {size_mib:.0f} MiB")
         print(child.stdout.strip())
 

@@ -40,7 +40,7 @@ log = get_logger("console")
 
 IN_MEMORY = ":memory:"
 # Bump when the projection's classes change shape: an older file is then rebuilt from the topics.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS alerts (alert_id TEXT PRIMARY KEY, body BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS seen (record_key TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS episodes (
     child_ref TEXT NOT NULL, episode_ref TEXT NOT NULL,
-    started_at TEXT, ended_at TEXT, interview_status TEXT,
+    started_at TEXT, ended_at TEXT, interview_status TEXT, interview_at TEXT, category TEXT, placing_council TEXT,
     organisations TEXT NOT NULL,   -- '|'-joined, with a leading and a trailing '|', for LIKE '%|org|%'
     PRIMARY KEY (child_ref, episode_ref));
 CREATE INDEX IF NOT EXISTS episodes_by_start ON episodes (started_at);
@@ -200,7 +200,10 @@ class StoredViewState(ViewState):
 
 @dataclass(frozen=True)
 class EpisodeRow:
-    """One episode as the reports and the returns-due page read it (no free text)."""
+    """One episode as the reports and the returns-due page read it (no free text): built from
+    the episodes table's columns, so ``episode`` carries the effective start and end (after
+    corrections) as its reported/found times, the current category, the placing council and
+    the latest interview; not its risk history or reporting force."""
 
     child_ref: str
     episode: Episode
@@ -303,7 +306,7 @@ class ReadModel:
             state.stored_children.write_dirty()
             db.executemany(
                 "INSERT OR REPLACE INTO episodes (child_ref, episode_ref, started_at, ended_at, interview_status,"
-                " organisations) VALUES (?, ?, ?, ?, ?, ?)",
+                " interview_at, category, placing_council, organisations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         child.child_ref,
@@ -311,6 +314,9 @@ class ReadModel:
                         _iso(episode.started_at),
                         _iso(episode.ended_at),
                         episode.interview_status,
+                        _iso(episode.interview_at),
+                        episode.current_category,
+                        episode.placing_council,
                         "|" + "|".join(sorted(episode_organisations(child, episode))) + "|",
                     )
                     for child in state.stored_children.dirty.values()
@@ -346,13 +352,24 @@ class ReadModel:
                 return []
             sql += " AND (" + " OR ".join("organisations LIKE ? ESCAPE '\\'" for _ in organisations) + ")"
             params = [*params, *(f"%|{_like_escape(org)}|%" for org in sorted(organisations))]
-        rows = []
-        for child_ref, episode_ref in self.db.execute(sql, list(params)).fetchall():
-            child = self.state.children.get(child_ref)
-            episode = child.episodes.get(episode_ref) if child else None
-            if child is not None and episode is not None:
-                rows.append(EpisodeRow(child_ref, episode, episode_organisations(child, episode)))
-        return rows
+        return [
+            EpisodeRow(
+                child_ref,
+                Episode(
+                    episode_ref,
+                    category=category,
+                    reported_started_at=_parse(started),
+                    found_ended_at=_parse(ended),
+                    interview_status=interview_status,
+                    interview_at=_parse(interview_at),
+                    placing_council=placing_council,
+                ),
+                frozenset(org for org in organisations.split("|") if org),
+            )
+            for child_ref, episode_ref, started, ended, interview_status, interview_at, category, placing_council, organisations in self.db.execute(
+                sql.replace("SELECT child_ref, episode_ref FROM", f"SELECT {_EPISODE_COLUMNS} FROM"), list(params)
+            )
+        ]
 
     def episodes_started(
         self, start: datetime, end: datetime, organisations: frozenset[str] | None = None
@@ -379,6 +396,16 @@ class ReadModel:
         self.db.close()
         if self._lock_file is not None:
             self._lock_file.close()
+
+
+_EPISODE_COLUMNS = (
+    "child_ref, episode_ref, started_at, ended_at, interview_status, interview_at, category, placing_council,"
+    " organisations"
+)
+
+
+def _parse(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
 
 
 def _like_escape(value: str) -> str:
