@@ -118,7 +118,7 @@ def test_every_page_is_usable_and_accessible_at_desktop_and_phone_widths(setting
 
             page.goto(f"{base}/alerts/{alert.alert_id}")
             expect(page.get_by_role("heading", name=f"Alert {alert.alert_id}")).to_be_visible()
-            expect(page.locator("table.grid").first).to_contain_text("oncall-sam")
+            expect(page.locator("#paged")).to_contain_text("oncall-sam")
             check(page, "alert", width)
 
             page.goto(f"{base}/returns")
