@@ -131,3 +131,20 @@ def audit_record(
         step=step,
         detail=detail,
     )
+
+
+RETURNED_CHILD, RETURNED_EPISODE = "CH-RHI-0001", "MET-2026-RHI1"
+
+
+def returned_four_days_ago() -> list[dict]:
+    """A child back home 96 hours ago with no return home interview recorded: 24 h overdue."""
+    ended = datetime.now(UTC) - timedelta(hours=96)
+    found = build_event(
+        "beacon.episode.found.v1",
+        RETURNED_CHILD,
+        {"episode_ref": RETURNED_EPISODE, "outcome": "returned", "ended_at": iso(ended)},
+        time=iso(ended),
+        source="urn:beacon:source:southwark",
+        event_id="found-rhi-1",
+    )
+    return [reported_event(RETURNED_CHILD, RETURNED_EPISODE, risk="medium", hours_ago=110), found]

@@ -24,6 +24,7 @@ from beacon.console.access import ScopedView
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
 from beacon.console.projection import ViewState, apply
+from beacon.console.read_model import ReadModel
 from beacon.console.settings import ConsoleSettings
 from beacon.console.users import hash_password
 from beacon.core.alerts import AlertRecord, Severity, alert_id
@@ -153,15 +154,18 @@ def test_every_page_renders_whatever_valid_records_the_topics_hold(console):
     @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(records=st.lists(st.one_of(valid_events(), alerts()), min_size=1, max_size=8))
     def check(records):  # type: ignore[no-untyped-def]
-        state = ViewState()
+        feed.read_model = ReadModel()  # the stored state the console serves from, in memory
+        state = feed.state
         for record in records:
             apply(state, record)
-        feed.state = state
+        feed.read_model.commit({})
         # The user works for every organisation the records name, so what is visible is what the
         # access policy's history window allows (console/access.py); the rest must be a clean 404.
         feed.users.apply(_user(organisations_named(state)))
         view = ScopedView(state, feed.users.principal(USER), datetime.now(UTC), timedelta(days=30))
-        pages = {"/": True, "/fragments/dashboard": True}
+        pages = {"/": True, "/fragments/dashboard": True, "/returns": True, "/fragments/returns": True}
+        pages |= {"/on-call": True, "/fragments/on-call": True, "/reports": True, "/reports/monthly.csv": True}
+        pages["/reports/ssda903-missing.csv?start=0001-01-01&end=9999-12-31"] = True
         for child in state.children:
             for page in (f"/children/{quote(child)}", f"/fragments/children/{quote(child)}"):
                 pages[page] = view.sees_child(child)

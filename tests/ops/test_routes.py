@@ -54,6 +54,14 @@ DOCUMENTED = {
         ("GET", "/fragments/alerts/{alert_id}"),
         ("GET", "/live"),
         ("GET", "/static/{path}"),
+        ("GET", "/returns"),
+        ("GET", "/fragments/returns"),
+        ("GET", "/on-call"),
+        ("GET", "/fragments/on-call"),
+        ("GET", "/reports"),
+        ("GET", "/reports/monthly.csv"),
+        ("GET", "/reports/ssda903-missing.csv"),
+        ("POST", "/alerts/{alert_id}/notes"),
     },
 }
 # What Faust mounts by default or with its debug flags (faust/web/apps), and some guesses.

@@ -104,15 +104,26 @@ NOT_FOUND_ALERT = "No such alert."
 # ------------------------------------------------------------------ the choke point over the projection
 
 
+def episode_organisations(child: Any, episode: Any) -> frozenset[str]:
+    """The organisations an episode of a projection ChildView involves: the report's placing
+    council and reporting force, the finding force, and the councils of the child's current
+    placement. The read model stores this per episode row (read_model.py) for its queries."""
+    candidates = (
+        child.placing_council,
+        child.host_council,
+        episode.reporting_org,
+        episode.placing_council,
+        episode.found_by,
+    )
+    return frozenset(o for o in candidates if o)
+
+
 def involvements(child: Any) -> Iterator[Involvement]:
-    """A projection ChildView's episodes as the decision reads them: the report's placing council
-    and reporting force, the finding force, and the councils of the child's current placement.
+    """A projection ChildView's episodes as the decision reads them (episode_organisations).
     Lazy: the decision stops at the first episode that lets the principal in."""
-    placement = frozenset(o for o in (child.placing_council, child.host_council) if o)
     for episode in child.episodes.values():
         yield Involvement(
-            organisations=placement
-            | frozenset(o for o in (episode.reporting_org, episode.placing_council, episode.found_by) if o),
+            organisations=episode_organisations(child, episode),
             is_open=episode.is_open,
             ended_at=episode.ended_at,
         )
@@ -153,3 +164,20 @@ class ScopedView:
     def only_visible(self, rows: Iterable[Any]) -> list[Any]:
         """Rows (missing-now rows, alerts, anything with a ``child_ref``) the principal may see."""
         return [row for row in rows if self.sees_child(row.child_ref)]
+
+    def only_involved(self, rows: Iterable[Any]) -> list[Any]:
+        """Episode rows (with ``organisations``, see episode_organisations) that involved one of the
+        principal's organisations, whatever the history window: a council's statutory figures
+        and its SSDA903 return cover every episode of the period it was involved in."""
+        return [row for row in rows if row.organisations & self.principal.organisations]
+
+    # The read model's page queries (read_model.ReadModel), narrowed in SQL, then decided here.
+
+    def returns_awaiting_interview(self, read_model: Any, ended_after: datetime) -> list[Any]:
+        """Returns due: children the principal may see now."""
+        rows = read_model.returns_awaiting_interview(ended_after, self.principal.organisations)
+        return self.only_visible(rows)
+
+    def episodes_started(self, read_model: Any, start: datetime, end: datetime) -> list[Any]:
+        """Reports: episodes of the period that involved the principal's organisations."""
+        return self.only_involved(read_model.episodes_started(start, end, self.principal.organisations))

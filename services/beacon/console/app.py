@@ -31,6 +31,7 @@ from beacon.console import projection
 from beacon.console.access import Principal, Role, ScopedView, require_role
 from beacon.console.feed import Feed
 from beacon.console.oidc import CLIENT, ClaimsRefused, id_token_checks, make_oauth, principal_from_claims
+from beacon.console.pages import register_work_pages
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
@@ -40,6 +41,7 @@ from beacon.core.audit import AuditRecord, ConsoleAuditKind
 from beacon.core.http_headers import SecurityHeadersMiddleware
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
+from beacon.core.notes import NoteRecord
 
 log = get_logger("console")
 HERE = Path(__file__).parent
@@ -98,9 +100,11 @@ def create_app(
     send_ack: Callable[[AckCommand], Any],
     send_session_record: Callable[[SessionRecord], Any],
     send_audit: Callable[[AuditRecord], Any],
+    send_note: Callable[[NoteRecord], Any] | None = None,
 ) -> FastAPI:
-    """``send_ack``, ``send_session_record`` and ``send_audit`` are awaited with each record for
-    ACKS, CONSOLE_SESSIONS and AUDIT; they must raise if Kafka did not take it."""
+    """``send_ack``, ``send_session_record``, ``send_audit`` and ``send_note`` are awaited with each
+    record for ACKS, CONSOLE_SESSIONS, AUDIT and CONSOLE_NOTES; they must raise if Kafka did not
+    take it (``send_note`` None: notes are off)."""
     users = feed.users
     history = timedelta(days=settings.console_history_days)
     throttle = LoginThrottle(throttle_policy(settings))
@@ -291,7 +295,15 @@ def create_app(
         if alert.raised_at is None and alert.resolved_at is None:
             raise HTTPException(status_code=404, detail="No such alert.")
         entries = [e for e in projection.timeline(view.state, alert.child_ref or "") if e.alert_id == alert_id]
-        return {"alert": alert, "entries": list(reversed(entries))}
+        return {
+            "alert": alert,
+            "entries": list(reversed(entries)),
+            "chain": work_pages.alert_chain(alert),
+            "notes": work_pages.alert_notes(alert),
+            "notes_on": work_pages.notes_cipher is not None,
+        }
+
+    work_pages = register_work_pages(app, settings, feed.read_model, render, scoped, check_csrf, audit, send_note)
 
     # ---------------------------------------------------------------- operations
 

@@ -22,6 +22,7 @@ text field, a return interview's reason, is dropped here).
 from __future__ import annotations
 
 import bisect
+from collections.abc import MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -56,10 +57,11 @@ from beacon.core.events import (
     StrategyDiscussionRecorded,
     source_org,
 )
+from beacon.core.notes import NoteRecord
 from beacon.core.wording import reason
 
-Record = CloudEvent | AlertRecord | AuditRecord | AckCommand
-EntryKind = Literal["event", "alert", "audit", "ack"]
+Record = CloudEvent | AlertRecord | AuditRecord | AckCommand | NoteRecord
+EntryKind = Literal["event", "alert", "audit", "ack", "note"]
 AlertStatus = Literal["raised", "acknowledged", "resolved", "closed"]
 
 
@@ -103,6 +105,9 @@ class Episode:
     placing_council: str | None = None
     found_by: str | None = None  # the organisation whose ChildFound ended it (console/access.py reads it)
     rescue_alert_at: datetime | None = None
+    # The latest return home interview record (by recorded_at): status only, the reason is never kept.
+    interview_status: str | None = None
+    interview_at: datetime | None = None
 
     @property
     def started_at(self) -> datetime | None:
@@ -144,6 +149,9 @@ class AlertView:
     closed_by: str | None = None
     ack_requests: list[AckCommand] = field(default_factory=list)  # seen on ACKS, not yet confirmed
     paged: list[AuditRecord] = field(default_factory=list)  # notification and delivery audit records
+    raised_record: AlertRecord | None = None  # as the correlator raised it: the notifier's chain is resolved from it
+    escalation_steps: list[tuple[datetime, int]] = field(default_factory=list)  # (at, step) the notifier reached
+    notes: list[NoteRecord] = field(default_factory=list)  # encrypted; console/notes.py opens them to show
 
     @property
     def status(self) -> AlertStatus:
@@ -217,9 +225,11 @@ class ChildView:
 
 @dataclass
 class ViewState:
-    children: dict[str, ChildView] = field(default_factory=dict)
-    alerts: dict[str, AlertView] = field(default_factory=dict)
-    seen: set[tuple[str, ...]] = field(default_factory=set)
+    """In memory here; read_model.StoredViewState keeps children, alerts and seen in SQLite."""
+
+    children: MutableMapping[str, ChildView] = field(default_factory=dict)
+    alerts: MutableMapping[str, AlertView] = field(default_factory=dict)
+    seen: MutableSet[tuple[str, ...]] = field(default_factory=set)
     # Indexes of what is open now, so the dashboard costs O(open), not O(years of history).
     open_episodes: set[tuple[str, str]] = field(default_factory=set)  # (child_ref, episode_ref)
     open_alert_ids: set[str] = field(default_factory=set)
@@ -247,6 +257,8 @@ def dedup_key(record: Record) -> tuple[str, ...]:
         return ("alert", record.alert_id, record.status)
     if isinstance(record, AuditRecord):
         return ("audit", record.audit_id)
+    if isinstance(record, NoteRecord):
+        return ("note", record.note_id)
     return ("ack", record.command_id)
 
 
@@ -270,6 +282,8 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
     elif isinstance(record, AuditRecord) and record.alert_id is not None:
         _apply_audit(view_state, record, record.alert_id, "|".join(key))
         _index_alert(view_state, record.alert_id)
+    elif isinstance(record, NoteRecord):
+        _apply_note(view_state, record, "|".join(key))
     elif isinstance(record, AckCommand):
         _apply_ack(view_state, record)
     view_state.version += 1
@@ -330,6 +344,11 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
     elif isinstance(data, SafeAndWellChecked):
         text = "Safe-and-well check done"
     elif isinstance(data, ReturnInterviewRecorded):
+        interviewed = child.episodes.get(episode_ref) if episode_ref else None  # "offered" makes no episode
+        if interviewed is not None and (
+            interviewed.interview_at is None or data.recorded_at >= interviewed.interview_at
+        ):
+            interviewed.interview_status, interviewed.interview_at = data.status, data.recorded_at
         text = f"Return home interview {data.status.replace('_', ' ')}"  # the reason is never kept
     elif isinstance(data, StrategyDiscussionRecorded):
         text = f"Strategy discussion {data.status}"
@@ -368,7 +387,7 @@ def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
     # The reason in the words every message uses (beacon.core.wording), not the record's text.
     alert.reason, alert.council = reason(record.rule, record.step), record.council
     if record.status == "raised":
-        alert.raised_at = record.occurred_at
+        alert.raised_at, alert.raised_record = record.occurred_at, record
         text = f"Alert raised ({record.severity.value}): {alert.reason}"
     else:
         alert.resolved_at = record.occurred_at
@@ -434,11 +453,22 @@ def _apply_audit(state: ViewState, record: AuditRecord, alert_id: str, key: str)
     elif record.kind == "closed":
         if alert.closed_at is None or record.at < alert.closed_at:
             alert.closed_at, alert.closed_by = record.at, record.person
+    elif record.kind == "escalation_step" and record.step is not None:
+        bisect.insort(alert.escalation_steps, (record.at, record.step))
     elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback", "resolution_sent"):
         bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
     child = state.child(record.child_ref)
     child.alert_ids.add(alert_id)
     child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=alert_id))
+
+
+def _apply_note(state: ViewState, note: NoteRecord, key: str) -> None:
+    """A note on an alert: kept encrypted; the timeline says only who added one."""
+    alert = state.alert(note.alert_id)
+    bisect.insort(alert.notes, note, key=lambda n: (n.at, n.note_id))
+    child = state.child(note.child_ref)
+    child.alert_ids.add(note.alert_id)
+    child.add_entry(TimelineEntry(note.at, "note", key, f"Note added by {note.by}", alert_id=note.alert_id))
 
 
 def _apply_ack(state: ViewState, command: AckCommand) -> None:

@@ -9,6 +9,7 @@ import uvicorn
 
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
+from beacon.console.read_model import ReadModel
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
@@ -16,8 +17,9 @@ from beacon.core.audit import AuditRecord
 from beacon.core.http_server import uvicorn_config
 from beacon.core.kafka import make_producer
 from beacon.core.logs import configure_logging, get_logger, logging_config
+from beacon.core.notes import NoteRecord
 from beacon.core.settings import load_settings
-from beacon.core.topics import ACKS, AUDIT, CONSOLE_SESSIONS, ensure_topics
+from beacon.core.topics import ACKS, AUDIT, CONSOLE_NOTES, CONSOLE_SESSIONS, ensure_topics
 
 log = get_logger("console")
 ACK_SEND_TIMEOUT_S = 10.0
@@ -50,8 +52,14 @@ def run() -> None:
     async def send_audit(record: AuditRecord) -> None:
         await asyncio.to_thread(_send_audit_blocking, record)
 
-    feed = Feed(settings)
-    app = create_app(settings, feed, send_ack, send_session_record, send_audit)
+    def _send_note_blocking(note: NoteRecord) -> None:
+        producer.send(CONSOLE_NOTES, key=note.key, value=note.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
+
+    async def send_note(note: NoteRecord) -> None:
+        await asyncio.to_thread(_send_note_blocking, note)
+
+    feed = Feed(settings, ReadModel(settings.read_model_file, settings.console_read_model_cache_entries))
+    app = create_app(settings, feed, send_ack, send_session_record, send_audit, send_note)
     config = uvicorn_config(
         app,
         settings,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from beacon.core.settings import RequiredSecret, Settings
+from beacon.core.settings import OptionalSecret, RequiredSecret, Settings
+from beacon.notifier.settings import OnCallFileSettings
 
 
 class ConsoleUsersSettings(Settings):
@@ -14,7 +17,7 @@ class ConsoleUsersSettings(Settings):
     The users themselves live on the compacted topic ``beacon.console.users``."""
 
 
-class ConsoleSettings(ConsoleUsersSettings):
+class ConsoleSettings(ConsoleUsersSettings, OnCallFileSettings):
     console_session_secret: RequiredSecret = Field(
         default=SecretStr(""),
         description="Signs session cookies (at least 32 random bytes; the console refuses to start without). "
@@ -29,6 +32,29 @@ class ConsoleSettings(ConsoleUsersSettings):
         le=366,
         description="How long after an episode ends its organisations still see the child "
         "(return home interview, strategy discussion, a repeat episode); see docs/console-access.md.",
+    )
+    console_notes_key: OptionalSecret = Field(
+        default=SecretStr(""),
+        description="Encrypts the notes staff write on alerts (a Fernet key: `python -c 'from cryptography.fernet "
+        "import Fernet; print(Fernet.generate_key().decode())'`); the same on every instance. Empty: notes are off.",
+    )
+    console_read_model_file: Path | None = Field(
+        default=None,
+        description="This instance's read model (SQLite, with the offsets it has read), so a restart resumes "
+        "instead of replaying every topic. One file per instance; empty: `BEACON_DATA_DIR`/console/read-model.sqlite3. "
+        "Deleting it is safe: the console rebuilds it from the topics.",
+    )
+    console_returns_due_days: int = Field(
+        default=28,
+        ge=1,
+        le=366,
+        description="Returns due lists returns of the last this many days still without an interview.",
+    )
+    console_read_model_cache_entries: int = Field(
+        default=10_000,
+        ge=100,
+        le=10_000_000,
+        description="Children and alerts (each) the read model keeps in memory; the rest are read from the file.",
     )
     console_login_free_failures_per_user: int = Field(
         default=3, ge=1, le=100, description="Wrong passwords for one user name before each attempt must wait."
@@ -85,12 +111,26 @@ class ConsoleSettings(ConsoleUsersSettings):
             raise ValueError("an OIDC issuer needs BEACON_CONSOLE_OIDC_CLIENT_ID and this secret")
         return value
 
+    @property
+    def read_model_file(self) -> Path:
+        return self.console_read_model_file or self.data_dir / "console" / "read-model.sqlite3"
+
     @field_validator("console_login_lockout_after")
     @classmethod
     def _lockout_after_the_free_failures(cls, value: int, info: ValidationInfo) -> int:
         free = info.data.get("console_login_free_failures_per_user")
         if free is not None and value <= free:
             raise ValueError(f"must be greater than BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_USER ({free})")
+        return value
+
+    @field_validator("console_notes_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            try:
+                Fernet(value.get_secret_value().encode())
+            except ValueError:
+                raise ValueError("must be a Fernet key: 32 random bytes, url-safe base64 (44 characters)") from None
         return value
 
     @field_validator("console_timezone")

@@ -19,6 +19,7 @@ from beacon.core.audit import AuditRecord
 from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.dead_letters import DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
+from beacon.core.notes import NoteRecord
 from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
 from beacon.core.schemas import render, write_files
@@ -27,6 +28,7 @@ from beacon.core.topics import (
     ACKS,
     ALERTS,
     AUDIT,
+    CONSOLE_NOTES,
     CONSOLE_SESSIONS,
     CONSOLE_USERS,
     EVENTS,
@@ -50,6 +52,7 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     EVENTS_DLQ: DeadLetterRecord,
     CONSOLE_SESSIONS: SessionRecord,
     CONSOLE_USERS: ConsoleUserRecord,
+    CONSOLE_NOTES: NoteRecord,
 }
 EVENT_TOPICS = (EVENTS_RAW, EVENTS)
 
@@ -120,6 +123,15 @@ def example_records() -> dict[str, TopicRecord]:
             password_hash="scrypt$32768$8$1$c2FsdHNhbHRzYWx0c2FsdA==$ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGk=",
             organisations=("met-police", "southwark"),
             role="responder",
+        ),
+        CONSOLE_NOTES: NoteRecord(
+            note_id="6f1d0c3a9b2e4d5f8a7b6c5d4e3f2a1b",
+            alert_id="A7f3a9c21e0b14d2a",
+            child_ref="CH-7F3A9C21",
+            by="duty-manager-1",
+            at=datetime.fromisoformat("2026-11-21T09:40:00Z"),
+            key_id="3b1f0c9d2a4e6f80",
+            ciphertext="gAAAAABpIChSexampleexampleexampleexampleexampleexampleexampleexampleexampleexample==",
         ),
     }
 

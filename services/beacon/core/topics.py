@@ -29,6 +29,8 @@ CONSOLE_SESSIONS = "beacon.console.sessions"
 # Console staff accounts (keyed by user name; compacted: every console replica reads it from the
 # beginning and ``console-user`` writes it, see core/console_users.py).
 CONSOLE_USERS = "beacon.console.users"
+# Notes staff write on alerts, encrypted by the console (core/notes.py); keyed by alert id.
+CONSOLE_NOTES = "beacon.console.notes"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(AUDIT),
     TopicSpec(CONSOLE_SESSIONS, compacted=True),
     TopicSpec(CONSOLE_USERS, compacted=True),
+    TopicSpec(CONSOLE_NOTES),
 )
 
 
