@@ -7,12 +7,17 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
 from beacon.console.feed import decode
 from beacon.console.projection import ViewState, apply, missing_now, open_alerts, timeline
 from beacon.console.read_model import ReadModel
 from beacon.core.events import build_event
 from beacon.core.topics import ALERTS, EVENTS
 from console.support import iso, raised_alert, reported_event
+from console.test_pages_render_any_record import alerts, valid_events
 
 
 def found_event(child: str, episode: str, ended: datetime) -> dict:
@@ -112,3 +117,22 @@ def test_a_second_instance_on_the_same_file_rebuilds_in_memory(tmp_path: Path):
     assert (first.path, second.path) == (str(path), ":memory:")
     second.close()
     first.close()
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(records=st.lists(st.one_of(valid_events(), alerts()), min_size=1, max_size=8))
+def test_every_child_and_alert_reads_back_from_the_file_as_it_was_folded(records, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Children are stored as msgspec MessagePack, alerts pickled: whatever the events, what is
+    read back from the file (cache too small to hold it) is what was folded."""
+    path = tmp_path_factory.mktemp("rm") / "read-model.sqlite3"
+    model = ReadModel(path, cache_entries=100)
+    reference = ViewState()
+    for record in records:
+        apply(model.state, record)
+        apply(reference, record)
+    model.commit({})
+    model.close()
+    reopened = ReadModel(path, cache_entries=100)
+    assert {ref: reopened.state.children[ref] for ref in reference.children} == reference.children
+    assert {aid: reopened.state.alerts[aid] for aid in reference.alerts} == reference.alerts
+    reopened.close()

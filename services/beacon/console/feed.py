@@ -41,8 +41,11 @@ METRICS_GROUP = "console"  # label for the shared consumer metrics; the console 
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
 UNPROCESSABLE = "unprocessable"
 # While catching up, the read model commits after this many records or seconds (whichever first).
-CATCH_UP_COMMIT_RECORDS = 20_000
-CATCH_UP_COMMIT_S = 2.0
+# Rarely: each commit encodes every child and alert changed since the last one, and a child is
+# touched by records spread over the history; the dirty rows wait in memory meanwhile (bounded
+# by this many records' children and alerts).
+CATCH_UP_COMMIT_RECORDS = 50_000
+CATCH_UP_COMMIT_S = 10.0
 
 
 def decode(topic: str, payload: bytes) -> Record:
@@ -161,14 +164,9 @@ class Feed:
                         self._fold(tp.topic, record.value, record.offset, tp.partition)
                     if records:
                         self._next_offsets[tp] = records[-1].offset + 1
-                if batches:
-                    self.read_model.commit(
-                        {
-                            (tp.topic, tp.partition): o
-                            for tp, o in self._next_offsets.items()
-                            if tp.topic not in ACCOUNT_TOPICS
-                        }
-                    )
+                self._uncommitted += sum(len(records) for records in batches.values())
+                if self._uncommitted and self._time_to_commit():
+                    self._commit()
                 if self.state.version != before:
                     self._notify()
                 if not self.ready:

@@ -16,8 +16,10 @@ The file belongs to one console instance (an exclusive lock is taken); a second 
 pointed at the same file, or an instance whose file's offsets lie beyond the broker's log
 (another cluster, a recreated topic), falls back to a fresh model rebuilt from the topics.
 
-Rows are pickled projection objects: the file is private to the process that writes it
-(mode 0600 in the console's data folder) and never read from anywhere else.
+Rows are projection objects: a child (plain dataclasses) as msgspec MessagePack decoded into
+its typed ChildView (several times faster than pickle, which dominated the first build), an
+alert (it holds the pydantic records it was folded from) pickled. The file is private to the
+process that writes it (mode 0600 in the console's data folder) and never read from anywhere else.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import os
 import pickle
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, MutableMapping, MutableSet
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
+
+import msgspec
 
 from beacon.console.access import episode_organisations
 from beacon.console.projection import AlertView, ChildView, Episode, ViewState
@@ -41,7 +45,7 @@ log = get_logger("console")
 
 IN_MEMORY = ":memory:"
 # Bump when the projection's classes change shape: an older file is then rebuilt from the topics.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,
@@ -60,14 +64,45 @@ CREATE INDEX IF NOT EXISTS episodes_by_end_awaiting_interview ON episodes (ended
 """
 
 V = TypeVar("V")
+_CHILD_ENCODER = msgspec.msgpack.Encoder()
+_CHILD_DECODER = msgspec.msgpack.Decoder(ChildView)
+
+
+def _pickle(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _encode_child(child: ChildView) -> bytes:
+    """MessagePack, tagged ``m``; ``p`` + pickle for the rare child msgspec cannot encode (it
+    writes times in UTC: year 1 with a positive offset, or 9999 with a negative one, overflow)."""
+    try:
+        return b"m" + _CHILD_ENCODER.encode(child)
+    except (OverflowError, ValueError):
+        return b"p" + _pickle(child)
+
+
+def _decode_child(body: bytes) -> ChildView:
+    if body[:1] == b"m":
+        return _CHILD_DECODER.decode(body[1:])
+    value: ChildView = pickle.loads(body[1:])
+    return value
 
 
 class _StoredMap(MutableMapping[str, V], Generic[V]):
     """Rows of one table as a mapping: changed values wait in ``dirty`` until the commit;
     clean ones are cached, least recently used leave first."""
 
-    def __init__(self, db: sqlite3.Connection, table: str, key_column: str, cache_entries: int):
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        table: str,
+        key_column: str,
+        cache_entries: int,
+        encode: Callable[[V], bytes],
+        decode: Callable[[bytes], V],
+    ):
         self._db, self._table, self._key = db, table, key_column
+        self._encode, self._decode = encode, decode
         self._cache: OrderedDict[str, V] = OrderedDict()
         self._cache_entries = cache_entries
         self.dirty: dict[str, V] = {}
@@ -81,7 +116,7 @@ class _StoredMap(MutableMapping[str, V], Generic[V]):
         row = self._db.execute(f"SELECT body FROM {self._table} WHERE {self._key} = ?", (key,)).fetchone()
         if row is None:
             return None
-        value: V = pickle.loads(row[0])  # our own private file (module docstring)
+        value: V = self._decode(row[0])  # our own private file (module docstring)
         self._remember(key, value)
         return value
 
@@ -124,7 +159,7 @@ class _StoredMap(MutableMapping[str, V], Generic[V]):
         written = list(self.dirty.items())
         self._db.executemany(
             f"INSERT OR REPLACE INTO {self._table} ({self._key}, body) VALUES (?, ?)",
-            [(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) for key, value in written],
+            [(key, self._encode(value)) for key, value in written],
         )
         return written
 
@@ -180,8 +215,12 @@ class StoredViewState(ViewState):
 
     def __init__(self, db: sqlite3.Connection, cache_entries: int):
         super().__init__()
-        self.stored_children: _StoredMap[ChildView] = _StoredMap(db, "children", "child_ref", cache_entries)
-        self.stored_alerts: _StoredMap[AlertView] = _StoredMap(db, "alerts", "alert_id", cache_entries)
+        self.stored_children: _StoredMap[ChildView] = _StoredMap(
+            db, "children", "child_ref", cache_entries, _encode_child, _decode_child
+        )
+        self.stored_alerts: _StoredMap[AlertView] = _StoredMap(
+            db, "alerts", "alert_id", cache_entries, _pickle, pickle.loads
+        )
         self.stored_seen = _StoredSet(db)
         self.children = self.stored_children
         self.alerts = self.stored_alerts
