@@ -413,80 +413,128 @@ def console() -> None:
     run()
 
 
-def _console_users():  # type: ignore[no-untyped-def]
+def _console_user_settings():  # type: ignore[no-untyped-def]
     from beacon.console.settings import ConsoleUsersSettings
-    from beacon.console.users import UserStore
 
-    return UserStore(load_settings(ConsoleUsersSettings).console_users_file)
+    return load_settings(ConsoleUsersSettings)
 
 
-def _write_session_record(kind: str, name: str, reason: str) -> None:
-    """Tell every console replica (beacon.console.sessions); exit 1 if Kafka does not take it."""
-    from beacon.console.sessions import SessionRecord
-    from beacon.console.settings import ConsoleUsersSettings
-    from beacon.core.kafka import make_producer
-    from beacon.core.topics import CONSOLE_SESSIONS, TOPICS, ensure_topics
+def _read_console_users():  # type: ignore[no-untyped-def]
+    """Every console user as the consoles see them: beacon.console.users read to its end."""
+    from kafka import KafkaConsumer, TopicPartition
 
-    settings = load_settings(ConsoleUsersSettings)
-    record = SessionRecord(kind=kind, subject=name, at=time.time(), reason=reason)  # type: ignore[arg-type]
+    from beacon.console.users import UserDirectory
+    from beacon.core.console_users import ConsoleUserRecord
+    from beacon.core.decoding import Rejected, safe_decode
+    from beacon.core.topics import CONSOLE_USERS, TOPICS, ensure_topics
+
+    settings = _console_user_settings()
+    directory = UserDirectory()
     try:
-        ensure_topics(settings, tuple(t for t in TOPICS if t.name == CONSOLE_SESSIONS))
+        ensure_topics(settings, tuple(t for t in TOPICS if t.name == CONSOLE_USERS))
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=2000
+        )
+        try:
+            partitions = [
+                TopicPartition(CONSOLE_USERS, p) for p in sorted(consumer.partitions_for_topic(CONSOLE_USERS) or ())
+            ]
+            consumer.assign(partitions)
+            consumer.seek_to_beginning(*partitions)
+            end = consumer.end_offsets(partitions)
+            while any(consumer.position(tp) < end[tp] for tp in partitions):
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for record in records:
+                        decoded = safe_decode(record.value, ConsoleUserRecord.from_json)
+                        if not isinstance(decoded, Rejected):
+                            directory.apply(decoded)
+        finally:
+            consumer.close()
+    except Exception as exc:  # noqa: BLE001 - any failure: say so
+        typer.echo(f"refused: cannot read {CONSOLE_USERS} from Kafka ({type(exc).__name__})", err=True)
+        raise typer.Exit(1) from None
+    return directory
+
+
+def _write_console_records(records: list[tuple[str, bytes, bytes]]) -> None:
+    """Write (topic, key, value) records in order, each acknowledged before the next, so a
+    failure leaves the later ones unwritten; exit 1 if Kafka does not take one."""
+    from beacon.core.kafka import make_producer
+    from beacon.core.topics import CONSOLE_SESSIONS, CONSOLE_USERS, TOPICS, ensure_topics
+
+    settings = _console_user_settings()
+    try:
+        ensure_topics(settings, tuple(t for t in TOPICS if t.name in (CONSOLE_SESSIONS, CONSOLE_USERS)))
         producer = make_producer(settings, request_timeout_ms=10_000, max_block_ms=10_000)
         try:
-            producer.send(CONSOLE_SESSIONS, key=record.key, value=record.to_json()).get(timeout=10)
+            for topic, key, value in records:
+                producer.send(topic, key=key, value=value).get(timeout=10)
         finally:
             producer.close(timeout=5)
-    except Exception as exc:  # noqa: BLE001 - any failure: say so, change nothing
+    except Exception as exc:  # noqa: BLE001 - any failure: say so, change nothing more
         typer.echo(
             f"refused: Kafka ({settings.kafka_bootstrap_servers}) did not take the record that tells every "
-            f"console ({type(exc).__name__}); nothing was changed, try again",
+            f"console ({type(exc).__name__}); try again",
             err=True,
         )
         raise typer.Exit(1) from None
 
 
+def _session_record(kind: str, name: str, reason: str) -> tuple[str, bytes, bytes]:
+    from beacon.console.sessions import SessionRecord
+    from beacon.core.topics import CONSOLE_SESSIONS
+
+    record = SessionRecord(kind=kind, subject=name, at=time.time(), reason=reason)  # type: ignore[arg-type]
+    return (CONSOLE_SESSIONS, record.key, record.to_json())
+
+
 @console_user_cli.command("add")
-def console_user_add(name: str = typer.Argument(..., help="Staff id (not a full name).")) -> None:
-    """Add a user, or set a new password (which ends the user's sessions on every console).
-    Prompts for the password, or reads one line from stdin when piped."""
+def console_user_add(
+    name: str = typer.Argument(..., help="Staff id (not a full name)."),
+    org: list[str] = typer.Option(
+        ..., "--org", help="An organisation slug the user works for (repeat for several), e.g. southwark."
+    ),
+    role: str = typer.Option("viewer", help="viewer, responder (acknowledge), coordinator or admin."),
+) -> None:
+    """Add a user, or replace one's password, organisations and role (which ends the user's
+    sessions on every console). Prompts for the password, or reads one line from stdin when piped."""
     import sys
 
-    from beacon.console.users import UserError, check_password, check_user_name
+    from beacon.console.users import UserError, user_set_record
+    from beacon.core.topics import CONSOLE_USERS
 
-    store = _console_users()
     if sys.stdin.isatty():
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
-        check_user_name(name)
-        check_password(password)
-        existed = store.exists(name)
-        if existed:  # the sessions end first: a failure leaves the old password and its sessions as they were
-            _write_session_record("user_sessions_ended", name, "password_changed")
-        store.set_password(name, password)
+        record = user_set_record(name, password, org, role, time.time())
     except UserError as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{'password changed for' if existed else 'added'} {name} in {store.path}")
+    # The sessions end first: a failure leaves the old account and its sessions as they were.
+    _write_console_records(
+        [
+            _session_record("user_sessions_ended", name, "password_changed"),
+            (CONSOLE_USERS, record.key, record.to_json()),
+        ]
+    )
+    typer.echo(f"set {name}: {role} of {', '.join(record.organisations)} (on {CONSOLE_USERS}, every console)")
 
 
 @console_user_cli.command("remove")
 def console_user_remove(name: str) -> None:
     """Remove a user; their open sessions stop working at once, on every console."""
-    from beacon.console.users import UsersFileError
+    from beacon.core.console_users import ConsoleUserRecord
+    from beacon.core.topics import CONSOLE_USERS
 
-    store = _console_users()
-    try:
-        exists = store.exists(name)
-    except UsersFileError as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if not exists:
-        typer.echo(f"no user {name} in {store.path}", err=True)
+    if not _read_console_users().exists(name):
+        typer.echo(f"no user {name} on {CONSOLE_USERS}", err=True)
         raise typer.Exit(1)
-    _write_session_record("user_sessions_ended", name, "removed")
-    store.remove(name)
+    record = ConsoleUserRecord(kind="user_removed", name=name, at=time.time())
+    _write_console_records(
+        [_session_record("user_sessions_ended", name, "removed"), (CONSOLE_USERS, record.key, record.to_json())]
+    )
     typer.echo(f"removed {name}")
 
 
@@ -500,22 +548,15 @@ def console_user_unlock(name: str) -> None:
     except UserError as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None
-    _write_session_record("user_unlocked", name, "admin")
+    _write_console_records([_session_record("user_unlocked", name, "admin")])
     typer.echo(f"unlocked {name}")
 
 
 @console_user_cli.command("list")
 def console_user_list() -> None:
-    """List the user names (never the hashes)."""
-    from beacon.console.users import UsersFileError
-
-    try:
-        names = sorted(_console_users().users())
-    except UsersFileError as exc:
-        typer.echo(f"refused: {exc}", err=True)
-        raise typer.Exit(1) from None
-    for name in names:
-        typer.echo(name)
+    """List the users with their role and organisations (never the hashes)."""
+    for user in sorted(_read_console_users().users.values(), key=lambda u: u.name):
+        typer.echo(f"{user.name}\t{user.principal.role.name}\t{','.join(sorted(user.principal.organisations))}")
 
 
 oncall_cli = typer.Typer(no_args_is_help=True, help="The notifier's on-call configuration.")

@@ -22,6 +22,8 @@ from beacon.core.settings import ENV_PREFIX, Settings, load_settings, required_s
 from beacon.core.topics import ensure_topics
 from beacon.demo import demo_events
 
+DEMO_ORGANISATIONS = ("met-police", "southwark")  # the organisations the demo events name
+
 
 @dataclass(frozen=True)
 class Service:
@@ -66,13 +68,20 @@ def dev_secrets(environ: dict[str, str]) -> dict[str, str]:
     return {name: secrets.token_urlsafe(32) for name in sorted(names) if not environ.get(name)}
 
 
-def _create_demo_console_user() -> tuple[str, str]:
-    """A console login for this run (its password changes every run)."""
-    from beacon.console.settings import ConsoleUsersSettings
-    from beacon.console.users import UserStore
+def _create_demo_console_user(settings: Settings) -> tuple[str, str]:
+    """A console login for this run (its password changes every run): a responder of the demo's
+    organisations, written to beacon.console.users as `console-user add` does."""
+    from beacon.console.users import user_set_record
+    from beacon.core.kafka import make_producer
+    from beacon.core.topics import CONSOLE_USERS
 
     name, password = "duty-demo", secrets.token_urlsafe(12)
-    UserStore(load_settings(ConsoleUsersSettings).console_users_file).set_password(name, password)
+    record = user_set_record(name, password, list(DEMO_ORGANISATIONS), "responder", time.time())
+    producer = make_producer(settings)
+    try:
+        producer.send(CONSOLE_USERS, key=record.key, value=record.to_json()).get(timeout=10)
+    finally:
+        producer.close(timeout=5)
     return name, password
 
 
@@ -162,7 +171,7 @@ def run(with_demo: bool = True) -> int:
                 print(
                     f"  {service.name:11} http://{settings.bind_host}:{getattr(settings, service.url_setting)}/  {service.what}"
                 )
-        user, password = _create_demo_console_user()
+        user, password = _create_demo_console_user(settings)
         print(f"  console login: {user} / {password}")
         if generated:
             print(

@@ -11,18 +11,15 @@ from typing import Any
 
 import pytest
 
-from console.support import PASSWORD, USER
+from console.support import PASSWORD, USER, USER_ACCESS
 from harness.services import ServiceProcess
 
 
 @pytest.fixture
 def console_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    console_env = {
-        **env,
-        "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json"),
-    }
+    console_env = dict(env)
     added = subprocess.run(
-        [sys.executable, "-m", "beacon", "console-user", "add", USER],
+        [sys.executable, "-m", "beacon", "console-user", "add", USER, *USER_ACCESS],
         input=PASSWORD + "\n",
         env=console_env,
         capture_output=True,

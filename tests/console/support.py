@@ -13,6 +13,9 @@ from beacon.core.audit import AuditRecord
 from beacon.core.events import build_event
 
 USER, PASSWORD = "duty-manager-1", "correct horse battery staple"
+# The organisations the records below name (support.reported_event, raised_alert): USER sees them all.
+USER_ORGANISATIONS = ("met-police", "southwark")
+USER_ACCESS = ("--org", "met-police", "--org", "southwark", "--role", "responder")
 
 # Debian's Chromium, driven by Playwright (never a browser Playwright downloads).
 CHROMIUM = "/usr/bin/chromium"
@@ -52,7 +55,15 @@ def iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def reported_event(child: str, episode: str, *, risk: str = "high", hours_ago: float = 2) -> dict[str, Any]:
+def reported_event(
+    child: str,
+    episode: str,
+    *,
+    risk: str = "high",
+    hours_ago: float = 2,
+    council: str = "southwark",
+    force: str = "met-police",
+) -> dict[str, Any]:
     started = datetime.now(UTC) - timedelta(hours=hours_ago)
     return build_event(
         "beacon.episode.reported.v1",
@@ -64,11 +75,11 @@ def reported_event(child: str, episode: str, *, risk: str = "high", hours_ago: f
             "risk": risk,
             "age_years": 14,
             "looked_after": True,
-            "reporting_org": "met-police",
-            "placing_council": "southwark",
+            "reporting_org": force,
+            "placing_council": council,
         },
         time=iso(started + timedelta(minutes=20)),
-        source="urn:beacon:source:met-police",
+        source=f"urn:beacon:source:{force}",
         event_id=f"rep-{episode}",
     )
 
@@ -81,6 +92,7 @@ def raised_alert(
     rule: str = "triage",
     step: str = "high",
     reason: str = "Child reported missing, police risk high",
+    council: str = "southwark",
 ) -> AlertRecord:
     now = datetime.now(UTC)
     return AlertRecord(
@@ -92,7 +104,7 @@ def raised_alert(
         step=step,
         severity=severity,
         reason=reason,
-        council="southwark",
+        council=council,
         occurred_at=now - timedelta(minutes=1),
         emitted_at=now,
     )
@@ -119,3 +131,20 @@ def audit_record(
         step=step,
         detail=detail,
     )
+
+
+RETURNED_CHILD, RETURNED_EPISODE = "CH-RHI-0001", "MET-2026-RHI1"
+
+
+def returned_four_days_ago() -> list[dict]:
+    """A child back home 96 hours ago with no return home interview recorded: 24 h overdue."""
+    ended = datetime.now(UTC) - timedelta(hours=96)
+    found = build_event(
+        "beacon.episode.found.v1",
+        RETURNED_CHILD,
+        {"episode_ref": RETURNED_EPISODE, "outcome": "returned", "ended_at": iso(ended)},
+        time=iso(ended),
+        source="urn:beacon:source:southwark",
+        event_id="found-rhi-1",
+    )
+    return [reported_event(RETURNED_CHILD, RETURNED_EPISODE, risk="medium", hours_ago=110), found]

@@ -109,7 +109,7 @@ def test_on_call_person_sees_an_alert_arrive_and_acknowledges_it(settings, start
 
             page.get_by_role("link", name="cse missing").click()
             expect(page.get_by_role("heading", name=f"Alert {alert.alert_id}")).to_be_visible()
-            paged = page.locator("table.grid").first
+            paged = page.locator("#paged")
             expect(paged).to_contain_text("oncall-sam")
             expect(paged).to_contain_text("delivery status")
             expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)  # nothing left to acknowledge

@@ -14,15 +14,18 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from beacon.core.alerts import Severity
 from beacon.core.topics import ALERTS, AUDIT, EVENTS
+from console import scripted_month
 from console.support import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PASSWORD,
+    RETURNED_CHILD,
     USER,
     audit_record,
     console_url,
     raised_alert,
     reported_event,
+    returned_four_days_ago,
 )
 from harness.kafka import produce, produce_events
 
@@ -80,6 +83,7 @@ def test_every_page_is_usable_and_accessible_at_desktop_and_phone_widths(setting
     sent = audit_record(alert, "notification_sent", "au-sent-1")
     delivered = audit_record(alert, "delivery_status", "au-dlv-1", detail="delivered")
     produce(settings, AUDIT, [(sent.key, sent.to_json()), (delivered.key, delivered.to_json())])
+    produce_events(settings, EVENTS, [*returned_four_days_ago(), *scripted_month.events()])
     start_console()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     base = console_url(settings)
@@ -114,8 +118,20 @@ def test_every_page_is_usable_and_accessible_at_desktop_and_phone_widths(setting
 
             page.goto(f"{base}/alerts/{alert.alert_id}")
             expect(page.get_by_role("heading", name=f"Alert {alert.alert_id}")).to_be_visible()
-            expect(page.locator("table.grid").first).to_contain_text("oncall-sam")
+            expect(page.locator("#paged")).to_contain_text("oncall-sam")
             check(page, "alert", width)
+
+            page.goto(f"{base}/returns")
+            expect(page.locator(f'tr[data-child="{RETURNED_CHILD}"]')).to_contain_text("Overdue")
+            check(page, "returns-due", width)
+
+            page.goto(f"{base}/on-call")
+            expect(page.locator("#on-call tbody tr").first).to_be_visible()
+            check(page, "on-call", width)
+
+            page.goto(f"{base}/reports?month={scripted_month.MONTH}")
+            expect(page.locator('#figures tr[data-council="southwark"]')).to_be_visible()
+            check(page, "reports", width)
 
             page.goto(f"{base}/alerts/A000000000000000")
             expect(page.get_by_role("heading", name="Not found")).to_be_visible()

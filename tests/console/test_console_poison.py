@@ -1,6 +1,6 @@
 """No record freezes the console: arbitrary records (hypothesis, ``harness/poison.py``),
 null values, 100,000-deep JSON, a ~950 KB invalid record, wrong shapes and unknown types
-on every topic it reads (events, alerts, acks, audit), before it starts and while it
+on every topic it reads (events, alerts, acks, audit, console users), before it starts and while it
 runs. It stays ready (/healthz and /readyz 200: a deep record made /readyz 503
 RecursionError forever), counts each skipped record in
 beacon_console_records_skipped_total{topic,reason}, and shows the valid record produced
@@ -18,14 +18,14 @@ from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
 
 from beacon.core.decoding import REASON_CLASSES
-from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS
+from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_USERS, EVENTS
 from console.support import console_url, logged_in_client, reported_event
 from harness.kafka import produce, produce_events
 from harness.poison import arbitrary_records, named_poison
 
 pytestmark = pytest.mark.slow
 
-TOPICS = (EVENTS, ALERTS, ACKS, AUDIT)
+TOPICS = (EVENTS, ALERTS, ACKS, AUDIT, CONSOLE_USERS)
 POISON_KEY = b"CH-POISON-KEY-1"  # kafka-python needs a key for a null value
 SKIPPED = re.compile(r'^beacon_console_records_skipped_total\{reason="([^"]+)",topic="([^"]+)"\} (\S+)$', re.MULTILINE)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import secrets
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
@@ -21,12 +20,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from beacon.console.access import ScopedView
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
 from beacon.console.projection import ViewState, apply
+from beacon.console.read_model import ReadModel
 from beacon.console.settings import ConsoleSettings
-from beacon.console.users import UserStore, hash_password
+from beacon.console.users import hash_password
 from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.audit import AuditRecord
+from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.events import EVENT_TYPES, parse_event
 from beacon.core.schemas import example_event
 from console.support import PASSWORD, USER, csrf_of
@@ -90,13 +93,32 @@ def alerts(draw):  # type: ignore[no-untyped-def]
     )
 
 
+def _user(organisations) -> ConsoleUserRecord:  # type: ignore[no-untyped-def]
+    return ConsoleUserRecord(
+        kind="user_set",
+        name=USER,
+        at=0.0,
+        password_hash=hash_password(PASSWORD, n=2**10),
+        organisations=tuple(sorted(organisations)) or ("southwark",),
+        role="responder",
+    )
+
+
+def organisations_named(state: ViewState) -> set[str]:
+    named: set[str] = set()
+    for child in state.children.values():
+        named.update(o for o in (child.placing_council, child.host_council) if o)
+        for episode in child.episodes.values():
+            named.update(o for o in (episode.reporting_org, episode.placing_council, episode.found_by) if o)
+    return named
+
+
 @pytest.fixture
 def console(tmp_path):
-    users_file = tmp_path / "users.json"
-    users_file.write_text(json.dumps({"users": {USER: {"password_hash": hash_password(PASSWORD, n=2**10)}}}))
-    assert UserStore(users_file).exists(USER)
-    settings = ConsoleSettings(console_users_file=users_file, console_session_secret=secrets.token_hex(32))
+    settings = ConsoleSettings(console_session_secret=secrets.token_hex(32))
     feed = Feed(settings)
+    audited: list[AuditRecord] = []
+    feed.users.apply(_user(("southwark",)))
     feed.sessions_ready = True  # no broker here: nothing ends a session or locks an account
 
     async def send_ack(_command):  # type: ignore[no-untyped-def]
@@ -105,9 +127,12 @@ def console(tmp_path):
     async def send_session_record(_record):  # type: ignore[no-untyped-def]
         return None
 
+    async def send_audit(record):  # type: ignore[no-untyped-def]
+        audited.append(record)
+
     loop = asyncio.new_event_loop()
     transport = httpx.ASGITransport(
-        app=create_app(settings, feed, send_ack, send_session_record), raise_app_exceptions=False
+        app=create_app(settings, feed, send_ack, send_session_record, send_audit), raise_app_exceptions=False
     )
     client = httpx.AsyncClient(transport=transport, base_url="http://console")
 
@@ -118,29 +143,41 @@ def console(tmp_path):
     login = {"username": USER, "password": PASSWORD, "csrf": token, "next": "/"}
     response = loop.run_until_complete(client.post("/login", data=login))
     assert response.status_code == 303, response.text
-    yield get, feed
+    yield get, feed, audited
     loop.run_until_complete(client.aclose())
     loop.close()
 
 
 def test_every_page_renders_whatever_valid_records_the_topics_hold(console):
-    get, feed = console
+    get, feed, audited = console
 
     @hsettings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(records=st.lists(st.one_of(valid_events(), alerts()), min_size=1, max_size=8))
     def check(records):  # type: ignore[no-untyped-def]
-        state = ViewState()
+        feed.read_model = ReadModel()  # the stored state the console serves from, in memory
+        state = feed.state
         for record in records:
             apply(state, record)
-        feed.state = state
-        pages = ["/", "/fragments/dashboard"]
+        feed.read_model.commit({})
+        # The user works for every organisation the records name, so what is visible is what the
+        # access policy's history window allows (console/access.py); the rest must be a clean 404.
+        feed.users.apply(_user(organisations_named(state)))
+        view = ScopedView(state, feed.users.principal(USER), datetime.now(UTC), timedelta(days=30))
+        pages = {"/": True, "/fragments/dashboard": True, "/returns": True, "/fragments/returns": True}
+        pages |= {"/on-call": True, "/fragments/on-call": True, "/reports": True, "/reports/monthly.csv": True}
+        pages["/reports/ssda903-missing.csv?start=0001-01-01&end=9999-12-31"] = True
         for child in state.children:
-            pages += [f"/children/{quote(child)}", f"/fragments/children/{quote(child)}"]
+            for page in (f"/children/{quote(child)}", f"/fragments/children/{quote(child)}"):
+                pages[page] = view.sees_child(child)
         for alert in state.alerts.values():
             if alert.raised_at is not None:
-                pages += [f"/alerts/{quote(alert.alert_id)}", f"/fragments/alerts/{quote(alert.alert_id)}"]
-        for page in pages:
+                for page in (f"/alerts/{quote(alert.alert_id)}", f"/fragments/alerts/{quote(alert.alert_id)}"):
+                    pages[page] = view.sees_alert(alert)
+        for page, visible in pages.items():
+            audited.clear()
             response = get(page)
-            assert response.status_code == 200, (page, response.text[:500])
+            assert response.status_code == (200 if visible else 404), (page, response.text[:500])
+            if page.startswith(("/children/", "/fragments/children/", "/alerts/", "/fragments/alerts/")):
+                assert [r.person for r in audited] == ([USER] if visible else [])  # every view, never a refusal
 
     check()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from beacon.core.broker import free_port
-from console.support import PASSWORD, USER, csrf_of
+from console.support import PASSWORD, USER, USER_ACCESS, USER_ORGANISATIONS, csrf_of
 from harness.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -163,8 +163,8 @@ def test_a_password_change_and_a_removal_end_the_sessions_on_every_replica(repli
     old = login(first).cookies["beacon_console"]
     assert with_cookie(second, old).get("/").status_code == 200
     new_password = "a brand new passphrase 42"
-    changed = beacon_cli(console_env, "console-user", "add", USER, stdin=new_password + "\n")
-    assert changed.returncode == 0 and "password changed" in changed.stdout, changed.stderr
+    changed = beacon_cli(console_env, "console-user", "add", USER, *USER_ACCESS, stdin=new_password + "\n")
+    assert changed.returncode == 0 and f"set {USER}" in changed.stdout, changed.stderr
     refused_within(with_cookie(first, old))
     refused_within(with_cookie(second, old))
     fresh = login(second, password=new_password).cookies["beacon_console"]
@@ -176,11 +176,43 @@ def test_a_password_change_and_a_removal_end_the_sessions_on_every_replica(repli
     refused_within(with_cookie(second, fresh))
 
 
-def test_a_password_change_with_kafka_down_changes_nothing(console_env, tmp_path):
+def test_a_password_change_with_kafka_down_changes_nothing(console_env, settings):
     env = {**console_env, "BEACON_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
-    refused = beacon_cli(env, "console-user", "add", USER, stdin="another new passphrase\n")
-    assert refused.returncode == 1 and "nothing was changed" in refused.stderr
-    from beacon.console.users import UserStore
+    refused = beacon_cli(env, "console-user", "add", USER, *USER_ACCESS, stdin="another new passphrase\n")
+    assert refused.returncode == 1 and "did not take the record" in refused.stderr
+    listed = beacon_cli(console_env, "console-user", "list")
+    assert listed.stdout.split() == [USER, "responder", ",".join(sorted(USER_ORGANISATIONS))]
 
-    store = UserStore(Path(console_env["BEACON_CONSOLE_USERS_FILE"]))
-    assert store.authenticate(USER, PASSWORD)
+
+def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.1)
+
+
+def test_a_user_added_after_the_consoles_started_reaches_every_replica_and_so_does_a_new_role(replicas, console_env):
+    patient = {  # the polls below are failed logins until the user arrives: not throttled here
+        "BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_USER": "50",
+        "BEACON_CONSOLE_LOGIN_FREE_FAILURES_PER_ADDRESS": "100",
+        "BEACON_CONSOLE_LOGIN_LOCKOUT_AFTER": "60",
+    }
+    first, second = replicas(2, **patient)
+    newcomer, password = "lb-duty-3", "a newcomer's passphrase 7"
+    refused = httpx.Client(base_url=url(second), timeout=10)
+    assert attempt(refused, newcomer, password).status_code == 401
+    added = beacon_cli(console_env, "console-user", "add", newcomer, "--org", "lambeth", stdin=password + "\n")
+    assert added.returncode == 0, added.stderr
+    for console in (first, second):  # no file, no restart: the users topic
+        client = httpx.Client(base_url=url(console), timeout=10)
+        eventually(lambda client=client: attempt(client, newcomer, password).status_code == 303)
+        assert "(viewer, lambeth)" in client.get("/").text
+    listed = beacon_cli(console_env, "console-user", "list").stdout.splitlines()
+    assert f"{newcomer}\tviewer\tlambeth" in listed and "scrypt" not in "".join(listed)
+    removed = beacon_cli(console_env, "console-user", "remove", newcomer)
+    assert removed.returncode == 0, removed.stderr
+    for console in (first, second):
+        client = httpx.Client(base_url=url(console), timeout=10)
+        eventually(lambda client=client: attempt(client, newcomer, password).status_code == 401)
+    unknown = beacon_cli(console_env, "console-user", "remove", newcomer)
+    assert unknown.returncode == 1 and "no user" in unknown.stderr

@@ -1,21 +1,17 @@
-"""Console accounts (scrypt hashes in a users file) and console settings."""
+"""Console accounts (scrypt hashes, organisations and roles on beacon.console.users) and console settings."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import stat
-import subprocess
-import sys
 
 import pytest
 
+from beacon.console.access import Principal, Role
 from beacon.console.app import _format_duration, _local_path
 from beacon.console.settings import ConsoleSettings
-from beacon.console.users import UserError, UsersFileError, UserStore, hash_password, verify_password
+from beacon.console.users import UserDirectory, UserError, hash_password, user_set_record, verify_password
+from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.settings import SettingsError, load_settings
-from harness.services import service_env
 
 FAST = {"n": 2**10, "r": 8, "p": 1}  # cheap parameters where only the format is under test
 
@@ -35,55 +31,60 @@ def test_a_malformed_hash_never_verifies(garbage):
     assert verify_password("anything at all", garbage) is False
 
 
-def test_store_adds_changes_removes_and_rereads_the_file(tmp_path):
-    path = tmp_path / "sub" / "users.json"
-    store, other_reader = UserStore(path), UserStore(path)
-    assert store.users() == {} and not store.authenticate("alice", "whatever password")
-    store.set_password("alice", "first password 123")
-    assert other_reader.authenticate("alice", "first password 123")
-    store.set_password("alice", "second password 456")
-    assert not other_reader.authenticate("alice", "first password 123")
-    assert other_reader.authenticate("alice", "second password 456")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert "second password" not in path.read_text()
-    assert store.remove("alice") and not other_reader.exists("alice")
-    assert not store.remove("alice")
+def _record(name="alice", password="first password 123", orgs=("southwark",), role="responder", at=1.0):
+    return user_set_record(name, password, list(orgs), role, at)
+
+
+def test_the_directory_follows_the_topic_latest_record_of_each_name():
+    directory = UserDirectory()
+    assert not directory.authenticate("alice", "whatever password")
+    directory.apply(_record())
+    assert directory.authenticate("alice", "first password 123")
+    assert directory.principal("alice") == Principal("alice", frozenset({"southwark"}), Role.responder)
+    directory.apply(_record(password="second password 456", orgs=("lambeth", "met-police"), role="viewer", at=2.0))
+    assert not directory.authenticate("alice", "first password 123")
+    assert directory.authenticate("alice", "second password 456")
+    assert directory.principal("alice") == Principal("alice", frozenset({"lambeth", "met-police"}), Role.viewer)
+    directory.apply(ConsoleUserRecord(kind="user_removed", name="alice", at=3.0))
+    assert not directory.exists("alice") and not directory.authenticate("alice", "second password 456")
+
+
+def test_a_user_record_round_trips_and_never_holds_the_password():
+    record = _record()
+    assert b"first password" not in record.to_json()
+    assert ConsoleUserRecord.from_json(record.to_json()) == record
+    assert record.key == b"alice"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"kind": "user_set", "name": "alice", "at": 1.0, "role": "admin", "organisations": ["southwark"]},  # no hash
+        {"kind": "user_set", "name": "alice", "at": 1.0, "password_hash": "scrypt$1$8$1$AA==$AA==", "role": "admin"},
+        {"kind": "user_removed", "name": "alice", "at": 1.0, "role": "admin"},
+        {"kind": "user_set", "name": "../x", "at": 1.0},
+    ],
+)
+def test_incomplete_user_records_are_refused(payload):
+    with pytest.raises(ValueError):
+        ConsoleUserRecord.from_json(json.dumps(payload))
 
 
 @pytest.mark.parametrize("name", ["a", "Jane Smith", "x" * 65, "../etc", ""])
-def test_user_names_are_staff_ids(tmp_path, name):
+def test_user_names_are_staff_ids(name):
     with pytest.raises(UserError):
-        UserStore(tmp_path / "users.json").set_password(name, "long enough password")
+        _record(name=name)
 
 
-def test_short_passwords_are_refused(tmp_path):
+def test_short_passwords_unknown_roles_and_non_slug_organisations_are_refused():
     with pytest.raises(UserError, match="at least 12"):
-        UserStore(tmp_path / "users.json").set_password("alice", "short")
-
-
-@pytest.mark.slow  # runs the real CLI as a process
-def test_cli_reads_the_password_from_stdin_and_lists_names_only(tmp_path):
-    env = service_env(console_users_file=tmp_path / "users.json")
-
-    def beacon(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "beacon", *args],
-            input=stdin,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    added = beacon("console-user", "add", "duty-1", stdin="a password from stdin\n")
-    assert added.returncode == 0 and "added duty-1" in added.stdout
-    assert UserStore(tmp_path / "users.json").authenticate("duty-1", "a password from stdin")
-    refused = beacon("console-user", "add", "duty-2", stdin="short\n")
-    assert refused.returncode == 1 and "at least 12" in refused.stderr
-    listed = beacon("console-user", "list")
-    assert listed.stdout.split() == ["duty-1"] and "scrypt" not in listed.stdout
-    assert json.loads((tmp_path / "users.json").read_text())["users"]["duty-1"]["password_hash"].startswith("scrypt$")
+        _record(password="short")
+    with pytest.raises(UserError, match="unknown role"):
+        _record(role="root")
+    with pytest.raises(UserError, match="organisations"):
+        _record(orgs=("South Wark",))
+    with pytest.raises(UserError, match="organisations"):
+        _record(orgs=())
 
 
 def test_a_bad_time_zone_names_the_variable(monkeypatch):
@@ -113,15 +114,3 @@ def test_redirects_stay_inside_the_console(target, expected):
 )
 def test_durations_read_like_a_person_says_them(seconds, text):
     assert _format_duration(seconds) == text
-
-
-@pytest.mark.parametrize(
-    "broken", ['{"users": {', "[]", '{"users": []}', '{"users": {"a": 1}}', '{"users": {"a": {}}}']
-)
-def test_a_broken_users_file_is_one_clear_error_naming_the_file(tmp_path, broken):
-    path = tmp_path / "users.json"
-    path.write_text(broken)
-    store = UserStore(path)
-    for call in (store.users, lambda: store.exists("a"), lambda: store.authenticate("a", "x" * 12)):
-        with pytest.raises(UsersFileError, match=re.escape(str(path))):
-            call()

@@ -118,7 +118,7 @@ def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, 
         raised = {a.alert_id for a in alerts if a.episode_ref == report["data"]["episode_ref"]}
         assert raised and any(page["alert_id"] in raised for page in pages)
 
-    console_env = {**env, "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "console-users.json")}
+    console_env = env
     # Ready only once its feed has read every topic from the start: over SASL_SSL too.
     with ServiceProcess("console", console_env, tmp_path / "console.log", port=s.console_port) as console:
         _wait_for(lambda: httpx.get(f"http://127.0.0.1:{s.console_port}/readyz").status_code == 200, "console ready")

@@ -124,7 +124,6 @@ def test_sigterm_to_make_run_stops_every_service_and_the_broker(tmp_path):
     env = service_env(
         data_dir=tmp_path / "var" / "data",
         outbox_dir=tmp_path / "var" / "outbox",
-        console_users_file=tmp_path / "var" / "console" / "users.json",
         **{f"{name}_port": port for name, port in ports.items()},
     )
     dev = processes.start([sys.executable, "-m", "beacon", "dev", "--no-demo"], env, tmp_path / "dev.log")

@@ -49,7 +49,6 @@ def guarded_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {
         **env,
         **GUARDS,
-        "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "users.json"),
         "BEACON_NOTIFIER_API_TOKEN": NOTIFIER_TOKEN,
     }
 

@@ -102,20 +102,19 @@ def test_every_line_of_every_service_is_json_through_traffic_bad_requests_and_an
     INFO lines per SMS with the account SID in the URL. Every service runs as a real process;
     every line it writes (stdout and stderr) must be one JSON object carrying no secret, no
     account SID and no message body, and each SMS gets one Beacon line."""
-    from console.support import PASSWORD, USER, logged_in_client
+    from console.support import PASSWORD, USER, USER_ACCESS, logged_in_client
     from ingest.conftest import run_cli
     from notifier.stack import Stack, notifier_env
 
     link_secret = "ack-link-secret-of-this-test-0123456789"
     common = {
         **env,
-        "BEACON_CONSOLE_USERS_FILE": str(tmp_path / "users.json"),
         "BEACON_CONSOLE_SESSION_SECRET": "console-session-secret-of-this-test-0123",
         "BEACON_ACK_LINK_SECRET": link_secret,
     }
     token = run_cli(common, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
     subprocess.run(
-        [sys.executable, "-m", "beacon", "console-user", "add", USER],
+        [sys.executable, "-m", "beacon", "console-user", "add", USER, *USER_ACCESS],
         input=PASSWORD + "\n",
         env=common,
         capture_output=True,

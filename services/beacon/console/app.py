@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,16 +28,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from beacon.console import projection
+from beacon.console.access import Principal, Role, ScopedView, require_role
 from beacon.console.feed import Feed
+from beacon.console.oidc import CLIENT, ClaimsRefused, id_token_checks, make_oauth, principal_from_claims
+from beacon.console.pages import register_work_pages
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.console.throttle import LoginThrottle, ThrottlePolicy
-from beacon.console.users import UsersFileError, UserStore
 from beacon.core import domain
 from beacon.core.acks import AckCommand
+from beacon.core.audit import AuditRecord, ConsoleAuditKind
 from beacon.core.http_headers import SecurityHeadersMiddleware
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
+from beacon.core.notes import NoteRecord
 
 log = get_logger("console")
 HERE = Path(__file__).parent
@@ -94,10 +99,14 @@ def create_app(
     feed: Feed,
     send_ack: Callable[[AckCommand], Any],
     send_session_record: Callable[[SessionRecord], Any],
+    send_audit: Callable[[AuditRecord], Any],
+    send_note: Callable[[NoteRecord], Any] | None = None,
 ) -> FastAPI:
-    """``send_ack`` and ``send_session_record`` are awaited with each record for ACKS and
-    CONSOLE_SESSIONS; they must raise if Kafka did not take it."""
-    users = UserStore(settings.console_users_file)
+    """``send_ack``, ``send_session_record``, ``send_audit`` and ``send_note`` are awaited with each
+    record for ACKS, CONSOLE_SESSIONS, AUDIT and CONSOLE_NOTES; they must raise if Kafka did not
+    take it (``send_note`` None: notes are off)."""
+    users = feed.users
+    history = timedelta(days=settings.console_history_days)
     throttle = LoginThrottle(throttle_policy(settings))
     zone = ZoneInfo(settings.console_timezone)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -110,7 +119,9 @@ def create_app(
         category_label=domain.category_label,
         severity_label=domain.severity_label,
         zone_name=settings.console_timezone,
+        oidc_enabled=bool(settings.console_oidc_issuer),
     )
+    oauth = make_oauth(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,19 +147,6 @@ def create_app(
         if request.url.path.startswith(("/fragments/", "/live")):
             return JSONResponse({"detail": "login required"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
-
-    @app.exception_handler(UsersFileError)
-    async def users_file_broken(request: Request, exc: UsersFileError) -> Response:
-        # Fail closed: the broken edit may have been meant to remove someone.
-        log.error("console_users_file_invalid", file=str(settings.console_users_file), error=str(exc))
-        return await error_page(
-            request,
-            StarletteHTTPException(
-                status_code=503,
-                detail="The console cannot read its list of users, so nobody can log in. "
-                "An operator must fix the users file; acknowledge by SMS or phone meanwhile.",
-            ),
-        )
 
     @app.exception_handler(StarletteHTTPException)
     async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
@@ -185,21 +183,62 @@ def create_app(
                 detail="The form expired or did not come from this console. Go back, reload the page and try again.",
             )
 
-    def current_user(request: Request) -> str:
+    def current_principal(request: Request) -> Principal:
+        """The signed-in user, with the organisations and role the users topic gives them now."""
         name, session_id, issued_at = (request.session.get(k) for k in ("user", "sid", "iat"))
+        principal = _session_principal(request.session, name)
         valid = (
-            isinstance(name, str)
+            principal is not None
             and isinstance(session_id, str)
             and isinstance(issued_at, int | float)
-            and users.exists(name)  # a removed user's session stops working at once
-            and feed.sessions_ready  # until the revocations at start are read, no session is trusted
-            and feed.sessions.session_valid(name, session_id, issued_at)
+            and feed.sessions_ready  # until the users and revocations at start are read, no session is trusted
+            and feed.sessions.session_valid(str(name), session_id, issued_at)
         )
-        if not valid:
+        if not valid or principal is None:
             for key in ("user", "sid", "iat"):
                 request.session.pop(key, None)
             raise LoginRequired()
-        return str(name)
+        request.state.principal = principal  # for the templates (role, organisations, buttons)
+        return principal
+
+    def _session_principal(session: dict[str, Any], name: object) -> Principal | None:
+        if not isinstance(name, str):
+            return None
+        signed_in = session.get("oidc")
+        if signed_in is None:
+            return users.principal(name)  # a local account: as the users topic says now (removed: at once)
+        if oauth is None or not isinstance(signed_in, dict):
+            return None  # OIDC switched off: its sessions end
+        try:  # what the ID token said at sign-in, in the signed cookie; until the session ends
+            return Principal(name, frozenset(signed_in["orgs"]), Role.parse(signed_in["role"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def scoped(request: Request) -> ScopedView:
+        """THE way a handler reads the view: only what this principal may see (console/access.py)."""
+        return ScopedView(feed.state, current_principal(request), datetime.now(UTC), history)
+
+    async def audit(
+        view: ScopedView, kind: ConsoleAuditKind, child_ref: str, alert_id: str | None, detail: str
+    ) -> None:
+        """Who looked at which child, or did what: on the audit topic before the answer goes out.
+        Fails closed: a view that cannot be audited is not shown."""
+        record = AuditRecord(
+            audit_id=f"console:{kind}:{uuid.uuid4()}",
+            kind=kind,
+            at=datetime.now(UTC),
+            alert_id=alert_id,
+            child_ref=child_ref,
+            person=view.principal.name,
+            detail=detail,
+        )
+        try:
+            await send_audit(record)
+        except Exception as exc:  # noqa: BLE001 - any failure to audit is answered 503
+            log.error("console_audit_not_sent", kind=kind, error=type(exc).__name__)
+            raise HTTPException(
+                status_code=503, detail="Kafka did not take the audit record, so this cannot be shown. Try again."
+            ) from None
 
     async def end_sessions(record: SessionRecord) -> bool:
         """Apply here at once, then hand to every replica through Kafka; False if Kafka refused."""
@@ -226,37 +265,45 @@ def create_app(
             flash=request.session.pop("flash", None) if whole_page else None,
             flash_error=request.session.pop("flash_error", None) if whole_page else None,
         )
+        principal = getattr(request.state, "principal", None)
+        context.update(principal=principal, can_respond=principal is not None and principal.has_role(Role.responder))
         return templates.TemplateResponse(request, template, context, status_code=status_code)
 
-    def dashboard_context() -> dict[str, Any]:
-        rows = projection.missing_now(feed.state)
-        alerts = projection.open_alerts(feed.state)
+    def dashboard_context(view: ScopedView) -> dict[str, Any]:
+        rows = view.only_visible(projection.missing_now(view.state))
+        alerts = view.only_visible(projection.open_alerts(view.state))
         return {"rows": rows, "alerts": alerts, "unacked": sum(1 for a in alerts if a.needs_attention)}
 
-    def child_context(child_ref: str) -> dict[str, Any]:
-        child = feed.state.children.get(child_ref)
-        if child is None:
-            raise HTTPException(status_code=404, detail="No record of this child reference.")
+    def child_context(view: ScopedView, child_ref: str) -> dict[str, Any]:
+        child = view.child(child_ref)
         episodes = sorted(
             child.episodes.values(), key=lambda e: e.started_at or e.ended_at or projection._NEVER, reverse=True
         )
         alerts = sorted(
-            (feed.state.alerts[a] for a in child.alert_ids if a in feed.state.alerts),
+            (view.state.alerts[a] for a in child.alert_ids if a in view.state.alerts),
             key=lambda a: (not a.is_open, projection.alert_order(a)),
         )
         return {
             "child": child,
             "episodes": episodes,
             "alerts": alerts,
-            "entries": list(reversed(projection.timeline(feed.state, child_ref))),
+            "entries": list(reversed(projection.timeline(view.state, child_ref))),
         }
 
-    def alert_context(alert_id: str) -> dict[str, Any]:
-        alert = feed.state.alerts.get(alert_id)
-        if alert is None or alert.raised_at is None and alert.resolved_at is None:
+    def alert_context(view: ScopedView, alert_id: str) -> dict[str, Any]:
+        alert = view.alert(alert_id)
+        if alert.raised_at is None and alert.resolved_at is None:
             raise HTTPException(status_code=404, detail="No such alert.")
-        entries = [e for e in projection.timeline(feed.state, alert.child_ref or "") if e.alert_id == alert_id]
-        return {"alert": alert, "entries": list(reversed(entries))}
+        entries = [e for e in projection.timeline(view.state, alert.child_ref or "") if e.alert_id == alert_id]
+        return {
+            "alert": alert,
+            "entries": list(reversed(entries)),
+            "chain": work_pages.alert_chain(alert),
+            "notes": work_pages.alert_notes(alert),
+            "notes_on": work_pages.notes_cipher is not None,
+        }
+
+    work_pages = register_work_pages(app, settings, feed.read_model, render, scoped, check_csrf, audit, send_note)
 
     # ---------------------------------------------------------------- operations
 
@@ -334,6 +381,60 @@ def create_app(
             request, "login.html", None, status_code=401, next=_local_path(next), error="Wrong user name or password."
         )
 
+    @app.get("/login/oidc")
+    async def oidc_login(request: Request, next: str = "/") -> Response:
+        if oauth is None:
+            raise HTTPException(status_code=404, detail="Not Found")
+        request.session["oidc_next"] = _local_path(next)
+        redirect_uri = settings.console_oidc_redirect_url or str(request.url_for("oidc_callback"))
+        # authlib keeps state, nonce and the PKCE verifier in the signed session cookie.
+        try:
+            response: Response = await oauth.create_client(CLIENT).authorize_redirect(request, redirect_uri)
+        except Exception as exc:  # noqa: BLE001 - the provider's discovery did not answer or is not valid
+            log.error("console_oidc_provider_unreachable", error=type(exc).__name__)
+            return render(
+                request,
+                "login.html",
+                None,
+                status_code=502,
+                next="/",
+                error="The sign-in provider did not answer. Try again, or log in with a local account.",
+            )
+        return response
+
+    @app.get("/login/oidc/callback", name="oidc_callback")
+    async def oidc_callback(request: Request) -> Response:
+        if oauth is None:
+            raise HTTPException(status_code=404, detail="Not Found")
+        if not feed.sessions_ready:
+            raise HTTPException(status_code=503, detail="The console is starting. Try again in a few seconds.")
+        try:
+            token = await oauth.create_client(CLIENT).authorize_access_token(
+                request, claims_options=id_token_checks(settings)
+            )
+            claims = token.get("userinfo")
+            if not claims:
+                raise ClaimsRefused("the provider sent no ID token")
+            principal = principal_from_claims(claims, settings)
+        except ClaimsRefused as exc:
+            CONSOLE_LOGIN_FAILURES.labels(reason="oidc_claims").inc()
+            log.warning("console_oidc_refused", reason=str(exc))
+            return render(request, "login.html", None, status_code=403, next="/", error=f"Sign-in refused: {exc}.")
+        except Exception as exc:  # noqa: BLE001 - a bad state, nonce, signature, issuer or audience
+            CONSOLE_LOGIN_FAILURES.labels(reason="oidc_invalid").inc()
+            log.warning("console_oidc_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            return render(request, "login.html", None, status_code=401, next="/", error="Sign-in failed: try again.")
+        target = _local_path(request.session.get("oidc_next"))
+        request.session.clear()  # a fresh session (and CSRF token) at every sign-in
+        request.session.update(
+            user=principal.name,
+            sid=secrets.token_urlsafe(18),
+            iat=time.time(),
+            oidc={"orgs": sorted(principal.organisations), "role": principal.role.name},
+        )
+        log.info("console_login", user=principal.name, via="oidc")
+        return RedirectResponse(target, status_code=303)
+
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
@@ -355,19 +456,21 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse)
     async def dashboard(request: Request) -> HTMLResponse:
-        user = current_user(request)
-        return render(request, "dashboard.html", user, fragment="/fragments/dashboard", **dashboard_context())
+        view = scoped(request)
+        return render(
+            request, "dashboard.html", view.principal.name, fragment="/fragments/dashboard", **dashboard_context(view)
+        )
 
     @app.get("/fragments/dashboard", response_class=HTMLResponse)
     async def dashboard_fragment(request: Request) -> HTMLResponse:
-        user = current_user(request)
-        return render(request, "_dashboard.html", user, **dashboard_context())
+        view = scoped(request)
+        return render(request, "_dashboard.html", view.principal.name, **dashboard_context(view))
 
     @app.get("/children")
     async def find_child(request: Request, ref: str = "") -> Response:
-        current_user(request)
+        view = scoped(request)
         ref = ref.strip()
-        if ref not in feed.state.children:
+        if not view.sees_child(ref):  # not there, or not this user's: the same answer
             if ref:
                 request.session["flash_error"] = "No record of that child reference."
             return RedirectResponse("/", status_code=303)
@@ -375,35 +478,45 @@ def create_app(
 
     @app.get("/children/{child_ref}", response_class=HTMLResponse)
     async def child_page(request: Request, child_ref: str) -> HTMLResponse:
-        user = current_user(request)
+        view = scoped(request)
+        context = child_context(view, child_ref)
+        await audit(view, "timeline_viewed", child_ref, None, "page")
         return render(
-            request, "child.html", user, fragment=f"/fragments/children/{quote(child_ref)}", **child_context(child_ref)
+            request, "child.html", view.principal.name, fragment=f"/fragments/children/{quote(child_ref)}", **context
         )
 
     @app.get("/fragments/children/{child_ref}", response_class=HTMLResponse)
     async def child_fragment(request: Request, child_ref: str) -> HTMLResponse:
-        user = current_user(request)
-        return render(request, "_child.html", user, **child_context(child_ref))
+        view = scoped(request)
+        context = child_context(view, child_ref)
+        await audit(view, "timeline_viewed", child_ref, None, "live")
+        return render(request, "_child.html", view.principal.name, **context)
 
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
-        user = current_user(request)
+        view = scoped(request)
+        context = alert_context(view, alert_id)
+        await audit(view, "alert_viewed", context["alert"].child_ref, alert_id, "page")
         return render(
-            request, "alert.html", user, fragment=f"/fragments/alerts/{quote(alert_id)}", **alert_context(alert_id)
+            request, "alert.html", view.principal.name, fragment=f"/fragments/alerts/{quote(alert_id)}", **context
         )
 
     @app.get("/fragments/alerts/{alert_id}", response_class=HTMLResponse)
     async def alert_fragment(request: Request, alert_id: str) -> HTMLResponse:
-        user = current_user(request)
-        return render(request, "_alert.html", user, **alert_context(alert_id))
+        view = scoped(request)
+        context = alert_context(view, alert_id)
+        await audit(view, "alert_viewed", context["alert"].child_ref, alert_id, "live")
+        return render(request, "_alert.html", view.principal.name, **context)
 
     @app.post("/alerts/{alert_id}/acknowledge")
     async def acknowledge(request: Request, alert_id: str, csrf: str = Form(""), next: str = Form("/")) -> Response:
-        user = current_user(request)
+        view = scoped(request)
         check_csrf(request, csrf)
-        alert = feed.state.alerts.get(alert_id)
-        if alert is None or alert.raised_at is None:
+        alert = view.alert(alert_id)  # 404 before 403: a viewer of another council learns nothing
+        if alert.raised_at is None:
             raise HTTPException(status_code=404, detail="No such alert.")
+        require_role(view.principal, Role.responder)
+        user = view.principal.name
         if alert.status != "raised":
             request.session["flash_error"] = f"Alert {alert_id} is already {alert.status}: nothing to do."
             return RedirectResponse(_local_path(next), status_code=303)
@@ -416,6 +529,7 @@ def create_app(
             via="console",
             at=datetime.now(UTC),
         )
+        await audit(view, "action_requested", alert.child_ref or "", alert_id, "acknowledge")
         try:
             await send_ack(command)
         except Exception as exc:  # noqa: BLE001 - any failure to hand the ack to Kafka is answered 503
@@ -438,9 +552,18 @@ def create_app(
         )
         return RedirectResponse(_local_path(next), status_code=303)
 
+    @app.get("/admin/users", response_class=HTMLResponse)
+    async def users_page(request: Request) -> HTMLResponse:
+        """User management needs the admin role (today a read-out: changes go through the CLI to Kafka)."""
+        principal = current_principal(request)
+        require_role(principal, Role.admin)
+        listed = sorted((u.principal for u in users.users.values()), key=lambda p: p.name)
+        return render(request, "users.html", principal.name, users=listed)
+
     @app.get("/live")
     async def live(request: Request) -> StreamingResponse:
-        current_user(request)
+        # Carries view versions only, never a reference: what changed is fetched through scoped().
+        current_principal(request)
 
         async def stream() -> AsyncIterator[str]:
             version = -1

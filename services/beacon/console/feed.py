@@ -1,8 +1,11 @@
-"""Thin shell around the projection: read the topics from the beginning and fold them in.
+"""Thin shell around the projection: read the topics and fold them into the read model.
 
-Each console instance keeps its own in-memory view and reads every partition itself
-(no consumer group, no committed offsets), so instances never rebalance each other
-and a restart rebuilds the view from Kafka, the system of record.
+Each console instance keeps its own read model (read_model.py: an SQLite file holding the
+view and the next offset of every partition, written in one transaction per batch) and
+reads every partition itself (no consumer group), so instances never rebalance each other.
+A restart resumes from the offsets in its file: ready in seconds whatever the history.
+The account topics (sessions and users: compacted, small, held in memory) are read from
+their start at every start, as before.
 """
 
 from __future__ import annotations
@@ -15,25 +18,45 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from beacon.console.projection import Record, ViewState, apply
+from beacon.console.projection import Record, apply
+from beacon.console.read_model import ReadModel, StoredViewState
 from beacon.console.sessions import SessionRecord, SessionRegistry
+from beacon.console.users import UserDirectory
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
+from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import event_from_json
 from beacon.core.kafka import aiokafka_config, client_config
 from beacon.core.logs import get_logger
 from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.core.notes import NoteRecord
 from beacon.core.settings import Settings
-from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_SESSIONS, EVENTS, EVENTS_HISTORY
+from beacon.core.topics import (
+    ACKS,
+    ALERTS,
+    AUDIT,
+    CONSOLE_NOTES,
+    CONSOLE_SESSIONS,
+    CONSOLE_USERS,
+    EVENTS,
+    EVENTS_HISTORY,
+)
 
 log = get_logger("console")
 
-FEED_TOPICS = (EVENTS, EVENTS_HISTORY, ALERTS, AUDIT, ACKS, CONSOLE_SESSIONS)
+FEED_TOPICS = (EVENTS, EVENTS_HISTORY, ALERTS, AUDIT, ACKS, CONSOLE_NOTES, CONSOLE_SESSIONS, CONSOLE_USERS)
+ACCOUNT_TOPICS = (CONSOLE_SESSIONS, CONSOLE_USERS)  # read before anyone may log in
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
 UNPROCESSABLE = "unprocessable"
+# While catching up, the read model commits after this many records or seconds (whichever first).
+# Rarely: each commit encodes every child and alert changed since the last one, and a child is
+# touched by records spread over the history; the dirty rows wait in memory meanwhile (bounded
+# by this many records' children and alerts).
+CATCH_UP_COMMIT_RECORDS = 50_000
+CATCH_UP_COMMIT_S = 10.0
 
 
 def feed_partitions(settings: Settings) -> list[TopicPartition]:
@@ -61,24 +84,33 @@ def decode(topic: str, payload: bytes) -> Record:
         return AuditRecord.from_json(payload)
     if topic == ACKS:
         return AckCommand.from_json(payload)
+    if topic == CONSOLE_NOTES:
+        return NoteRecord.from_json(payload)
     raise ValueError(f"the console does not read {topic}")
 
 
 class Feed:
     """Owns the view state; tells waiting pages when it changes."""
 
-    def __init__(self, settings: Settings, state: ViewState | None = None):
+    def __init__(self, settings: Settings, read_model: ReadModel | None = None):
         self.settings = settings
-        self.state = state or ViewState()
+        self.read_model = read_model or ReadModel()
         self.ready = False  # caught up with every partition's end as it was at start
         self.failed: str | None = None
         self.closing = False  # set at shutdown: live streams end so the server can stop at once
-        # Ended sessions and locked accounts; sessions_ready once what was there at start is in.
+        # Users, ended sessions and locked accounts; sessions_ready once what was there at start is in.
+        self.users = UserDirectory()
         self.sessions = SessionRegistry()
         self.sessions_ready = False
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_offsets: dict[TopicPartition, int] = {}
+        self._uncommitted = 0  # records folded since the read model's last commit
+        self._committed_at = time.monotonic()
+
+    @property
+    def state(self) -> StoredViewState:
+        return self.read_model.state
 
     # -- change notification (Server-Sent Events wait on this)
 
@@ -135,9 +167,15 @@ class Feed:
         try:
             partitions = await asyncio.to_thread(feed_partitions, self.settings)
             consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
             end_at_start: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-            log.info("console_feed_started", partitions=len(partitions), records_at_start=sum(end_at_start.values()))
+            await self._seek_to_stored_offsets(consumer, partitions, end_at_start)
+            log.info(
+                "console_feed_started",
+                partitions=len(partitions),
+                records_at_start=sum(end_at_start.values()),
+                records_to_read=sum(end - self._next_offsets.get(tp, 0) for tp, end in end_at_start.items()),
+                read_model=self.read_model.path,
+            )
             await self._check_caught_up(consumer, end_at_start)
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
@@ -147,6 +185,9 @@ class Feed:
                         self._fold(tp.topic, record.value, record.offset, tp.partition)
                     if records:
                         self._next_offsets[tp] = records[-1].offset + 1
+                self._uncommitted += sum(len(records) for records in batches.values())
+                if self._uncommitted and self._time_to_commit():
+                    self._commit()
                 if self.state.version != before:
                     self._notify()
                 if not self.ready:
@@ -155,10 +196,56 @@ class Feed:
         finally:
             await consumer.stop()
 
+    def _time_to_commit(self) -> bool:
+        """Every batch once caught up; while catching up, in larger steps (a child changed by
+        many records of the history is then written once, not once per batch)."""
+        return (
+            self.ready
+            or self._uncommitted >= CATCH_UP_COMMIT_RECORDS
+            or time.monotonic() - self._committed_at >= CATCH_UP_COMMIT_S
+        )
+
+    def _commit(self) -> None:
+        offsets = {
+            (tp.topic, tp.partition): o for tp, o in self._next_offsets.items() if tp.topic not in ACCOUNT_TOPICS
+        }
+        self.read_model.commit(offsets)
+        self._uncommitted, self._committed_at = 0, time.monotonic()
+
+    async def _seek_to_stored_offsets(
+        self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition], end_at_start: dict[TopicPartition, int]
+    ) -> None:
+        """Resume each partition where the read model stopped; from the start if it holds
+        an offset the log does not have (another cluster, a topic recreated): then the
+        file describes another log and is rebuilt."""
+        stored = self.read_model.offsets()
+        beyond = [tp for tp in partitions if stored.get((tp.topic, tp.partition), 0) > end_at_start[tp]]
+        if beyond:
+            log.warning("console_read_model_rebuilt", reason="offsets_beyond_the_log", partitions=len(beyond))
+            self.read_model.reset()
+            stored = {}
+        beginnings: dict[TopicPartition, int] = await consumer.beginning_offsets(partitions)
+        for tp in partitions:
+            resume = stored.get((tp.topic, tp.partition))
+            if tp.topic in ACCOUNT_TOPICS or resume is None or resume < beginnings[tp]:
+                # A stored offset the retention has deleted past: what was deleted is gone from Kafka too.
+                await consumer.seek_to_beginning(tp)
+                self._next_offsets[tp] = beginnings[tp]
+            else:
+                consumer.seek(tp, resume)
+                self._next_offsets[tp] = resume
+
     def _fold(self, topic: str, payload: bytes | None, offset: int, partition: int) -> None:
         """Fold one record in, or count and skip it: a record the console cannot read is
         never shown half-read and never stops the feed (the workers reading that topic
         dead-letter it; the console, one of many replicas, only reads)."""
+        if topic == CONSOLE_USERS:
+            user = safe_decode(payload, ConsoleUserRecord.from_json)
+            if isinstance(user, Rejected):
+                self._skip(topic, partition, offset, user.reason)
+            else:
+                self.users.apply(user)
+            return
         if topic == CONSOLE_SESSIONS:
             session = safe_decode(payload, SessionRecord.from_json)
             if isinstance(session, Rejected):
@@ -184,13 +271,17 @@ class Feed:
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer, end_at_start: dict[Any, int]) -> None:
         behind = {tp.topic for tp, end in end_at_start.items() if await consumer.position(tp) < end}
-        if CONSOLE_SESSIONS not in behind:
+        if not behind.intersection(ACCOUNT_TOPICS):
             self.sessions_ready = True
         if behind:
             return
+        if self._uncommitted:
+            self._commit()
         self.ready = True
         self._notify()
         log.info("console_caught_up", version=self.state.version, duplicates=self.state.duplicates)
+        if not self.users.users:
+            log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME --org ORG")
 
     def _export_lag(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

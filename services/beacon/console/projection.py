@@ -22,13 +22,14 @@ text field, a return interview's reason, is dropped here).
 from __future__ import annotations
 
 import bisect
+from collections.abc import MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord, Severity
-from beacon.core.audit import AuditRecord
+from beacon.core.audit import CONSOLE_AUDIT_KINDS, AuditRecord
 from beacon.core.domain import (
     CATEGORY_LABEL,
     RISK_LABEL,
@@ -56,10 +57,11 @@ from beacon.core.events import (
     StrategyDiscussionRecorded,
     source_org,
 )
+from beacon.core.notes import NoteRecord
 from beacon.core.wording import reason
 
-Record = CloudEvent | AlertRecord | AuditRecord | AckCommand
-EntryKind = Literal["event", "alert", "audit", "ack"]
+Record = CloudEvent | AlertRecord | AuditRecord | AckCommand | NoteRecord
+EntryKind = Literal["event", "alert", "audit", "ack", "note"]
 AlertStatus = Literal["raised", "acknowledged", "resolved", "closed"]
 
 
@@ -101,7 +103,11 @@ class Episode:
     category_history: list[tuple[int, str, str]] = field(default_factory=list)
     reporting_org: str | None = None
     placing_council: str | None = None
+    found_by: str | None = None  # the organisation whose ChildFound ended it (console/access.py reads it)
     rescue_alert_at: datetime | None = None
+    # The latest return home interview record (by recorded_at): status only, the reason is never kept.
+    interview_status: str | None = None
+    interview_at: datetime | None = None
 
     @property
     def started_at(self) -> datetime | None:
@@ -143,6 +149,9 @@ class AlertView:
     closed_by: str | None = None
     ack_requests: list[AckCommand] = field(default_factory=list)  # seen on ACKS, not yet confirmed
     paged: list[AuditRecord] = field(default_factory=list)  # notification and delivery audit records
+    raised_record: AlertRecord | None = None  # as the correlator raised it: the notifier's chain is resolved from it
+    escalation_steps: list[tuple[datetime, int]] = field(default_factory=list)  # (at, step) the notifier reached
+    notes: list[NoteRecord] = field(default_factory=list)  # encrypted; console/notes.py opens them to show
 
     @property
     def status(self) -> AlertStatus:
@@ -181,6 +190,10 @@ class ChildView:
     alert_ids: set[str] = field(default_factory=set)
     cse_level: str | None = None
     cse_at: datetime | None = None
+    # The latest placement (by effective time): its councils are involved in the child's episodes.
+    placing_council: str | None = None
+    host_council: str | None = None
+    placement_at: datetime | None = None
 
     def episode(self, episode_ref: str) -> Episode:
         if episode_ref not in self.episodes:
@@ -216,9 +229,11 @@ class ChildView:
 
 @dataclass
 class ViewState:
-    children: dict[str, ChildView] = field(default_factory=dict)
-    alerts: dict[str, AlertView] = field(default_factory=dict)
-    seen: set[tuple[str, ...]] = field(default_factory=set)
+    """In memory here; read_model.StoredViewState keeps children, alerts and seen in SQLite."""
+
+    children: MutableMapping[str, ChildView] = field(default_factory=dict)
+    alerts: MutableMapping[str, AlertView] = field(default_factory=dict)
+    seen: MutableSet[tuple[str, ...]] = field(default_factory=set)
     # Indexes of what is open now, so the dashboard costs O(open), not O(years of history).
     open_episodes: set[tuple[str, str]] = field(default_factory=set)  # (child_ref, episode_ref)
     open_alert_ids: set[str] = field(default_factory=set)
@@ -246,11 +261,16 @@ def dedup_key(record: Record) -> tuple[str, ...]:
         return ("alert", record.alert_id, record.status)
     if isinstance(record, AuditRecord):
         return ("audit", record.audit_id)
+    if isinstance(record, NoteRecord):
+        return ("note", record.note_id)
     return ("ack", record.command_id)
 
 
 def apply(view_state: ViewState, record: Record) -> ViewState:
-    """Fold one record into the view. A record already seen changes nothing."""
+    """Fold one record into the view. A record already seen changes nothing, nor does the
+    console's own access audit (a view that bumped the version would refresh itself forever)."""
+    if isinstance(record, AuditRecord) and (record.kind in CONSOLE_AUDIT_KINDS or record.alert_id is None):
+        return view_state
     key = dedup_key(record)
     if key in view_state.seen:
         view_state.duplicates += 1
@@ -263,10 +283,12 @@ def apply(view_state: ViewState, record: Record) -> ViewState:
     elif isinstance(record, AlertRecord):
         _apply_alert(view_state, record, "|".join(key))
         _index_alert(view_state, record.alert_id)
-    elif isinstance(record, AuditRecord):
-        _apply_audit(view_state, record, "|".join(key))
+    elif isinstance(record, AuditRecord) and record.alert_id is not None:
+        _apply_audit(view_state, record, record.alert_id, "|".join(key))
         _index_alert(view_state, record.alert_id)
-    else:
+    elif isinstance(record, NoteRecord):
+        _apply_note(view_state, record, "|".join(key))
+    elif isinstance(record, AckCommand):
         _apply_ack(view_state, record)
     view_state.version += 1
     return view_state
@@ -321,11 +343,16 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
         text = "Sighting reported" if data.kind == "sighting" else "New information received"
     elif isinstance(data, ChildFound):
         ep = child.episode(episode_of(child.aliases, data.episode_ref))
-        ep.found_ended_at, ep.outcome = data.ended_at, data.outcome
+        ep.found_ended_at, ep.outcome, ep.found_by = data.ended_at, data.outcome, source_org(event.source)
         text = f"{data.outcome.capitalize()}: episode closed by {source_org(event.source)}"
     elif isinstance(data, SafeAndWellChecked):
         text = "Safe-and-well check done"
     elif isinstance(data, ReturnInterviewRecorded):
+        interviewed = child.episodes.get(episode_ref) if episode_ref else None  # "offered" makes no episode
+        if interviewed is not None and (
+            interviewed.interview_at is None or data.recorded_at >= interviewed.interview_at
+        ):
+            interviewed.interview_status, interviewed.interview_at = data.status, data.recorded_at
         text = f"Return home interview {data.status.replace('_', ' ')}"  # the reason is never kept
     elif isinstance(data, StrategyDiscussionRecorded):
         text = f"Strategy discussion {data.status}"
@@ -334,6 +361,9 @@ def _apply_event(state: ViewState, event: CloudEvent, key: str) -> str | None:
             child.cse_level, child.cse_at = data.level.value, data.screened_at
         text = f"CSE screening recorded: level {data.level.value}"
     elif isinstance(data, PlacementChanged):
+        if child.placement_at is None or data.effective_at >= child.placement_at:
+            child.placing_council, child.host_council = data.placing_council, data.host_council
+            child.placement_at = data.effective_at
         text = f"Placement {data.change.replace('_', ' ')}: placed by {data.placing_council}, host {data.host_council}"
     elif isinstance(data, AllocationChanged):
         text = "Case allocated" if data.status == "allocated" else "Case unallocated: no named social worker"
@@ -361,7 +391,7 @@ def _apply_alert(state: ViewState, record: AlertRecord, key: str) -> None:
     # The reason in the words every message uses (beacon.core.wording), not the record's text.
     alert.reason, alert.council = reason(record.rule, record.step), record.council
     if record.status == "raised":
-        alert.raised_at = record.occurred_at
+        alert.raised_at, alert.raised_record = record.occurred_at, record
         text = f"Alert raised ({record.severity.value}): {alert.reason}"
     else:
         alert.resolved_at = record.occurred_at
@@ -416,8 +446,8 @@ def _audit_text(record: AuditRecord) -> str:
     return _AUDIT_TEXT[record.kind].format(person=person, channel=channel, detail=detail or "-")
 
 
-def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
-    alert = state.alert(record.alert_id)
+def _apply_audit(state: ViewState, record: AuditRecord, alert_id: str, key: str) -> None:
+    alert = state.alert(alert_id)
     if alert.child_ref is None:
         alert.child_ref = record.child_ref
     if record.kind == "acknowledged":
@@ -427,11 +457,22 @@ def _apply_audit(state: ViewState, record: AuditRecord, key: str) -> None:
     elif record.kind == "closed":
         if alert.closed_at is None or record.at < alert.closed_at:
             alert.closed_at, alert.closed_by = record.at, record.person
+    elif record.kind == "escalation_step" and record.step is not None:
+        bisect.insort(alert.escalation_steps, (record.at, record.step))
     elif record.kind in ("notification_sent", "notification_failed", "delivery_status", "fallback", "resolution_sent"):
         bisect.insort(alert.paged, record, key=lambda r: (r.at, r.audit_id))
     child = state.child(record.child_ref)
-    child.alert_ids.add(record.alert_id)
-    child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=record.alert_id))
+    child.alert_ids.add(alert_id)
+    child.add_entry(TimelineEntry(record.at, "audit", key, _audit_text(record), alert_id=alert_id))
+
+
+def _apply_note(state: ViewState, note: NoteRecord, key: str) -> None:
+    """A note on an alert: kept encrypted; the timeline says only who added one."""
+    alert = state.alert(note.alert_id)
+    bisect.insort(alert.notes, note, key=lambda n: (n.at, n.note_id))
+    child = state.child(note.child_ref)
+    child.alert_ids.add(note.alert_id)
+    child.add_entry(TimelineEntry(note.at, "note", key, f"Note added by {note.by}", alert_id=note.alert_id))
 
 
 def _apply_ack(state: ViewState, command: AckCommand) -> None:

@@ -9,14 +9,17 @@ import uvicorn
 
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
+from beacon.console.read_model import ReadModel
 from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
+from beacon.core.audit import AuditRecord
 from beacon.core.http_server import uvicorn_config
 from beacon.core.kafka import make_producer
 from beacon.core.logs import configure_logging, get_logger, logging_config
+from beacon.core.notes import NoteRecord
 from beacon.core.settings import load_settings
-from beacon.core.topics import ACKS, CONSOLE_SESSIONS, ensure_topics
+from beacon.core.topics import ACKS, AUDIT, CONSOLE_NOTES, CONSOLE_SESSIONS, ensure_topics
 
 log = get_logger("console")
 ACK_SEND_TIMEOUT_S = 10.0
@@ -43,10 +46,20 @@ def run() -> None:
     async def send_session_record(record: SessionRecord) -> None:
         await asyncio.to_thread(_send_session_blocking, record)
 
-    if not settings.console_users_file.exists():
-        log.warning("console_no_users", hint="add one with: python -m beacon console-user add NAME")
-    feed = Feed(settings)
-    app = create_app(settings, feed, send_ack, send_session_record)
+    def _send_audit_blocking(record: AuditRecord) -> None:
+        producer.send(AUDIT, key=record.key, value=record.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
+
+    async def send_audit(record: AuditRecord) -> None:
+        await asyncio.to_thread(_send_audit_blocking, record)
+
+    def _send_note_blocking(note: NoteRecord) -> None:
+        producer.send(CONSOLE_NOTES, key=note.key, value=note.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
+
+    async def send_note(note: NoteRecord) -> None:
+        await asyncio.to_thread(_send_note_blocking, note)
+
+    feed = Feed(settings, ReadModel(settings.read_model_file, settings.console_read_model_cache_entries))
+    app = create_app(settings, feed, send_ack, send_session_record, send_audit, send_note)
     config = uvicorn_config(
         app,
         settings,

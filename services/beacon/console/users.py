@@ -1,4 +1,5 @@
-"""Console staff accounts: a JSON file of user names and scrypt password hashes.
+"""Console staff accounts: user names, scrypt password hashes, organisations and a role,
+kept on the compacted topic ``beacon.console.users`` (core/console_users.py).
 
 Hashes use the standard library's scrypt (RFC 7914) with a random salt per user and
 are compared in constant time. An unknown user name costs the same scrypt work as a
@@ -10,13 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import os
 import re
 import secrets
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from beacon.console.access import Principal, Role
+from beacon.core.console_users import ConsoleUserRecord
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 12
@@ -29,11 +31,6 @@ _MAXMEM = 256 * 1024 * 1024
 
 class UserError(ValueError):
     """A user name or password that cannot be accepted, with the reason."""
-
-
-class UsersFileError(UserError):
-    """The users file exists but is not a valid users file (e.g. after a hand edit). Nobody
-    is let in until it is fixed: the edit may have been meant to remove someone."""
 
 
 def _b64(raw: bytes) -> str:
@@ -75,73 +72,63 @@ def check_password(password: str) -> str:
     return password
 
 
+@dataclass(frozen=True)
+class ConsoleUser:
+    name: str
+    password_hash: str
+    principal: Principal
+
+
 @dataclass
-class UserStore:
-    """The users file. Re-read whenever it changes on disk, so adding or removing a user
-    takes effect at once, and a removed user's open sessions stop working."""
+class UserDirectory:
+    """The users every console replica folds from ``beacon.console.users`` (pure: the feed
+    applies records in topic order; the latest record of a name wins, as compaction keeps)."""
 
-    path: Path
-    _mtime: int | None = None
-    _users: dict[str, str] | None = None
+    users: dict[str, ConsoleUser] = field(default_factory=dict)
 
-    def users(self) -> dict[str, str]:
-        """Name -> password hash. Raises UsersFileError while the file is broken."""
-        try:
-            mtime = self.path.stat().st_mtime_ns
-        except FileNotFoundError:
-            self._mtime, self._users = None, {}
-            return {}
-        if self._users is None or mtime != self._mtime:
-            self._users = self._read()
-            self._mtime = mtime
-        return self._users
-
-    def _read(self) -> dict[str, str]:
-        try:
-            document = json.loads(self.path.read_text())
-            entries = document["users"] if isinstance(document, dict) else None
-            if not isinstance(entries, dict):
-                raise TypeError('the top level must be {"users": {name: {"password_hash": ...}}}')
-            users = {name: entry["password_hash"] for name, entry in entries.items()}
-            if not all(isinstance(encoded, str) for encoded in users.values()):
-                raise TypeError("every password_hash must be a string")
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, TypeError, KeyError) as exc:  # a hand edit broke it
-            raise UsersFileError(f"users file {self.path} cannot be read: {type(exc).__name__}: {exc}") from None
-        return users
+    def apply(self, record: ConsoleUserRecord) -> None:
+        if record.kind == "user_removed":
+            self.users.pop(record.name, None)
+            return
+        assert record.password_hash is not None and record.role is not None  # the record's validator
+        principal = Principal(record.name, frozenset(record.organisations), Role.parse(record.role))
+        self.users[record.name] = ConsoleUser(record.name, record.password_hash, principal)
 
     def exists(self, name: str) -> bool:
-        return name in self.users()
+        return name in self.users
+
+    def principal(self, name: str) -> Principal | None:
+        user = self.users.get(name)
+        return user.principal if user else None
 
     def authenticate(self, name: str, password: str) -> bool:
-        encoded = self.users().get(name)
-        if encoded is None:
+        user = self.users.get(name)
+        if user is None:
             verify_password(password, _DECOY_HASH)
             return False
-        return verify_password(password, encoded)
+        return verify_password(password, user.password_hash)
 
-    def _write(self, users: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"users": {name: {"password_hash": h} for name, h in sorted(users.items())}}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".users-")
-        try:
-            with os.fdopen(fd, "w") as out:  # mkstemp creates it 0600: hashes are not for everyone
-                json.dump(document, out, indent=2)
-                out.write("\n")
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
 
-    def set_password(self, name: str, password: str) -> None:
-        users = dict(self.users())
-        users[check_user_name(name)] = hash_password(check_password(password))
-        self._write(users)
-
-    def remove(self, name: str) -> bool:
-        users = dict(self.users())
-        if users.pop(name, None) is None:
-            return False
-        self._write(users)
-        return True
+def user_set_record(name: str, password: str, organisations: list[str], role: str, at: float) -> ConsoleUserRecord:
+    """What ``console-user add`` writes; raises UserError naming what is wrong."""
+    check_user_name(name)
+    check_password(password)
+    if not organisations:
+        raise UserError("organisations: a user needs at least one (--org), or they would see nothing")
+    try:
+        Role.parse(role)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        return ConsoleUserRecord(
+            kind="user_set",
+            name=name,
+            at=at,
+            password_hash=hash_password(password),
+            organisations=tuple(sorted(set(organisations))),
+            role=role,  # type: ignore[arg-type]
+        )
+    except ValidationError as exc:  # an organisation that is not a slug, or none at all
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise UserError(f"{where or 'user'}: {first['msg']}") from None

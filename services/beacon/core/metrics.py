@@ -78,7 +78,7 @@ CONSUMER_LAG = Gauge(
 
 CONSOLE_LOGIN_FAILURES = Counter(
     "beacon_console_login_failures_total",
-    "Console logins refused, by reason (wrong_password, throttled, locked).",
+    "Console logins refused, by reason (wrong_password, throttled, locked; OIDC: oidc_invalid, oidc_claims).",
     ["reason"],
 )
 DEAD_LETTERS = Counter(

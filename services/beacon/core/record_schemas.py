@@ -17,8 +17,10 @@ from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.apikeys import ApiKey
 from beacon.core.audit import AuditRecord
+from beacon.core.console_users import ConsoleUserRecord
 from beacon.core.dead_letters import DeadLetterRecord, dead_letter
 from beacon.core.events import EVENT_TYPES, SCHEMA_BASE_URI
+from beacon.core.notes import NoteRecord
 from beacon.core.notifications import NotificationRecord
 from beacon.core.records import TopicRecord
 from beacon.core.schemas import render, write_files
@@ -28,7 +30,9 @@ from beacon.core.topics import (
     ALERTS,
     API_KEYS,
     AUDIT,
+    CONSOLE_NOTES,
     CONSOLE_SESSIONS,
+    CONSOLE_USERS,
     EVENTS,
     EVENTS_DLQ,
     EVENTS_HISTORY,
@@ -51,6 +55,8 @@ RECORD_MODELS: dict[str, type[TopicRecord]] = {
     EVENTS_DLQ: DeadLetterRecord,
     CONSOLE_SESSIONS: SessionRecord,
     API_KEYS: ApiKey,
+    CONSOLE_USERS: ConsoleUserRecord,
+    CONSOLE_NOTES: NoteRecord,
 }
 EVENT_TOPICS = (EVENTS_RAW, EVENTS, EVENTS_HISTORY)
 
@@ -121,6 +127,23 @@ def example_records() -> dict[str, TopicRecord]:
             token_sha256="5f0c4e2b9d1a7c3e8f6b0a2d4c6e8f1a3b5d7f9e0c2a4b6d8f1e3c5a7b9d0f2e",
             created_at="2026-11-20T09:00:00Z",
             revoked_at="2026-11-21T02:00:05Z",
+        ),
+        CONSOLE_USERS: ConsoleUserRecord(
+            kind="user_set",
+            name="duty-manager",
+            at=1795744805.0,
+            password_hash="scrypt$32768$8$1$c2FsdHNhbHRzYWx0c2FsdA==$ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGk=",
+            organisations=("met-police", "southwark"),
+            role="responder",
+        ),
+        CONSOLE_NOTES: NoteRecord(
+            note_id="6f1d0c3a9b2e4d5f8a7b6c5d4e3f2a1b",
+            alert_id="A7f3a9c21e0b14d2a",
+            child_ref="CH-7F3A9C21",
+            by="duty-manager-1",
+            at=datetime.fromisoformat("2026-11-21T09:40:00Z"),
+            key_id="3b1f0c9d2a4e6f80",
+            ciphertext="gAAAAABpIChSexampleexampleexampleexampleexampleexampleexampleexampleexampleexample==",
         ),
     }
 

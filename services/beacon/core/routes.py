@@ -49,5 +49,5 @@ def service_routes(service: str) -> list[tuple[str, str]]:
         async def never_sent(_command: object) -> None:
             raise RuntimeError("listing routes only")
 
-        return asgi_routes(create_console(settings, Feed(settings), never_sent, never_sent))
+        return asgi_routes(create_console(settings, Feed(settings), never_sent, never_sent, never_sent))
     raise ValueError(f"unknown service {service!r}")

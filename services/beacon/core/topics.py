@@ -33,6 +33,11 @@ AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
 # Console sessions ended and accounts locked (keyed by session id or staff user name, not by
 # child; compacted: read from the beginning by every console replica, see console/sessions.py).
 CONSOLE_SESSIONS = "beacon.console.sessions"
+# Console staff accounts (keyed by user name; compacted: every console replica reads it from the
+# beginning and ``console-user`` writes it, see core/console_users.py).
+CONSOLE_USERS = "beacon.console.users"
+# Notes staff write on alerts, encrypted by the console (core/notes.py); keyed by alert id.
+CONSOLE_NOTES = "beacon.console.notes"
 # The ingest API's keys (hashes only), keyed by key id; compacted: the latest record of each key
 # stays for good, and every ingest replica reads it from the beginning (ingest/apikey_topic.py).
 API_KEYS = "beacon.apikeys"
@@ -91,6 +96,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(NOTIFICATIONS, Retention.COMPACTED, "notification ledger: the latest status of each notification"),
     TopicSpec(AUDIT, Retention.AUDIT, "who was told what, when, and who acknowledged"),
     TopicSpec(CONSOLE_SESSIONS, Retention.COMPACTED, "console sessions ended and accounts locked"),
+    TopicSpec(CONSOLE_USERS, Retention.COMPACTED, "console staff accounts: scrypt hash, organisations, role"),
+    TopicSpec(CONSOLE_NOTES, Retention.RECORD, "notes staff write on alerts, encrypted by the console"),
     TopicSpec(API_KEYS, Retention.COMPACTED, "the ingest API's keys (hashes only), keyed by key id"),
     TopicSpec(
         NOTIFIER_INPUTS, Retention.INPUT, "the notifier's own queue (alerts, acks, ticks, results)", published=False

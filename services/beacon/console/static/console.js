@@ -4,6 +4,7 @@
   "use strict";
   var live = document.getElementById("live");
   var status = document.getElementById("live-status");
+  if (!live && status) { status.hidden = true; }  // a page that does not update itself (Reports)
   if (!live || !window.EventSource) { return; }
   var url = live.getAttribute("data-fragment");
   var baseTitle = document.title.replace(/^\(\d+\) /, "");
