@@ -43,12 +43,13 @@ $(KAFKA_LIB)/.installed: $(TOOLS)/kafka/pom.xml
 test: $(STAMP) system-deps tools kafka
 	$(PY) -m pytest
 
-## lint: ruff (lint and format) over the code, mypy over services/
+## lint: ruff (lint and format) over the code, mypy over services/, the import layers (lint-imports)
 LINTED := services tests bench deploy examples
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## test-fast: unit tests only (no broker, no servers)
 test-fast: $(STAMP)

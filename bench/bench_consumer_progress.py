@@ -15,10 +15,10 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from beacon.core.broker import EmbeddedBroker
-from beacon.core.faust_app import ConsumerProgressReader
-from beacon.core.kafka import make_producer
-from beacon.core.settings import load_settings
+from beacon.runtime.broker import EmbeddedBroker
+from beacon.runtime.faust_app import ConsumerProgressReader
+from beacon.runtime.kafka import make_producer
+from beacon.runtime.settings import load_settings
 
 
 def main() -> None:

@@ -42,13 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # --compare-with runs the engine passes of another checkout in a child process.
 sys.path.insert(0, os.environ.get("BEACON_BENCH_CODE") or str(ROOT / "services"))
 
-from beacon.core import processes
-from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.events import build_event
-from beacon.core.kafka import make_producer
 from beacon.core.policy import load_policy
-from beacon.core.settings import load_settings
-from beacon.core.topics import EVENTS, ensure_topics
+from beacon.core.topics import EVENTS
+from beacon.runtime import processes
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.kafka import make_producer
+from beacon.runtime.settings import load_settings
+from beacon.runtime.topic_admin import ensure_topics
 
 INCIDENTS_PER_DAY = 590
 CHILDREN = 75_000

@@ -26,12 +26,12 @@ sys.path[:0] = [str(ROOT / "services"), str(ROOT / "tests")]
 
 import httpx
 
-from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.events import build_event
-from beacon.core.settings import load_settings
-from beacon.core.topics import ensure_topics
 from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.settings import load_settings
+from beacon.runtime.topic_admin import ensure_topics
 from harness import twilio_mock
 from harness.services import ServiceProcess, service_env
 from harness.stats import percentile

@@ -60,13 +60,14 @@ sys.path[:0] = [str(ROOT / "services"), str(ROOT / "tests"), str(ROOT / "bench")
 
 import httpx
 
-from beacon.core import processes
-from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.events import build_event
-from beacon.core.settings import load_settings
-from beacon.core.topics import ALERTS, ensure_topics
+from beacon.core.topics import ALERTS
 from beacon.ingest.apikeys import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime import processes
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.settings import load_settings
+from beacon.runtime.topic_admin import ensure_topics
 from bench_correlator import for_the_doors, synthetic_history
 from harness import twilio_mock
 from harness.kafka import read_topic

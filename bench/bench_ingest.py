@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.schemas import example_event
-from beacon.core.settings import load_settings
-from beacon.core.topics import ensure_topics
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.settings import load_settings
+from beacon.runtime.topic_admin import ensure_topics
 from harness.services import ServiceProcess, service_env
 
 

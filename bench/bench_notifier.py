@@ -30,10 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "services"), str(ROOT / "tests")]
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
-from beacon.core.broker import EmbeddedBroker, free_port
-from beacon.core.kafka import make_producer
-from beacon.core.settings import load_settings
-from beacon.core.topics import ALERTS, ensure_topics
+from beacon.core.topics import ALERTS
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.kafka import make_producer
+from beacon.runtime.settings import load_settings
+from beacon.runtime.topic_admin import ensure_topics
 from harness import twilio_mock
 from harness.services import ServiceProcess, service_env
 from harness.stats import percentile

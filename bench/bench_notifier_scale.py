@@ -119,7 +119,7 @@ def measure(resolved: int, open_alerts: int, repeat: int) -> dict[str, float]:
 
 
 def main() -> None:
-    gc.set_threshold(50_000, 50, 50)  # as the worker runs (core/faust_app.py: run_worker)
+    gc.set_threshold(50_000, 50, 50)  # as the worker runs (runtime/faust_app.py: run_worker)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolved", type=int, default=500_000)
     parser.add_argument("--open", type=int, default=200)

@@ -16,9 +16,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services"))
 
 from beacon.core.dead_letters import dead_letter
-from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
+from beacon.runtime.decoding import Rejected, safe_decode
 
 POISON = {
     "null value": None,

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from beacon.core.broker import EmbeddedBroker, free_port
-from beacon.core.settings import Settings, load_settings
-from beacon.core.topics import ensure_topics
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.settings import Settings, load_settings
+from beacon.runtime.topic_admin import ensure_topics
 from harness.brokers import KAFKA, PRODUCTION_TABLE_STORE, TANSU_SETTINGS, BrokerProfile, production_broker_settings
 from harness.kafka_cluster import KafkaCluster
 from harness.services import service_env

@@ -11,7 +11,7 @@ from typing import NoReturn
 import typer
 
 from beacon.core.policy import PolicyError
-from beacon.core.settings import Settings, SettingsError, load_settings
+from beacon.runtime.settings import Settings, SettingsError, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Beacon: missing-child alert service.")
 schemas_cli = typer.Typer(no_args_is_help=True, help="The event contract (JSON Schemas).")
@@ -23,9 +23,9 @@ cli.add_typer(policy_cli, name="policy")
 
 
 def _run_faust_worker(module: str, settings_cls: type[Settings]) -> None:
-    from beacon.core.faust_app import run_worker
-    from beacon.core.logs import configure_logging
-    from beacon.core.topics import ensure_topics
+    from beacon.runtime.faust_app import run_worker
+    from beacon.runtime.logs import configure_logging
+    from beacon.runtime.topic_admin import ensure_topics
 
     # The worker's own settings first: a missing secret stops it before it touches Kafka.
     settings: Settings = load_settings(settings_cls)
@@ -56,7 +56,7 @@ def broker(port: int = typer.Option(9092, help="Loopback port to listen on.")) -
     """Run the embedded Tansu broker in the foreground (memory storage only)."""
     import signal
 
-    from beacon.core.broker import EmbeddedBroker
+    from beacon.runtime.broker import EmbeddedBroker
 
     # SIGTERM (systemd, Kubernetes, `kill`) stops it as Ctrl-C does: through the `with`,
     # which stops the broker's process group. Python's default would exit at once and
@@ -76,7 +76,7 @@ def routes(
     service: str = typer.Argument(..., help="ingest, validator, correlator, notifier or console."),
 ) -> None:
     """Print every HTTP route SERVICE serves (method and path), read from its router."""
-    from beacon.core.routes import service_routes
+    from beacon.routes import service_routes
 
     try:
         found = service_routes(service)
@@ -92,8 +92,8 @@ def topics_create() -> None:
     """Create Beacon's topics on the configured Kafka (idempotent)."""
     from kafka.errors import KafkaError
 
-    from beacon.core.logs import configure_logging
-    from beacon.core.topics import ensure_topics
+    from beacon.runtime.logs import configure_logging
+    from beacon.runtime.topic_admin import ensure_topics
 
     settings: Settings = load_settings()
     configure_logging(settings.log_level)  # the client's reasons (refused login, untrusted certificate) are logged
@@ -115,7 +115,7 @@ def topics_doc(
     readme: Path = typer.Option(None, help="Defaults to the project's README.md."),
 ) -> None:
     """The table of every topic (what it holds, kind, cleanup policy, retention, schema), from core/topics.py."""
-    from beacon.core import topics_doc as doc
+    from beacon.runtime import topics_doc as doc
 
     try:
         if write:
@@ -151,7 +151,7 @@ def settings_doc(
     readme: Path = typer.Option(None, help="Defaults to the project's README.md."),
 ) -> None:
     """The table of every setting (variable, type, default, who accepts it, meaning), from the models."""
-    from beacon.core import settings_doc as doc
+    from beacon.runtime import settings_doc as doc
 
     try:
         if write:
@@ -170,9 +170,9 @@ def demo() -> None:
     """Produce the demo events to the configured Kafka."""
     import json
 
-    from beacon.core.kafka import make_producer
     from beacon.core.topics import EVENTS
     from beacon.demo import demo_events
+    from beacon.runtime.kafka import make_producer
 
     producer = make_producer(load_settings())
     events = demo_events()
@@ -213,8 +213,8 @@ def _kafka_refused(settings: Settings, exc: Exception, consequence: str) -> NoRe
 @cli.command()
 def ingest() -> None:
     """Run the HTTP ingest API (POST /v1/events -> Kafka)."""
-    from beacon.core.topics import ensure_topics
     from beacon.ingest.app import serve
+    from beacon.runtime.topic_admin import ensure_topics
 
     settings = _ingest_settings()
     ensure_topics(settings)
@@ -425,8 +425,9 @@ def _read_console_users():  # type: ignore[no-untyped-def]
 
     from beacon.console.users import UserDirectory
     from beacon.core.console_users import ConsoleUserRecord
-    from beacon.core.decoding import Rejected, safe_decode
-    from beacon.core.topics import CONSOLE_USERS, TOPICS, ensure_topics
+    from beacon.core.topics import CONSOLE_USERS, TOPICS
+    from beacon.runtime.decoding import Rejected, safe_decode
+    from beacon.runtime.topic_admin import ensure_topics
 
     settings = _console_user_settings()
     directory = UserDirectory()
@@ -459,8 +460,9 @@ def _read_console_users():  # type: ignore[no-untyped-def]
 def _write_console_records(records: list[tuple[str, bytes, bytes]]) -> None:
     """Write (topic, key, value) records in order, each acknowledged before the next, so a
     failure leaves the later ones unwritten; exit 1 if Kafka does not take one."""
-    from beacon.core.kafka import make_producer
-    from beacon.core.topics import CONSOLE_SESSIONS, CONSOLE_USERS, TOPICS, ensure_topics
+    from beacon.core.topics import CONSOLE_SESSIONS, CONSOLE_USERS, TOPICS
+    from beacon.runtime.kafka import make_producer
+    from beacon.runtime.topic_admin import ensure_topics
 
     settings = _console_user_settings()
     try:

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from beacon.core import processes
-from beacon.core.broker import EmbeddedBroker, free_port, kafka_answers
-from beacon.core.settings import ENV_PREFIX, Settings, load_settings, required_secrets
-from beacon.core.topics import ensure_topics
 from beacon.demo import demo_events
+from beacon.runtime import processes
+from beacon.runtime.broker import EmbeddedBroker, free_port, kafka_answers
+from beacon.runtime.settings import ENV_PREFIX, Settings, load_settings, required_secrets
+from beacon.runtime.topic_admin import ensure_topics
 
 DEMO_ORGANISATIONS = ("met-police", "southwark")  # the organisations the demo events name
 
@@ -72,8 +72,8 @@ def _create_demo_console_user(settings: Settings) -> tuple[str, str]:
     """A console login for this run (its password changes every run): a responder of the demo's
     organisations, written to beacon.console.users as `console-user add` does."""
     from beacon.console.users import user_set_record
-    from beacon.core.kafka import make_producer
     from beacon.core.topics import CONSOLE_USERS
+    from beacon.runtime.kafka import make_producer
 
     name, password = "duty-demo", secrets.token_urlsafe(12)
     record = user_set_record(name, password, list(DEMO_ORGANISATIONS), "responder", time.time())

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
 
-from beacon.core.decoding import REASON_CLASSES
 from beacon.core.topics import ACKS, ALERTS, AUDIT, CONSOLE_USERS, EVENTS
+from beacon.runtime.decoding import REASON_CLASSES
 from console.support import console_url, logged_in_client, reported_event
 from harness.kafka import produce, produce_events
 from harness.poison import arbitrary_records, named_poison

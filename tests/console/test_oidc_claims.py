@@ -17,7 +17,7 @@ from joserfc.jwk import RSAKey
 from beacon.console.access import Role
 from beacon.console.oidc import CLIENT, ClaimsRefused, id_token_checks, make_oauth, principal_from_claims
 from beacon.console.settings import ConsoleSettings
-from beacon.core.settings import SettingsError, load_settings
+from beacon.runtime.settings import SettingsError, load_settings
 
 ISSUER = "https://login.example/tenant/v2.0"
 SETTINGS = ConsoleSettings(

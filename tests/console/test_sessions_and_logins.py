@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from beacon.core.broker import free_port
+from beacon.runtime.broker import free_port
 from console.support import PASSWORD, USER, USER_ACCESS, USER_ORGANISATIONS, csrf_of
 from harness.services import ServiceProcess
 

@@ -11,7 +11,7 @@ from beacon.console.app import _format_duration, _local_path
 from beacon.console.settings import ConsoleSettings
 from beacon.console.users import UserDirectory, UserError, hash_password, user_set_record, verify_password
 from beacon.core.console_users import ConsoleUserRecord
-from beacon.core.settings import SettingsError, load_settings
+from beacon.runtime.settings import SettingsError, load_settings
 
 FAST = {"n": 2**10, "r": 8, "p": 1}  # cheap parameters where only the format is under test
 

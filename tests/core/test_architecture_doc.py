@@ -33,11 +33,17 @@ def test_every_topic_is_in_the_topic_map_with_its_published_schema():
 
 def test_every_file_the_doc_points_to_exists():
     services = REPO / "services" / "beacon"
-    modules = set(re.findall(r"`((?:core|ingest|correlator|notifier|console)/\w+\.py)", DOC))
+    modules = set(re.findall(r"`((?:core|runtime|ingest|correlator|notifier|console)/\w+\.py)", DOC))
     assert modules, "the doc names no modules"
     for module in modules:
         assert (services / module).is_file(), f"docs/ARCHITECTURE.md names {module}, which does not exist"
-    for module in set(re.findall(r"^\| `(\w+\.py)` \|", _section("The two floors of `core/`"), re.MULTILINE)):
-        assert (services / "core" / module).is_file(), f"docs/ARCHITECTURE.md names core/{module}, which does not exist"
+    floors = _section("The two floors: `core/` (the contract) and `runtime/` (how it runs)")
+    contract, runtime = floors.split("The **runtime** floor")
+    for floor, text in (("core", contract), ("runtime", runtime)):
+        for row in re.findall(r"^\| (`\w+\.py`(?:, `\w+\.py`)*) \|", text, re.MULTILINE):
+            for module in re.findall(r"`(\w+\.py)`", row):
+                assert (services / floor / module).is_file(), (
+                    f"docs/ARCHITECTURE.md names {floor}/{module}, which does not exist"
+                )
     for path in set(re.findall(r"`(tests/[\w/]+\.py)", DOC)) | set(re.findall(r"\]\(\.\./([^)]+)\)", DOC)):
         assert (REPO / path).exists(), f"docs/ARCHITECTURE.md points to {path}, which does not exist"

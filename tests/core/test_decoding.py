@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.dead_letters import COPY_BYTES, DeadLetterRecord, dead_letter
-from beacon.core.decoding import REASON_CLASSES, Rejected, safe_decode
 from beacon.core.events import event_from_json, event_to_json
 from beacon.core.schemas import example_event
+from beacon.runtime.decoding import REASON_CLASSES, Rejected, safe_decode
 
 NOW = datetime(2026, 11, 21, 9, 31, 2, tzinfo=UTC)
 PRODUCER_LIMIT = 1_048_576

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beacon.console.settings import ConsoleSettings
-from beacon.core.settings import MIN_SECRET_BYTES, SettingsError, load_settings, required_secrets, secret_problem
 from beacon.devrun import dev_secrets
 from beacon.notifier.settings import NotifierSettings
+from beacon.runtime.settings import MIN_SECRET_BYTES, SettingsError, load_settings, required_secrets, secret_problem
 from harness.services import TEST_SECRETS, service_env
 
 OLD_DEFAULT = "dev-only-secret-change-me"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from beacon.core.policy import PolicyError, load_policy
-from beacon.core.settings import SettingsError, load_settings
+from beacon.runtime.settings import SettingsError, load_settings
 from harness.services import REPO_ROOT, TEST_SECRETS, service_env
 
 POLICIES = REPO_ROOT / "deploy" / "policies"

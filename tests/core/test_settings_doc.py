@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from beacon.core import settings_doc
-from beacon.core.settings import SettingsError, load_settings
+from beacon.runtime import settings_doc
+from beacon.runtime.settings import SettingsError, load_settings
 
 README = settings_doc.README.read_text()
 

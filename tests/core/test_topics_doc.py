@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
-from beacon.core import topics_doc
-from beacon.core.settings import Settings
-from beacon.core.topics import TOPICS, Retention, retention_days, topic_configs
+from beacon.core.topics import TOPICS, Retention
+from beacon.runtime import topics_doc
+from beacon.runtime.settings import Settings
+from beacon.runtime.topic_admin import retention_days, topic_configs
 
 README = topics_doc.README.read_text()
 

@@ -1,7 +1,7 @@
 """Live before backlog (issue 14, item 3): a history import never delays a live page.
 
 ``python -m beacon import`` writes to ``beacon.events.history``; the correlator reads it
-only when no live event waits (core/faust_batch.py, a backlog topic). For one child the
+only when no live event waits (runtime/faust_batch.py, a backlog topic). For one child the
 two topics interleave by arrival, not by event time: these tests pin down what that
 does to the child's state and alerts (the pure engine), and that a live report arriving
 during an import is paged before the import is done (real processes).

@@ -14,10 +14,10 @@ import pytest
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
-from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS, NOTIFICATIONS
 from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime.settings import load_settings
 from harness.contract import assert_match_published_schema
 from harness.kafka import read_topic
 from harness.services import ServiceProcess

@@ -43,15 +43,16 @@ import pytest
 import yaml
 
 from beacon.core.alerts import AlertRecord
-from beacon.core.broker import EmbeddedBroker, free_port
 from beacon.core.events import event_from_json
 from beacon.core.policy import load_policy
-from beacon.core.settings import Settings, load_settings
-from beacon.core.topics import ALERTS, EVENTS, ensure_topics
+from beacon.core.topics import ALERTS, EVENTS
 from beacon.correlator.engine import decide
 from beacon.correlator.migration import load_state
 from beacon.notifier.escalation import case_reference, resolve_chain
 from beacon.notifier.oncall import load_oncall
+from beacon.runtime.broker import EmbeddedBroker, free_port
+from beacon.runtime.settings import Settings, load_settings
+from beacon.runtime.topic_admin import ensure_topics
 from harness.kafka import produce, read_topic
 from harness.services import ServiceProcess, service_env
 from harness.smtp import SmtpServer

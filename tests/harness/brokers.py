@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from beacon.core.settings import Settings
+from beacon.runtime.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_CONFIG = REPO_ROOT / "deploy" / "k8s" / "config.yaml"

@@ -8,8 +8,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from beacon.core.kafka import client_config, make_producer
-from beacon.core.settings import Settings
+from beacon.runtime.kafka import client_config, make_producer
+from beacon.runtime.settings import Settings
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:

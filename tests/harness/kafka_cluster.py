@@ -23,7 +23,7 @@ from typing import Self
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from beacon.core.broker import free_port, kafka_answers
+from beacon.runtime.broker import free_port, kafka_answers
 from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER, BrokerTls, make_broker_tls
 
 KAFKA_DIR = Path(__file__).resolve().parents[1] / "tools" / "kafka"

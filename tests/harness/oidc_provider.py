@@ -11,8 +11,8 @@ from typing import Any, Self
 
 import httpx
 
-from beacon.core import processes
-from beacon.core.broker import free_port
+from beacon.runtime import processes
+from beacon.runtime.broker import free_port
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 PROVIDER_SCRIPT = TOOLS / "oidc" / "provider.mjs"

@@ -13,7 +13,7 @@ from typing import Self
 
 import httpx
 
-from beacon.core import processes
+from beacon.runtime import processes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

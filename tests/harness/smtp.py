@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from beacon.core.broker import free_port
+from beacon.runtime.broker import free_port
 
 USERNAME, PASSWORD = "beacon", "smtp-test-password"
 

@@ -27,8 +27,8 @@ from urllib.parse import parse_qsl
 import httpx
 from twilio.request_validator import RequestValidator
 
-from beacon.core import processes
-from beacon.core.broker import free_port
+from beacon.runtime import processes
+from beacon.runtime.broker import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRISM = REPO_ROOT / "tests" / "tools" / "node_modules" / ".bin" / "prism"

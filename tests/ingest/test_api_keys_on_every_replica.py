@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from beacon.core.broker import free_port
+from beacon.runtime.broker import free_port
 from harness.services import ServiceProcess
 
 from .conftest import run_cli

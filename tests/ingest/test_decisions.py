@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from beacon.core.decoding import Rejected
 from beacon.core.schemas import example_event
 from beacon.ingest.apikeys import ApiKeyRegistry, KeyStoreError, new_key, revocation
 from beacon.ingest.decisions import Bucket, Caller, ContractRules, Problem, check_events, decode_body, take_tokens
@@ -15,6 +14,7 @@ from beacon.ingest.importer import csv_row_to_event
 from beacon.ingest.openapi import OPENAPI_FILE, render_openapi
 from beacon.ingest.settings import POLICE_TYPES, IngestSettings
 from beacon.ingest.validator import Forward, classify
+from beacon.runtime.decoding import Rejected
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 RULES = ContractRules(future_tolerance=timedelta(minutes=5), earliest=datetime(1990, 1, 1, tzinfo=UTC))

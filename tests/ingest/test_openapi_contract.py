@@ -10,11 +10,11 @@ import time
 import httpx
 import pytest
 
-from beacon.core import processes
-from beacon.core.broker import free_port
 from beacon.core.events import EVENT_TYPES
 from beacon.core.schemas import example_event
 from beacon.ingest.openapi import OPENAPI_FILE
+from beacon.runtime import processes
+from beacon.runtime.broker import free_port
 from harness.services import REPO_ROOT
 
 pytestmark = pytest.mark.slow

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from beacon.core.settings import load_settings
 from beacon.core.topics import EVENTS
 from beacon.ingest.producer import AckedProducer, KafkaUnavailable
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime.settings import load_settings
 from harness.kafka import read_topic
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ import json
 import os
 from typing import Any
 
-from beacon.core.faust_app import make_faust_app, run_worker
-from beacon.core.faust_batch import batch_agent, use_batching_consumer
-from beacon.core.settings import load_settings
+from beacon.runtime.faust_app import make_faust_app, run_worker
+from beacon.runtime.faust_batch import batch_agent, use_batching_consumer
+from beacon.runtime.settings import load_settings
 
 TOPIC = "beacon.test.batches"
 

@@ -1,4 +1,4 @@
-"""Batch agents (beacon.core.faust_batch) on the real broker, the worker a real process:
+"""Batch agents (beacon.runtime.faust_batch) on the real broker, the worker a real process:
 every record delivered once per partition in order, offsets committed only after the
 handler returned, and a failing handler stops the worker without skipping anything."""
 
@@ -13,8 +13,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from beacon.core import processes
-from beacon.core.broker import free_port
+from beacon.runtime import processes
+from beacon.runtime.broker import free_port
 from harness.kafka import produce
 from harness.services import REPO_ROOT
 

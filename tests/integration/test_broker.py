@@ -6,8 +6,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
-from beacon.core.kafka import make_producer
 from beacon.core.topics import ALERTS, EVENTS, TOPICS
+from beacon.runtime.kafka import make_producer
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from beacon.core.kafka import make_producer
-from beacon.core.settings import load_settings
+from beacon.runtime.kafka import make_producer
+from beacon.runtime.settings import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from beacon.core.alerts import AlertRecord
-from beacon.core.broker import free_port
 from beacon.core.schemas import example_event
-from beacon.core.settings import Settings, load_settings
 from beacon.core.topics import ALERTS
+from beacon.runtime.broker import free_port
+from beacon.runtime.settings import Settings, load_settings
 from harness.brokers import PRODUCTION_TABLE_STORE, production_broker_settings
 from harness.kafka import read_topic
 from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER

@@ -1,5 +1,5 @@
 """Processes Beacon starts leave nothing behind: SIGTERM to ``python -m beacon broker``
-stops its broker and frees the port, and ``core.processes.stop`` ends a whole process
+stops its broker and frees the port, and ``runtime.processes.stop`` ends a whole process
 group, even a member that ignores SIGTERM and outlives its parent."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from beacon.core import processes
-from beacon.core.broker import free_port, kafka_answers
+from beacon.runtime import processes
+from beacon.runtime.broker import free_port, kafka_answers
 from harness.services import service_env
 
 pytestmark = pytest.mark.slow

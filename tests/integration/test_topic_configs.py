@@ -11,18 +11,9 @@ import time
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from beacon.core.settings import Settings, load_settings
-from beacon.core.topics import (
-    AUDIT,
-    CORRELATOR_CHANGELOG,
-    EVENTS,
-    EVENTS_DLQ,
-    NOTIFIER_INPUTS,
-    TOPICS,
-    Retention,
-    described_topic_configs,
-    topic_configs,
-)
+from beacon.core.topics import AUDIT, CORRELATOR_CHANGELOG, EVENTS, EVENTS_DLQ, NOTIFIER_INPUTS, TOPICS, Retention
+from beacon.runtime.settings import Settings, load_settings
+from beacon.runtime.topic_admin import described_topic_configs, topic_configs
 from harness.brokers import production_broker_settings
 from harness.services import service_env
 

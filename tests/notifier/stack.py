@@ -16,10 +16,10 @@ from twilio.request_validator import RequestValidator
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.audit import AuditRecord
-from beacon.core.broker import free_port
-from beacon.core.settings import Settings
 from beacon.core.topics import ALERTS, AUDIT
 from beacon.notifier.oncall import OnCallConfig, load_oncall
+from beacon.runtime.broker import free_port
+from beacon.runtime.settings import Settings
 from harness import smtp as smtp_harness
 from harness import twilio_mock
 from harness.kafka import produce, read_topic

@@ -12,8 +12,8 @@ from typing import Any, Self
 import httpx
 import yaml
 
-from beacon.core import processes
-from beacon.core.broker import free_port
+from beacon.runtime import processes
+from beacon.runtime.broker import free_port
 
 
 class PrometheusServer:

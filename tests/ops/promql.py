@@ -6,7 +6,7 @@ import re
 
 from prometheus_client import REGISTRY
 
-import beacon.core.metrics  # noqa: F401 - registers every Beacon metric
+import beacon.runtime.metrics  # noqa: F401 - registers every Beacon metric
 
 # Series Prometheus itself provides, which Beacon's rules and panels may use.
 PROMETHEUS_SERIES = frozenset({"up"})
@@ -30,7 +30,7 @@ KEYWORDS = frozenset(
 
 
 def beacon_series_names() -> set[str]:
-    """Every series name the metrics in beacon.core.metrics can expose (counters' _total,
+    """Every series name the metrics in beacon.runtime.metrics can expose (counters' _total,
     histograms' _bucket/_sum/_count, ...)."""
     suffixes = {
         "counter": ("_total",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from beacon.core.faust_app import (
+from beacon.runtime.faust_app import (
     ConsumerProgressExporter,
     PartitionProgress,
     Readiness,
@@ -14,8 +14,8 @@ from beacon.core.faust_app import (
     partition_progress,
     readiness,
 )
-from beacon.core.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
-from beacon.core.settings import load_settings
+from beacon.runtime.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.runtime.settings import load_settings
 
 
 def test_lag_counts_from_the_committed_offset_or_the_start_when_never_committed():

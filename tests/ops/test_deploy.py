@@ -22,9 +22,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from beacon.core.settings import Settings, known_setting_names, load_settings, required_secrets
-from beacon.core.topics import TOPICS, topic_configs
+from beacon.core.topics import TOPICS
 from beacon.devrun import SERVICES as DEV_SERVICES
+from beacon.runtime.settings import Settings, known_setting_names, load_settings, required_secrets
+from beacon.runtime.topic_admin import topic_configs
 from harness.services import REPO_ROOT
 from ops.crd_schemas import CRD_SCHEMAS
 

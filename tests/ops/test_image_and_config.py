@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from beacon.core.policy import load_policy
-from beacon.core.settings import PROJECT_ROOT, Settings, load_settings
 from beacon.notifier.oncall import load_oncall
+from beacon.runtime.settings import PROJECT_ROOT, Settings, load_settings
 from harness.services import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "deploy" / "k8s"))

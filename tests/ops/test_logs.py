@@ -1,4 +1,4 @@
-"""beacon.core.logs in a fresh interpreter (it reconfigures global logging): structlog and
+"""beacon.runtime.logs in a fresh interpreter (it reconfigures global logging): structlog and
 stdlib lines come out as one JSON object per line, with payload-like keys redacted."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from harness.services import REPO_ROOT, service_env
 
 SCRIPT = r"""
 import logging, warnings
-from beacon.core.logs import configure_logging, get_logger
+from beacon.runtime.logs import configure_logging, get_logger
 configure_logging("INFO")
 log = get_logger("notifier")
 log.info("alert paged", alert_id="A-1", channel="sms", body="BEACON HIGH: case MET-1", payload={"name": "Jolene Testchild"})

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
-from beacon.core.decoding import REASON_CLASSES
 from beacon.core.events import build_event
 from beacon.core.topics import ACKS, ALERTS, EVENTS, EVENTS_DLQ, EVENTS_RAW
+from beacon.runtime.decoding import REASON_CLASSES
 from harness.kafka import produce, read_topic
 from harness.poison import arbitrary_records, named_poison
 from harness.services import ServiceProcess

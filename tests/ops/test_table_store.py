@@ -4,7 +4,7 @@ docker-compose and Kubernetes run every worker with BEACON_TABLE_STORE=rocksdb:/
 workers' integration tests (marked ``table_stores``) run once per store of
 ``conftest.TABLE_STORES``, restarts and changelog recovery included; these tests keep that
 list in step with what the deployments set, check the marker is where it must be, and
-check the correlator's write path into each store (``beacon.core.table_store``)."""
+check the correlator's write path into each store (``beacon.runtime.table_store``)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 import yaml
 from faust.types import TP
 
-from beacon.core.faust_app import make_faust_app
-from beacon.core.settings import load_settings
-from beacon.core.table_store import PartitionedStore
+from beacon.runtime.faust_app import make_faust_app
+from beacon.runtime.settings import load_settings
+from beacon.runtime.table_store import PartitionedStore
 from conftest import TABLE_STORES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -38,10 +38,10 @@ from beacon.console.throttle import LoginThrottle, ThrottlePolicy
 from beacon.core import domain
 from beacon.core.acks import AckCommand
 from beacon.core.audit import AuditRecord, ConsoleAuditKind
-from beacon.core.http_headers import SecurityHeadersMiddleware
-from beacon.core.logs import get_logger
-from beacon.core.metrics import CONSOLE_LOGIN_FAILURES
 from beacon.core.notes import NoteRecord
+from beacon.runtime.http_headers import SecurityHeadersMiddleware
+from beacon.runtime.logs import get_logger
+from beacon.runtime.metrics import CONSOLE_LOGIN_FAILURES
 
 log = get_logger("console")
 HERE = Path(__file__).parent

@@ -26,13 +26,8 @@ from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
 from beacon.core.console_users import ConsoleUserRecord
-from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import event_from_json
-from beacon.core.kafka import aiokafka_config, client_config
-from beacon.core.logs import get_logger
-from beacon.core.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.core.notes import NoteRecord
-from beacon.core.settings import Settings
 from beacon.core.topics import (
     ACKS,
     ALERTS,
@@ -43,6 +38,11 @@ from beacon.core.topics import (
     EVENTS,
     EVENTS_HISTORY,
 )
+from beacon.runtime.decoding import Rejected, safe_decode
+from beacon.runtime.kafka import aiokafka_config, client_config
+from beacon.runtime.logs import get_logger
+from beacon.runtime.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.runtime.settings import Settings
 
 log = get_logger("console")
 

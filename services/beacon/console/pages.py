@@ -38,10 +38,10 @@ from beacon.console.reports import (
 from beacon.console.returns_due import returns_due
 from beacon.console.settings import ConsoleSettings
 from beacon.core.audit import ConsoleAuditKind
-from beacon.core.logs import get_logger
 from beacon.core.notes import NoteRecord
 from beacon.core.policy import load_policy
 from beacon.notifier.oncall import OnCallConfig, load_oncall
+from beacon.runtime.logs import get_logger
 
 log = get_logger("console")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")

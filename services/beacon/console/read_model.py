@@ -39,7 +39,7 @@ import msgspec
 
 from beacon.console.access import episode_organisations
 from beacon.console.projection import AlertView, ChildView, Episode, ViewState
-from beacon.core.logs import get_logger
+from beacon.runtime.logs import get_logger
 
 log = get_logger("console")
 

@@ -14,12 +14,13 @@ from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
 from beacon.core.acks import AckCommand
 from beacon.core.audit import AuditRecord
-from beacon.core.http_server import uvicorn_config
-from beacon.core.kafka import make_producer
-from beacon.core.logs import configure_logging, get_logger, logging_config
 from beacon.core.notes import NoteRecord
-from beacon.core.settings import load_settings
-from beacon.core.topics import ACKS, AUDIT, CONSOLE_NOTES, CONSOLE_SESSIONS, ensure_topics
+from beacon.core.topics import ACKS, AUDIT, CONSOLE_NOTES, CONSOLE_SESSIONS
+from beacon.runtime.http_server import uvicorn_config
+from beacon.runtime.kafka import make_producer
+from beacon.runtime.logs import configure_logging, get_logger, logging_config
+from beacon.runtime.settings import load_settings
+from beacon.runtime.topic_admin import ensure_topics
 
 log = get_logger("console")
 ACK_SEND_TIMEOUT_S = 10.0

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from beacon.core.settings import OptionalSecret, RequiredSecret, Settings
 from beacon.notifier.settings import OnCallFileSettings
+from beacon.runtime.settings import OptionalSecret, RequiredSecret, Settings
 
 
 class ConsoleUsersSettings(Settings):

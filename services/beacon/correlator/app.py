@@ -1,7 +1,7 @@
 """Correlator worker (Faust): validated events in, alert records out.
 
 Thin shell: the rules are the pure functions in ``engine.py``. Per batch of events (one
-fetch, handed over by a batch agent: see ``beacon.core.faust_batch``) this module loads
+fetch, handed over by a batch agent: see ``beacon.runtime.faust_batch``) this module loads
 each child's state from the ``children`` table, calls ``engine.apply_event``, sends the
 alerts and waits until Kafka has them, and only then writes the new state to the table
 (changelog-backed). A crash in between re-processes the batch (at-least-once):
@@ -43,26 +43,26 @@ from typing import Any
 from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
-from beacon.core.decoding import KEY_MISMATCH, REFUSED, Rejected, safe_decode, send_dead_letter
 from beacon.core.domain import RISK_RANK
 from beacon.core.events import CloudEvent, event_from_json
-from beacon.core.faust_app import guarded_timer, make_faust_app
-from beacon.core.faust_batch import batch_agent, use_batching_consumer
-from beacon.core.logs import configure_logging, get_logger
-from beacon.core.metrics import (
+from beacon.core.policy import Policy, load_policy
+from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ, EVENTS_HISTORY
+from beacon.correlator import engine, migration
+from beacon.correlator.settings import CorrelatorSettings
+from beacon.correlator.state import ChildState
+from beacon.runtime.decoding import KEY_MISMATCH, REFUSED, Rejected, safe_decode, send_dead_letter
+from beacon.runtime.faust_app import guarded_timer, make_faust_app
+from beacon.runtime.faust_batch import batch_agent, use_batching_consumer
+from beacon.runtime.logs import configure_logging, get_logger
+from beacon.runtime.metrics import (
     ALERTS_RAISED,
     ALERTS_RESOLVED,
     CHILDREN_MISSING,
     EVENTS_PROCESSED,
     OPEN_EPISODES,
 )
-from beacon.core.policy import Policy, load_policy
-from beacon.core.settings import load_settings
-from beacon.core.table_store import PartitionedStore
-from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ, EVENTS_HISTORY
-from beacon.correlator import engine, migration
-from beacon.correlator.settings import CorrelatorSettings
-from beacon.correlator.state import ChildState
+from beacon.runtime.settings import load_settings
+from beacon.runtime.table_store import PartitionedStore
 
 settings = load_settings(CorrelatorSettings)
 policy: Policy = load_policy(settings.policy_file)
@@ -83,7 +83,7 @@ app = make_faust_app(
         else {"producer_max_batch_size": 1024 * 1024, "producer_linger": 0.005}
     ),
 )
-# Events arrive as whole fetches (core/faust_batch.py), not one by one through a stream.
+# Events arrive as whole fetches (runtime/faust_batch.py), not one by one through a stream.
 use_batching_consumer(app)
 events_topic = app.topic(EVENTS, key_serializer="raw", value_serializer="raw")
 history_topic = app.topic(EVENTS_HISTORY, key_serializer="raw", value_serializer="raw")

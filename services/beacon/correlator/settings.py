@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from beacon.core.settings import Settings
+from beacon.runtime.settings import Settings
 
 
 class CorrelatorSettings(Settings):

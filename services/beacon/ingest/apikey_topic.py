@@ -21,13 +21,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as SyncTopicPartition
 
-from beacon.core.decoding import Rejected, safe_decode
-from beacon.core.kafka import aiokafka_config, client_config, make_producer
-from beacon.core.logs import get_logger
-from beacon.core.metrics import API_KEY_RECORDS_SKIPPED
-from beacon.core.settings import Settings
-from beacon.core.topics import API_KEYS, TOPICS, ensure_topics
+from beacon.core.topics import API_KEYS, TOPICS
 from beacon.ingest.apikeys import ApiKey, ApiKeyRegistry, new_key, revocation, token_key_id
+from beacon.runtime.decoding import Rejected, safe_decode
+from beacon.runtime.kafka import aiokafka_config, client_config, make_producer
+from beacon.runtime.logs import get_logger
+from beacon.runtime.metrics import API_KEY_RECORDS_SKIPPED
+from beacon.runtime.settings import Settings
+from beacon.runtime.topic_admin import ensure_topics
 
 log = get_logger("ingest")
 

@@ -22,13 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from beacon.core.broker import kafka_answers
 from beacon.core.events import EVENT_TYPES, envelope_model, event_to_json
-from beacon.core.http_headers import API_HEADERS, SecurityHeadersMiddleware
-from beacon.core.http_server import uvicorn_config
-from beacon.core.kafka import client_config
-from beacon.core.logs import get_logger
-from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
 from beacon.core.rate_limit import BadCredentialLimiter
 from beacon.core.topics import EVENTS
 from beacon.ingest.apikey_topic import ApiKeyFeed, KeysUnavailable
@@ -49,6 +43,12 @@ from beacon.ingest.decisions import (
 )
 from beacon.ingest.producer import AckedProducer, KafkaUnavailable
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime.broker import kafka_answers
+from beacon.runtime.http_headers import API_HEADERS, SecurityHeadersMiddleware
+from beacon.runtime.http_server import uvicorn_config
+from beacon.runtime.kafka import client_config
+from beacon.runtime.logs import get_logger
+from beacon.runtime.metrics import EVENTS_RECEIVED, EVENTS_REJECTED, INGEST_LATENCY
 
 UNAUTHENTICATED = "unauthenticated"  # metrics label when no valid key was given
 
@@ -345,7 +345,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
 def serve(settings: IngestSettings) -> None:
     import uvicorn
 
-    from beacon.core.logs import configure_logging, logging_config
+    from beacon.runtime.logs import configure_logging, logging_config
 
     configure_logging(settings.log_level)
     logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter, not events

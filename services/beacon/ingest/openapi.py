@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from beacon.core.settings import PROJECT_ROOT
+from beacon.runtime.settings import PROJECT_ROOT
 
 OPENAPI_FILE = PROJECT_ROOT / "schemas" / "openapi.json"
 

@@ -1,6 +1,6 @@
 """Kafka writes for the ingest service, awaited until the broker acknowledged them.
 
-kafka-python with ``beacon.core.kafka.producer_config`` (acks=all, one in-flight
+kafka-python with ``beacon.runtime.kafka.producer_config`` (acks=all, one in-flight
 request so one child's events stay in order, single-record batches on Tansu)
 plus the idempotent producer. Its I/O thread resolves futures; they are bridged
 to asyncio so a request waits without holding a thread.
@@ -15,8 +15,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from beacon.core.kafka import producer_config
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime.kafka import producer_config
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 

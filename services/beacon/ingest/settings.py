@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 
-from beacon.core.settings import Settings
 from beacon.ingest.references import DEFAULT_ID_PATTERN, DEFAULT_REFERENCE_PATTERN, MIN_KEY_BYTES
+from beacon.runtime.settings import Settings
 
 POLICE_TYPES = [
     "beacon.episode.reported.v1",

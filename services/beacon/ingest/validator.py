@@ -4,7 +4,7 @@ Valid records continue to EVENTS (key = subject, the same path as HTTP events);
 invalid ones go to EVENTS_DLQ as a dead-letter record (``beacon.core.dead_letters``: where
 the record was, every reason, its size, hash and a bounded copy). Nothing is silently
 dropped, and a poison record never stops the agent: the decision is a pure function
-that cannot raise on bad input (``beacon.core.decoding.safe_decode``).
+that cannot raise on bad input (``beacon.runtime.decoding.safe_decode``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import pydantic_core
 
 from beacon.core.dead_letters import claimed_source
-from beacon.core.decoding import Rejected, safe_decode
 from beacon.core.events import CloudEvent, EventValidationError, event_to_json
 from beacon.ingest.decisions import ContractRules, contract_errors
+from beacon.runtime.decoding import Rejected, safe_decode
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,13 @@ def source_label(source: str, known_prefix: str) -> str:
 
 def build_app() -> Any:
     """The Faust app (imported by ``python -m beacon validator``)."""
-    from beacon.core.decoding import send_dead_letter
-    from beacon.core.faust_app import make_faust_app
-    from beacon.core.logs import configure_logging
-    from beacon.core.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
-    from beacon.core.settings import load_settings
     from beacon.core.topics import EVENTS, EVENTS_DLQ, EVENTS_RAW
     from beacon.ingest.settings import IngestSettings
+    from beacon.runtime.decoding import send_dead_letter
+    from beacon.runtime.faust_app import make_faust_app
+    from beacon.runtime.logs import configure_logging
+    from beacon.runtime.metrics import EVENTS_RECEIVED, EVENTS_REJECTED
+    from beacon.runtime.settings import load_settings
 
     settings = load_settings(IngestSettings)
     configure_logging(settings.log_level)

@@ -27,10 +27,6 @@ from pydantic import ValidationError
 
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
-from beacon.core.decoding import Rejected, safe_decode, send_dead_letter
-from beacon.core.faust_app import guarded_timer
-from beacon.core.kafka import aiokafka_config
-from beacon.core.metrics import ACK_LATENCY, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
 from beacon.core.notifications import NotificationRecord
 from beacon.notifier.delivery import dispatch_once
 from beacon.notifier.escalation import (
@@ -68,6 +64,10 @@ from beacon.notifier.runtime import (
     send_input,
     settings,
 )
+from beacon.runtime.decoding import Rejected, safe_decode, send_dead_letter
+from beacon.runtime.faust_app import guarded_timer
+from beacon.runtime.kafka import aiokafka_config
+from beacon.runtime.metrics import ACK_LATENCY, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
 
 TICK_RESEND_AFTER_S = 5.0
 RETENTION = index.retention

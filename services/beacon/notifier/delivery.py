@@ -14,7 +14,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from beacon.core.metrics import END_TO_END_LATENCY, NOTIFICATIONS, NOTIFICATIONS_FAILED
 from beacon.core.wording import reason, reason_words, severity_word
 from beacon.notifier.channels import DeliveryError
 from beacon.notifier.dispatch import plan_sends
@@ -22,6 +21,7 @@ from beacon.notifier.escalation import DeliveryResult, EscalationState, Notice, 
 from beacon.notifier.links import LINK_PATH, make_token
 from beacon.notifier.runtime import app, base_url, channels, clock, index, load_state, log, send_input, settings
 from beacon.notifier.templates import MessageFields, bundle, render_page
+from beacon.runtime.metrics import END_TO_END_LATENCY, NOTIFICATIONS, NOTIFICATIONS_FAILED
 
 Items = list[tuple[EscalationState, Notice]]
 

@@ -12,9 +12,6 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-from beacon.core.faust_app import make_faust_app
-from beacon.core.logs import configure_logging, get_logger
-from beacon.core.settings import load_settings
 from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS_DLQ, NOTIFIER_CHANGELOG
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
 from beacon.core.topics import NOTIFIER_INPUTS as INPUTS
@@ -25,6 +22,9 @@ from beacon.notifier.escalation import Envelope, EscalationState
 from beacon.notifier.oncall import load_oncall
 from beacon.notifier.open_index import OpenIndex
 from beacon.notifier.settings import NotifierSettings
+from beacon.runtime.faust_app import make_faust_app
+from beacon.runtime.logs import configure_logging, get_logger
+from beacon.runtime.settings import load_settings
 
 ESCALATIONS_TABLE = "escalations"
 

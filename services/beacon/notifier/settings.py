@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from beacon.core.settings import PROJECT_ROOT, OptionalSecret, RequiredSecret, Settings
+from beacon.runtime.settings import PROJECT_ROOT, OptionalSecret, RequiredSecret, Settings
 
 
 class OnCallFileSettings(Settings):

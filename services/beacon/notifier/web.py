@@ -17,7 +17,6 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from beacon.core.acks import AckCommand
-from beacon.core.metrics import NOTIFICATIONS, NOTIFICATIONS_FAILED
 from beacon.core.rate_limit import BadCredentialLimiter, retry_after_header
 from beacon.notifier.escalation import DeliveryResult, parse_sms_reply, sms_reply
 from beacon.notifier.http_input import Refusal, parse_api_ack
@@ -25,6 +24,7 @@ from beacon.notifier.links import LINK_PATH, AckLink, LinkError, link_page, read
 from beacon.notifier.open_index import BoundedDict
 from beacon.notifier.runtime import acks_topic, app, base_url, clock, directory, log, oncall, send_input, settings
 from beacon.notifier.templates import render_html_page
+from beacon.runtime.metrics import NOTIFICATIONS, NOTIFICATIONS_FAILED
 
 twilio_validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
 # Links this replica took: refuses a double submit before the owner's state says so.

@@ -18,12 +18,12 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from beacon.core.http_headers import aiohttp_security_headers
-from beacon.core.http_server import aiohttp_options, cap_faust_web_connections
-from beacon.core.kafka import client_config, faust_credentials
-from beacon.core.logs import configure_logging, get_logger, logging_config
-from beacon.core.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
-from beacon.core.settings import Settings
+from beacon.runtime.http_headers import aiohttp_security_headers
+from beacon.runtime.http_server import aiohttp_options, cap_faust_web_connections
+from beacon.runtime.kafka import client_config, faust_credentials
+from beacon.runtime.logs import configure_logging, get_logger, logging_config
+from beacon.runtime.metrics import CONSUMER_COMMITTED_OFFSET, CONSUMER_LAG, TIMER_HEARTBEAT
+from beacon.runtime.settings import Settings
 
 log = get_logger("faust")
 

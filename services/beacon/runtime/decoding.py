@@ -134,8 +134,8 @@ async def send_dead_letter(dlq_topic: Any, message: Any, rejected: Rejected, ser
     """Write the letter for a Faust ``message`` and wait for the broker's ack (so the
     record's offset is committed only once its letter is safe), count it and log it
     (where and why; never the content)."""
-    from beacon.core.logs import get_logger
-    from beacon.core.metrics import DEAD_LETTERS
+    from beacon.runtime.logs import get_logger
+    from beacon.runtime.metrics import DEAD_LETTERS
 
     letter = dead_letter(
         message.value,

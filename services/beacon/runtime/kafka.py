@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaProducer
 
-from beacon.core.settings import Settings
+from beacon.runtime.settings import Settings
 
 if TYPE_CHECKING:
     import faust.auth

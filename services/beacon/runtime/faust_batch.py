@@ -46,7 +46,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-from beacon.core.logs import get_logger
+from beacon.runtime.logs import get_logger
 
 log = get_logger("faust")
 
