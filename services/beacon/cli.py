@@ -151,7 +151,7 @@ def settings_doc(
     readme: Path = typer.Option(None, help="Defaults to the project's README.md."),
 ) -> None:
     """The table of every setting (variable, type, default, who accepts it, meaning), from the models."""
-    from beacon.runtime import settings_doc as doc
+    from beacon import settings_doc as doc
 
     try:
         if write:
@@ -615,7 +615,12 @@ def _refuse_to_start(reason: str) -> None:
 
 
 def main() -> None:
+    import os
+
+    from beacon.registry import check_config_file
+
     try:
+        check_config_file(os.environ.get("BEACON_CONFIG_FILE"))  # before any service reads its share
         cli()
     except (SettingsError, PolicyError) as exc:
         _refuse_to_start(str(exc))

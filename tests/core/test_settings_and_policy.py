@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from beacon.core.policy import PolicyError, load_policy
+from beacon.registry import check_config_file
 from beacon.runtime.settings import SettingsError, load_settings
 from harness.services import REPO_ROOT, TEST_SECRETS, service_env
 
@@ -94,4 +95,4 @@ def test_one_config_file_serves_every_service_and_typos_are_refused(monkeypatch,
 
     config.write_text("topic_partitions: 8\nnotifier_max_bundel: 3\n")
     with pytest.raises(SettingsError, match="notifier_max_bundel: not a Beacon setting"):
-        load_settings()
+        check_config_file(str(config))  # the CLI's check, before any service starts

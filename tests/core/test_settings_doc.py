@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from beacon.runtime import settings_doc
+from beacon import settings_doc
 from beacon.runtime.settings import SettingsError, load_settings
 
 README = settings_doc.README.read_text()

@@ -24,7 +24,8 @@ import yaml
 
 from beacon.core.topics import TOPICS
 from beacon.devrun import SERVICES as DEV_SERVICES
-from beacon.runtime.settings import Settings, known_setting_names, load_settings, required_secrets
+from beacon.registry import known_setting_names
+from beacon.runtime.settings import Settings, load_settings, required_secrets
 from beacon.runtime.topic_admin import topic_configs
 from harness.services import REPO_ROOT
 from ops.crd_schemas import CRD_SCHEMAS

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from beacon.runtime.settings import PROJECT_ROOT, OptionalSecret, RequiredSecret, Settings
+from beacon.runtime.settings import PROJECT_ROOT, OptionalSecret, RequiredSecret, Settings, secret_problem
 
 
 class OnCallFileSettings(Settings):
@@ -57,7 +57,38 @@ class NotifierSettings(OnCallFileSettings):
         gt=0,
         le=3650,
         description="How long a resolved alert's escalation stays in the notifier's table after its resolution "
-        "(never before its resolution messages left). A replayed or duplicated alert that fired or was emitted "
-        "longer ago than this pages nobody.",
+        "(never before its resolution messages left). A replayed or duplicated alert emitted longer ago than "
+        "this pages nobody.",
     )
     smtp_ca_file: Path | None = Field(default=None, description="Extra CA bundle to trust (e.g. a test server's).")
+
+    # Twilio (SMS). Empty account SID means dev mode (file outbox).
+    twilio_account_sid: str = Field(
+        default="", description="Twilio account SID for SMS; empty: SMS go to the dev-mode outbox."
+    )
+    twilio_auth_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Twilio auth token: authenticates API calls and checks webhook signatures. Required (a strong "
+        "secret) once BEACON_TWILIO_ACCOUNT_SID is set.",
+    )
+    twilio_from_number: str = Field(default="", description="Sender number of every SMS (E.164, e.g. +447700900123).")
+    twilio_api_base_url: str = Field(default="", description="Override, e.g. a Prism mock of Twilio's API.")
+
+    # SMTP (email). Empty host means dev mode (file outbox).
+    smtp_host: str = Field(default="", description="SMTP server for email; empty: emails go to the dev-mode outbox.")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587: submission with STARTTLS).")
+    smtp_username: str = Field(default="", description="SMTP AUTH user; empty: no AUTH.")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP AUTH password.")
+    smtp_from: str = Field(default="beacon@localhost", description="From address of every email.")
+    smtp_starttls: bool = Field(
+        default=True, description="Upgrade the SMTP connection with STARTTLS before AUTH (refuse a server without it)."
+    )
+
+    @field_validator("twilio_auth_token")
+    @classmethod
+    def _twilio_token_when_twilio_is_on(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        # Twilio signs its webhooks with this token: a weak one lets anyone fake an SMS reply.
+        problem = secret_problem(value.get_secret_value()) if info.data.get("twilio_account_sid") else None
+        if problem:
+            raise ValueError(problem)
+        return value

@@ -6,13 +6,11 @@ environment variable and the reason (see ``load_settings``).
 
 from __future__ import annotations
 
-import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -215,39 +213,9 @@ class Settings(BaseSettings):
         default=256, ge=1, le=100_000, description="Open connections per HTTP server; more are refused at once."
     )
 
-    # Twilio (SMS). Empty account SID means dev mode (file outbox).
-    twilio_account_sid: str = Field(
-        default="", description="Twilio account SID for SMS; empty: SMS go to the dev-mode outbox."
-    )
-    twilio_auth_token: SecretStr = Field(
-        default=SecretStr(""),
-        description="Twilio auth token: authenticates API calls and checks webhook signatures. Required (a strong "
-        "secret) once BEACON_TWILIO_ACCOUNT_SID is set.",
-    )
-    twilio_from_number: str = Field(default="", description="Sender number of every SMS (E.164, e.g. +447700900123).")
-    twilio_api_base_url: str = Field(default="", description="Override, e.g. a Prism mock of Twilio's API.")
-
-    # SMTP (email). Empty host means dev mode (file outbox).
-    smtp_host: str = Field(default="", description="SMTP server for email; empty: emails go to the dev-mode outbox.")
-    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587: submission with STARTTLS).")
-    smtp_username: str = Field(default="", description="SMTP AUTH user; empty: no AUTH.")
-    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP AUTH password.")
-    smtp_from: str = Field(default="beacon@localhost", description="From address of every email.")
-    smtp_starttls: bool = Field(
-        default=True, description="Upgrade the SMTP connection with STARTTLS before AUTH (refuse a server without it)."
-    )
-
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log level written (JSON lines on stdout)."
     )
-
-    @field_validator("twilio_auth_token")
-    @classmethod
-    def _twilio_token_when_twilio_is_on(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        # Twilio signs its webhooks with this token: a weak one lets anyone fake an SMS reply.
-        if info.data.get("twilio_account_sid"):
-            return _required_secret(value)
-        return value
 
     @field_validator("kafka_sasl_username", "kafka_sasl_password")
     @classmethod
@@ -294,34 +262,6 @@ class _OwnKeysYamlSource(YamlConfigSettingsSource):
         return {k: v for k, v in super().__call__().items() if k in self.settings_cls.model_fields}
 
 
-# The services' own Settings subclasses (module:class), so a shared config file can be
-# checked for keys that nobody reads (typos) without starting every service.
-SERVICE_SETTINGS = (
-    "beacon.ingest.settings:IngestSettings",
-    "beacon.correlator.settings:CorrelatorSettings",
-    "beacon.notifier.settings:NotifierSettings",
-    "beacon.console.settings:ConsoleSettings",
-)
-
-
-def known_setting_names() -> set[str]:
-    names = set(Settings.model_fields)
-    for path in SERVICE_SETTINGS:
-        module, cls = path.split(":")
-        names |= set(getattr(importlib.import_module(module), cls).model_fields)
-    return names
-
-
-def _unknown_config_file_keys(config_file: str) -> list[str]:
-    try:
-        raw = yaml.safe_load(Path(config_file).read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: the top level must be a mapping")
-    return sorted(set(map(str, raw)) - known_setting_names())
-
-
 class SettingsError(SystemExit):
     """Raised (as exit status 2) with a message naming each bad setting."""
 
@@ -339,15 +279,11 @@ S = TypeVar("S", bound=Settings)
 
 def load_settings(settings_cls: type[S] = Settings, **overrides: object) -> S:  # type: ignore[assignment]
     """Load and validate settings. A service with settings of its own subclasses
-    Settings in its folder and passes the subclass here."""
+    Settings in its folder and passes the subclass here. (Keys of a shared config file that no
+    service reads are refused by the CLI before any service starts: ``beacon.registry``.)"""
     config_file = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
     if config_file and not Path(config_file).is_file():
         raise SettingsError(f"invalid settings:\n  {ENV_PREFIX}CONFIG_FILE: no such file {config_file!r}")
-    if config_file:
-        unknown = _unknown_config_file_keys(config_file)
-        if unknown:
-            lines = "\n".join(f"  {config_file}: {key}: not a Beacon setting" for key in unknown)
-            raise SettingsError(f"invalid settings:\n{lines}")
     try:
         return settings_cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
