@@ -19,6 +19,7 @@ replica's partitions), rebuilt from the table only when the partitions change.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -119,10 +120,19 @@ async def escalate(stream: Any) -> None:
                 index.forget(before)
                 log.info("expired", alert_id=alert_id)
             continue
-        if after == before:
-            continue
+        # Effects first, the state last (as the correlator: alerts before state). A worker
+        # killed in between left the state as it was, so the input, read again, gives the same
+        # effects again (idempotent: audit ids and ledger keys are deterministic). The other
+        # order lost them: the state said the input was applied, so its replay emitted nothing
+        # (a ledger "pending" record and its audit, or an acknowledgement forwarded to the
+        # alerts of a bundle; issue 13, the kill test).
+        if not await record(before, after, actions, now):
+            return
+        # Written even when unchanged: a replayed input then puts into the changelog a state
+        # the local store holds but the changelog may lack (RocksDB: Faust writes the local
+        # store before Kafka acknowledges the changelog record, so a SIGKILL in between left
+        # it there only, and a new owner of the partition would never read it).
         escalations[alert_id] = after.model_dump(mode="json")
-        await record(before, after, actions, now)
         # The intent must be in Kafka before anything is sent (see delivery.py).
         await app.producer.flush()
         index.update(after)
@@ -130,13 +140,31 @@ async def escalate(stream: Any) -> None:
             poke()
 
 
-async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
+async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> bool:
+    """Write the effects of a transition (forwarded acknowledgements, audit, ledger) and wait
+    until Kafka has every one. A write that failed stops the worker (its input is then read
+    again), never a silent loss: False then."""
+    written = [await write for write in _effects(before, after, actions, now)]
+    try:
+        await asyncio.gather(*written)
+    except Exception as exc:  # noqa: BLE001 - any failed write: the worker stops, the input is read again
+        log.error("effect write failed; stopping the worker", error_type=type(exc).__name__, alert_id=after.alert_id)
+        await app.crash(exc)
+        return False
+    return True
+
+
+def _effects(
+    before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime
+) -> Iterator[Awaitable[Any]]:
+    """The writes of a transition, in order; each awaits its hand-over to the producer and
+    gives the future of Kafka's acknowledgement."""
     for action in actions:
         if isinstance(action, ForwardAck):
-            await send_input(action.command.alert_id, AckReceived(command=action.command))
+            yield send_input(action.command.alert_id, AckReceived(command=action.command))
         if isinstance(action, Audit):
             rec = action.record
-            await audit_topic.send(key=rec.key, value=rec.to_json())
+            yield audit_topic.send(key=rec.key, value=rec.to_json())
             log.info(
                 "audit",
                 kind=rec.kind,
@@ -164,7 +192,7 @@ async def record(before: EscalationState | None, after: EscalationState, actions
                 status=notice.status,
                 at=now,
             )
-            await ledger_topic.send(key=ledger.record_key, value=ledger.to_json())
+            yield ledger_topic.send(key=ledger.record_key, value=ledger.to_json())
 
 
 # ------------------------------------------------------------------ owner's index
