@@ -19,6 +19,7 @@ replica's partitions), rebuilt from the table only when the partitions change.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Iterator
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,7 @@ from beacon.notifier.runtime import (
 )
 
 TICK_RESEND_AFTER_S = 5.0
+EFFECT_WRITE_FAILED = 70  # exit status (EX_SOFTWARE) when Kafka refused an effect's record
 RETENTION = index.retention
 
 
@@ -126,8 +128,7 @@ async def escalate(stream: Any) -> None:
         # order lost them: the state said the input was applied, so its replay emitted nothing
         # (a ledger "pending" record and its audit, or an acknowledgement forwarded to the
         # alerts of a bundle; issue 13, the kill test).
-        if not await record(before, after, actions, now):
-            return
+        await record(before, after, actions, now)
         # Written even when unchanged: a replayed input then puts into the changelog a state
         # the local store holds but the changelog may lack (RocksDB: Faust writes the local
         # store before Kafka acknowledges the changelog record, so a SIGKILL in between left
@@ -140,18 +141,17 @@ async def escalate(stream: Any) -> None:
             poke()
 
 
-async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> bool:
+async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
     """Write the effects of a transition (forwarded acknowledgements, audit, ledger) and wait
-    until Kafka has every one. A write that failed stops the worker (its input is then read
-    again), never a silent loss: False then."""
+    until Kafka has every one. A write Kafka refused stops the worker at once, as a SIGKILL
+    would, so its input is read again by the next owner: Faust's own crash path commits the
+    offset of the input in hand on its way out, which would lose it (robinhood/faust#75)."""
     written = [await write for write in _effects(before, after, actions, now)]
     try:
         await asyncio.gather(*written)
-    except Exception as exc:  # noqa: BLE001 - any failed write: the worker stops, the input is read again
+    except Exception as exc:  # noqa: BLE001 - any failed write: the input must be read again
         log.error("effect write failed; stopping the worker", error_type=type(exc).__name__, alert_id=after.alert_id)
-        await app.crash(exc)
-        return False
-    return True
+        os._exit(EFFECT_WRITE_FAILED)
 
 
 def _effects(
