@@ -208,11 +208,6 @@ def peers(tmp_path: Path, settings: Settings) -> Iterator[tuple[TwilioProxy, Smt
         prism.stop()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect (README, 'Replica model'): after notifier rebalances some first pages are never "
-    "sent and others are sent again minutes later; the notifier's shell is being reworked (issue 13, items 3 and 8)",
-)
 def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, env, peers, tmp_path):
     twilio, smtp = peers
     started = time.monotonic()
