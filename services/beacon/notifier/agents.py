@@ -92,7 +92,9 @@ async def route_alerts(stream: Any) -> None:
             inp: Any = AlertRaised(alert=alert, chain=chain)
         else:
             inp = AlertResolved(alert=alert)
-        await send_input(alert.alert_id, inp)
+        # Routed only once Kafka holds the input: Faust flushes before it commits, but a write
+        # the broker refused would be committed past all the same, and that page never sent.
+        await held_by_kafka([await send_input(alert.alert_id, inp)], alert.alert_id)
 
 
 @app.agent(acks_topic)
@@ -102,7 +104,7 @@ async def route_acks(stream: Any) -> None:
         if isinstance(command, Rejected):
             await send_dead_letter(dlq_topic, event.message, command, "notifier")
             continue
-        await send_input(command.alert_id, AckReceived(command=command))
+        await held_by_kafka([await send_input(command.alert_id, AckReceived(command=command))], command.alert_id)
 
 
 @app.agent(inputs_topic)
@@ -146,11 +148,16 @@ async def record(before: EscalationState | None, after: EscalationState, actions
     until Kafka has every one. A write Kafka refused stops the worker at once, as a SIGKILL
     would, so its input is read again by the next owner: Faust's own crash path commits the
     offset of the input in hand on its way out, which would lose it (robinhood/faust#75)."""
-    written = [await write for write in _effects(before, after, actions, now)]
+    await held_by_kafka([await write for write in _effects(before, after, actions, now)], after.alert_id)
+
+
+async def held_by_kafka(written: list[Any], alert_id: str) -> None:
+    """Wait until Kafka acknowledged every write; a refused one stops the worker at once, so
+    the record that caused the writes is read again (never committed past, never lost)."""
     try:
         await asyncio.gather(*written)
     except Exception as exc:  # noqa: BLE001 - any failed write: the input must be read again
-        log.error("effect write failed; stopping the worker", error_type=type(exc).__name__, alert_id=after.alert_id)
+        log.error("effect write failed; stopping the worker", error_type=type(exc).__name__, alert_id=alert_id)
         os._exit(EFFECT_WRITE_FAILED)
 
 
