@@ -45,7 +45,7 @@ import yaml
 from beacon.core.alerts import AlertRecord
 from beacon.core.events import event_from_json
 from beacon.core.policy import load_policy
-from beacon.core.topics import ALERTS, EVENTS
+from beacon.core.topics import ALERTS, EVENTS, NOTIFICATIONS, NOTIFIER_CHANGELOG, NOTIFIER_INPUTS
 from beacon.correlator.engine import decide
 from beacon.correlator.migration import load_state
 from beacon.notifier.escalation import case_reference, resolve_chain
@@ -211,8 +211,9 @@ def peers(tmp_path: Path, settings: Settings) -> Iterator[tuple[TwilioProxy, Smt
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known defect (README, 'Replica model'): after notifier rebalances some first pages are never "
-    "sent and others are sent again minutes later; the notifier's shell is being reworked (issue 13, items 3 and 8)",
+    reason="known defect (README, 'Replica model'): in one run of three on the current notifier, two alerts "
+    "(raised by the replay) never reached beacon.notifier.inputs, so their first pages were never sent; "
+    "where they were lost (correlator or the notifier's route_alerts) is not established yet",
 )
 def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, env, peers, tmp_path):
     twilio, smtp = peers
@@ -253,7 +254,7 @@ def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, en
         # Prism on a loaded 2-core machine can take over 10 s to answer: a send that times out
         # after Twilio accepted it is sent again, a duplicate no kill caused. The test is about kills.
         BEACON_NOTIFIER_SEND_TIMEOUT_S="60",
-        BEACON_LOG_LEVEL="WARNING",
+        BEACON_LOG_LEVEL=os.environ.get("BEACON_KILL_TEST_LOG_LEVEL", "WARNING"),
     )
     workers = Workers()
     for n in range(2):
@@ -305,6 +306,12 @@ def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, en
         arrived = _pages(twilio, smtp)
     finally:
         workers.stop()
+        dump_topics(settings, tmp_path)
+        with (tmp_path / "messages.jsonl").open("w") as out:
+            for sms in twilio.delivered():
+                out.write(json.dumps({"to": sms.to, "at": sms.received_at, "body": sms.body}) + "\n")
+            for mail in list(smtp.inbox):
+                out.write(json.dumps({"to": mail.to, "at": mail.received_at, "body": mail.body}) + "\n")
     duration_s = time.monotonic() - started
 
     missing = set(expected_pages) - set(arrived)
@@ -376,6 +383,19 @@ def duplicates_by_kill(copies: dict[tuple[str, str], list[float]], kills: list[K
         if len(times) > 1 + OWNER_CHANGES_PER_KILL * kills_before:
             over.append(page)
     return over
+
+
+def dump_topics(settings: Settings, tmp_path: Path) -> None:
+    """The alerts, the notifier's inputs, changelog and ledger as JSON lines next to the workers'
+    logs (partition, offset, timestamp, key, value): the evidence when a page is missing or
+    repeated (an alert lost before the notifier's inputs, in them, or after)."""
+    for topic in (ALERTS, NOTIFIER_INPUTS, NOTIFIER_CHANGELOG, NOTIFICATIONS):
+        records = read_topic(settings, topic, expect=10**9, timeout_s=10.0)
+        with (tmp_path / f"{topic}.jsonl").open("w") as out:
+            for r in records:
+                key = r.key.decode(errors="replace") if r.key else None
+                value = r.value.decode(errors="replace") if r.value else None
+                out.write(json.dumps({"p": r.partition, "o": r.offset, "ts": r.timestamp, "k": key, "v": value}) + "\n")
 
 
 def _pages(twilio: TwilioProxy, smtp: SmtpServer) -> Counter[tuple[str, str]]:

@@ -16,7 +16,6 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
 
 from beacon.console.projection import Record, apply
 from beacon.console.read_model import ReadModel, StoredViewState
@@ -39,7 +38,7 @@ from beacon.core.topics import (
     EVENTS_HISTORY,
 )
 from beacon.runtime.decoding import Rejected, safe_decode
-from beacon.runtime.kafka import aiokafka_config, client_config
+from beacon.runtime.kafka import aiokafka_config, topic_partitions
 from beacon.runtime.logs import get_logger
 from beacon.runtime.metrics import CONSOLE_RECORDS_SKIPPED, CONSUMER_LAG, TIMER_HEARTBEAT
 from beacon.runtime.settings import Settings
@@ -60,17 +59,8 @@ CATCH_UP_COMMIT_S = 10.0
 
 
 def feed_partitions(settings: Settings) -> list[TopicPartition]:
-    """Every partition of the feed's topics, from a metadata request that names them. (The
-    consumer's own metadata holds only topics it was asked about: Tansu's answer happened to
-    list them all, Apache Kafka's lists none, and the console then read nothing.)"""
-    admin = KafkaAdminClient(**client_config(settings), client_id="beacon-console-metadata")
-    try:
-        described = admin.describe_topics(list(FEED_TOPICS))
-    finally:
-        admin.close()
-    by_topic = {
-        t["name"]: sorted(p["partition_index"] for p in t["partitions"]) for t in described if not t["error_code"]
-    }
+    """Every partition of the feed's topics (``topic_partitions``: never the consumer's own metadata)."""
+    by_topic = topic_partitions(settings, FEED_TOPICS, client_id="beacon-console-metadata")
     return [TopicPartition(topic, p) for topic in FEED_TOPICS for p in by_topic.get(topic, ())]
 
 

@@ -24,7 +24,7 @@ from kafka import TopicPartition as SyncTopicPartition
 from beacon.core.topics import API_KEYS, TOPICS
 from beacon.ingest.apikeys import ApiKey, ApiKeyRegistry, new_key, revocation, token_key_id
 from beacon.runtime.decoding import Rejected, safe_decode
-from beacon.runtime.kafka import aiokafka_config, client_config, make_producer
+from beacon.runtime.kafka import aiokafka_config, client_config, make_producer, topic_partitions
 from beacon.runtime.logs import get_logger
 from beacon.runtime.metrics import API_KEY_RECORDS_SKIPPED
 from beacon.runtime.settings import Settings
@@ -202,12 +202,15 @@ class ApiKeyFeed:
         )
         await consumer.start()
         try:
-            await consumer.topics()
-            self._partitions = [
-                TopicPartition(API_KEYS, p) for p in sorted(consumer.partitions_for_topic(API_KEYS) or ())
-            ]
-            if not self._partitions:
-                raise KeysUnavailable(f"topic {API_KEYS} does not exist (run `python -m beacon topics create`)")
+            while True:  # not ready (503 keys-unavailable) until the topic exists
+                found = await asyncio.to_thread(
+                    topic_partitions, self.settings, [API_KEYS], "beacon-ingest-keys-metadata"
+                )
+                self._partitions = [TopicPartition(API_KEYS, p) for p in found.get(API_KEYS, ())]
+                if self._partitions:
+                    break
+                log.warning("api_key_topic_missing", topic=API_KEYS, hint="run `python -m beacon topics create`")
+                await asyncio.sleep(1.0)
             consumer.assign(self._partitions)
             await consumer.seek_to_beginning(*self._partitions)
             end_at_start = await consumer.end_offsets(self._partitions)

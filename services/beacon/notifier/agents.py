@@ -19,6 +19,8 @@ replica's partitions), rebuilt from the table only when the partitions change.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Awaitable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +72,7 @@ from beacon.runtime.kafka import aiokafka_config
 from beacon.runtime.metrics import ACK_LATENCY, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
 
 TICK_RESEND_AFTER_S = 5.0
+EFFECT_WRITE_FAILED = 70  # exit status (EX_SOFTWARE) when Kafka refused an effect's record
 RETENTION = index.retention
 
 
@@ -89,7 +92,9 @@ async def route_alerts(stream: Any) -> None:
             inp: Any = AlertRaised(alert=alert, chain=chain)
         else:
             inp = AlertResolved(alert=alert)
-        await send_input(alert.alert_id, inp)
+        # Routed only once Kafka holds the input: Faust flushes before it commits, but a write
+        # the broker refused would be committed past all the same, and that page never sent.
+        await held_by_kafka([await send_input(alert.alert_id, inp)], alert.alert_id)
 
 
 @app.agent(acks_topic)
@@ -99,7 +104,7 @@ async def route_acks(stream: Any) -> None:
         if isinstance(command, Rejected):
             await send_dead_letter(dlq_topic, event.message, command, "notifier")
             continue
-        await send_input(command.alert_id, AckReceived(command=command))
+        await held_by_kafka([await send_input(command.alert_id, AckReceived(command=command))], command.alert_id)
 
 
 @app.agent(inputs_topic)
@@ -119,10 +124,18 @@ async def escalate(stream: Any) -> None:
                 index.forget(before)
                 log.info("expired", alert_id=alert_id)
             continue
-        if after == before:
-            continue
-        escalations[alert_id] = after.model_dump(mode="json")
+        # Effects first, the state last (as the correlator: alerts before state). A worker
+        # killed in between left the state as it was, so the input, read again, gives the same
+        # effects again (idempotent: audit ids and ledger keys are deterministic). The other
+        # order lost them: the state said the input was applied, so its replay emitted nothing
+        # (a ledger "pending" record and its audit, or an acknowledgement forwarded to the
+        # alerts of a bundle; issue 13, the kill test).
         await record(before, after, actions, now)
+        # Written even when unchanged: a replayed input then puts into the changelog a state
+        # the local store holds but the changelog may lack (RocksDB: Faust writes the local
+        # store before Kafka acknowledges the changelog record, so a SIGKILL in between left
+        # it there only, and a new owner of the partition would never read it).
+        escalations[alert_id] = after.model_dump(mode="json")
         # The intent must be in Kafka before anything is sent (see delivery.py).
         await app.producer.flush()
         index.update(after)
@@ -131,12 +144,34 @@ async def escalate(stream: Any) -> None:
 
 
 async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
+    """Write the effects of a transition (forwarded acknowledgements, audit, ledger) and wait
+    until Kafka has every one. A write Kafka refused stops the worker at once, as a SIGKILL
+    would, so its input is read again by the next owner: Faust's own crash path commits the
+    offset of the input in hand on its way out, which would lose it (robinhood/faust#75)."""
+    await held_by_kafka([await write for write in _effects(before, after, actions, now)], after.alert_id)
+
+
+async def held_by_kafka(written: list[Any], alert_id: str) -> None:
+    """Wait until Kafka acknowledged every write; a refused one stops the worker at once, so
+    the record that caused the writes is read again (never committed past, never lost)."""
+    try:
+        await asyncio.gather(*written)
+    except Exception as exc:  # noqa: BLE001 - any failed write: the input must be read again
+        log.error("effect write failed; stopping the worker", error_type=type(exc).__name__, alert_id=alert_id)
+        os._exit(EFFECT_WRITE_FAILED)
+
+
+def _effects(
+    before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime
+) -> Iterator[Awaitable[Any]]:
+    """The writes of a transition, in order; each awaits its hand-over to the producer and
+    gives the future of Kafka's acknowledgement."""
     for action in actions:
         if isinstance(action, ForwardAck):
-            await send_input(action.command.alert_id, AckReceived(command=action.command))
+            yield send_input(action.command.alert_id, AckReceived(command=action.command))
         if isinstance(action, Audit):
             rec = action.record
-            await audit_topic.send(key=rec.key, value=rec.to_json())
+            yield audit_topic.send(key=rec.key, value=rec.to_json())
             log.info(
                 "audit",
                 kind=rec.kind,
@@ -164,7 +199,7 @@ async def record(before: EscalationState | None, after: EscalationState, actions
                 status=notice.status,
                 at=now,
             )
-            await ledger_topic.send(key=ledger.record_key, value=ledger.to_json())
+            yield ledger_topic.send(key=ledger.record_key, value=ledger.to_json())
 
 
 # ------------------------------------------------------------------ owner's index

@@ -128,6 +128,7 @@ def load_state(alert_id: str) -> EscalationState | None:
     return EscalationState.model_validate(raw) if raw else None
 
 
-async def send_input(alert_id: str, inp: Any) -> None:
+async def send_input(alert_id: str, inp: Any) -> Any:
+    """Hand the input to the producer; returns the future of its write (await it for the ack)."""
     envelope = Envelope(at=clock.now(), input=inp)
-    await inputs_topic.send(key=alert_id.encode(), value=envelope.to_json())
+    return await inputs_topic.send(key=alert_id.encode(), value=envelope.to_json())

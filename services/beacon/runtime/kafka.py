@@ -95,3 +95,18 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**{**producer_config(settings), **overrides})
+
+
+def topic_partitions(settings: Settings, topics: list[str] | tuple[str, ...], client_id: str) -> dict[str, list[int]]:
+    """The partitions of each of ``topics`` that exists, from a metadata request that names
+    them. A client's own metadata cannot be trusted for this: a consumer holds only the topics
+    it was asked about (Tansu's answer happened to list them all, Apache Kafka's lists none:
+    the console, then the API-key registry, read nothing on Kafka)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(**client_config(settings), client_id=client_id)
+    try:
+        described = admin.describe_topics(list(topics))
+    finally:
+        admin.close()
+    return {t["name"]: sorted(p["partition_index"] for p in t["partitions"]) for t in described if not t["error_code"]}
