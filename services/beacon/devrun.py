@@ -119,17 +119,6 @@ def _post_demo_events(
                 raise RuntimeError(f"demo event refused ({response.status_code}): {response.text}")
 
 
-def _revoke_demo_keys(key_ids: list[str]) -> None:
-    if not key_ids:
-        return
-    from beacon.ingest.apikey_topic import ApiKeyStore
-    from beacon.ingest.settings import IngestSettings
-
-    store = ApiKeyStore(load_settings(IngestSettings))
-    for key_id in key_ids:
-        store.revoke(key_id)
-
-
 def run(with_demo: bool = True) -> int:
     base: Settings = load_settings()
     var = base.data_dir.parent
@@ -188,7 +177,9 @@ def run(with_demo: bool = True) -> int:
             events = demo_events()
             _post_demo_events(ingest_url, events, children["ingest"], demo_key_ids)
             print(
-                f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they are sent:",
+                f"Fed {len(events)} demo events through the ingest API. The demo's events happened hours ago, so "
+                "their alerts are held two minutes before the first page (PAST_ALERT_HOLD_S: history being "
+                "imported pages nobody for episodes already over). Notifications appear below as they are sent:",
                 flush=True,
             )
 
@@ -208,5 +199,4 @@ def run(with_demo: bool = True) -> int:
         print("\nStopping Beacon ...", flush=True)
         processes.stop_all(children.values(), timeout_s=15)
         broker.stop()
-        _revoke_demo_keys(demo_key_ids)
         print("Stopped.", flush=True)
