@@ -47,7 +47,7 @@ class ServiceProcess:
         log_file: Path,
         port: int | None = None,
         ready_path: str = "/readyz",
-        ready_timeout_s: float = 60.0,
+        ready_timeout_s: float = 120.0,  # a loaded 2-core CI machine joining a Kafka group: well over 60 s
         args: tuple[str, ...] = (),
     ):
         self.name, self.env, self.log_file, self.port = name, env, log_file, port
