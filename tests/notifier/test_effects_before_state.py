@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from beacon.core.topics import NOTIFICATIONS, described_topic_configs
+from beacon.core.topics import NOTIFICATIONS
 from beacon.notifier.oncall import load_oncall
+from beacon.runtime.topic_admin import described_topic_configs
 from harness.brokers import KAFKA_ONLY
 from harness.kafka import read_topic
 from harness.smtp import SmtpServer
