@@ -62,7 +62,7 @@ import httpx
 
 from beacon.core.events import build_event
 from beacon.core.topics import ALERTS
-from beacon.ingest.apikeys import ApiKeyStore
+from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
 from beacon.runtime import processes
 from beacon.runtime.broker import EmbeddedBroker, free_port
@@ -152,10 +152,8 @@ class System:
         )
         self.settings = load_settings(**common)
         ensure_topics(self.settings)
-        keys_file = tmp / "api-keys.json"
-        _, self.token = ApiKeyStore(keys_file).create(
-            "met-police", "police", load_settings(IngestSettings, **common).ingest_scopes
-        )
+        ingest_settings = load_settings(IngestSettings, **common)  # the key goes to its topic, beacon.apikeys
+        _, self.token = ApiKeyStore(ingest_settings).create("met-police", "police", ingest_settings.ingest_scopes)
         shutil.copytree(ROOT / "deploy" / "oncall", tmp / "oncall")  # with the files it names
         oncall = tmp / "oncall" / "example.yaml"
         oncall.write_text(oncall.read_text().replace("group_seconds: 2", "group_seconds: 0"))
@@ -164,7 +162,6 @@ class System:
         self.twilio.notifier_url = f"http://127.0.0.1:{self.ports['notifier_port']}"
         self.env = service_env(
             **common,
-            ingest_api_keys_file=keys_file,
             oncall_file=oncall,
             twilio_account_sid=twilio_mock.ACCOUNT_SID,
             twilio_auth_token=twilio_mock.AUTH_TOKEN,
@@ -172,7 +169,6 @@ class System:
             twilio_api_base_url=self.twilio.url,
             public_base_url=self.twilio.notifier_url,
             notifier_contact_min_interval_s=0,
-            console_users_file=tmp / "console-users.json",
             log_level="WARNING",
         )
         subprocess.run(

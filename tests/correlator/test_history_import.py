@@ -126,7 +126,6 @@ def test_a_live_report_arriving_while_an_import_is_correlated_is_paged_before_th
     history = _bench_history(HISTORY_DAYS)
     source = tmp_path / "history.jsonl"
     source.write_text("".join(json.dumps(event) + "\n" for event in history))
-    env = {**env, "BEACON_INGEST_API_KEYS_FILE": str(tmp_path / "api-keys.json")}
     now = datetime.now(UTC).replace(microsecond=0)
     live = build_event(
         "beacon.episode.reported.v1",
