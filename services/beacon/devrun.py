@@ -177,9 +177,7 @@ def run(with_demo: bool = True) -> int:
             events = demo_events()
             _post_demo_events(ingest_url, events, children["ingest"], demo_key_ids)
             print(
-                f"Fed {len(events)} demo events through the ingest API. The demo's events happened hours ago, so "
-                "their alerts are held two minutes before the first page (PAST_ALERT_HOLD_S: history being "
-                "imported pages nobody for episodes already over). Notifications appear below as they are sent:",
+                f"Fed {len(events)} demo events through the ingest API. Notifications appear below as they are sent:",
                 flush=True,
             )
 

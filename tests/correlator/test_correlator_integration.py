@@ -222,6 +222,27 @@ def test_wall_clock_timer_fires_the_ladder_once_caught_up(settings, env, tmp_pat
     assert ladder.occurred_at == s.t0 + timedelta(hours=25) and ladder.emitted_at > ladder.occurred_at
 
 
+def test_after_a_restart_the_timer_fires_due_rules_with_no_new_event_to_read(settings, env, tmp_path):
+    """A correlator restarted on a quiet stream (its events read and committed before) is
+    caught up at once: the ladder rung that fell due while it was down fires from the wall
+    clock, without waiting for some new event on each of its partitions."""
+    quick = {**env, **_quick_policy(tmp_path)}
+    s = Scenario()
+    correlator = ServiceProcess("correlator", quick, tmp_path / "correlator.log", port=settings.correlator_port)
+    with correlator:
+        produce_events(settings, EVENTS, [s.report(1, risk="low")])
+        (triage,) = _alerts(settings, expect=1)
+        time.sleep(5)  # past the offset commit interval: the report counts as read
+    assert (triage.rule, triage.from_backlog) == ("triage", None)  # read live: paged at once
+    # Back a day later (to its clock): nothing new on the events topic.
+    correlator.env = {**quick, "BEACON_CORRELATOR_CLOCK_OFFSET_S": str(25 * 3600)}
+    with correlator:
+        alerts = _alerts(settings, expect=2)
+    assert _summary(alerts) == [("duration", "24h", "raised"), ("triage", "medium", "raised")]
+    ladder = next(a for a in alerts if a.rule == "duration")
+    assert ladder.from_backlog is None  # the wall clock's: live
+
+
 def test_metrics_count_events_and_alerts(settings, env, tmp_path):
     import httpx
 

@@ -165,7 +165,12 @@ def test_a_live_report_arriving_while_an_import_is_correlated_is_paged_before_th
         alerts = [AlertRecord.from_json(r.value) for r in read_topic(settings, ALERTS, expect=1, settle_s=3)]
     [paged] = [a for a in alerts if a.child_ref == LIVE_CHILD]
     assert (paged.rule, paged.step, paged.status) == ("triage", "high", "raised")
+    assert not paged.from_backlog  # live: the notifier pages it at once
     history_alerts = [a for a in alerts if a.child_ref != LIVE_CHILD]
+    # Raised from the import (triage alerts come from events, never from the timer): flagged,
+    # so the notifier holds them until the import's founds can resolve them.
+    imported_triage = [a for a in history_alerts if a.rule == "triage"]
+    assert imported_triage and all(a.from_backlog for a in imported_triage)
     after = [a for a in history_alerts if a.emitted_at > paged.emitted_at]
     # Paged within a batch or so of its arrival: most of the import was correlated after it
     # (behind the backlog on its partition, it would have come near the end).

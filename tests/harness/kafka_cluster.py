@@ -75,6 +75,28 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+def _delete_groups(admin: KafkaAdminClient, groups: list[str], timeout_s: float) -> None:
+    """Delete every consumer group. One a killed worker still holds answers NonEmptyGroup
+    until that member's session times out: retried until then, because a test whose worker
+    joined a leftover group waits for the dead member and may be handed no partitions. A
+    group still holding members after ``timeout_s`` has a live member: a process a previous
+    test left running, named in the error."""
+    deadline = time.monotonic() + timeout_s
+    while groups:
+        results = admin.delete_groups(groups)
+        groups = [group for group, result in results.items() if result != "OK" and "NotFound" not in result]
+        if not groups:
+            return
+        if time.monotonic() > deadline:
+            described = admin.describe_groups(groups)
+            members = {
+                group: [f"{m.get('client_id')}@{m.get('client_host')}" for m in info.get("members", [])]
+                for group, info in described.items()
+            }
+            raise RuntimeError(f"consumer groups still have members after {timeout_s:.0f}s: {members}")
+        time.sleep(0.5)
+
+
 class KafkaCluster:
     """Format, start, await and stop ``size`` KRaft nodes (each broker and controller).
 
@@ -228,11 +250,7 @@ class KafkaCluster:
             topics = [t for t in admin.list_topics() if not t.startswith(INTERNAL_TOPIC_PREFIX)]
             if topics:
                 admin.delete_topics(topics, timeout_ms=int(timeout_s * 1000))
-            groups = [g["group_id"] for g in admin.list_groups()]
-            if groups:
-                # A group whose members are gone is deleted; one a killed worker still holds
-                # (until its session times out) answers NonEmptyGroup here and simply stays.
-                admin.delete_groups(groups)
+            _delete_groups(admin, [g["group_id"] for g in admin.list_groups()], timeout_s)
             deadline = time.monotonic() + timeout_s
             while set(topics) & set(admin.list_topics()):
                 if time.monotonic() > deadline:

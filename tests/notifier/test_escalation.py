@@ -365,10 +365,12 @@ def test_severity_changes_the_resolved_policy(oncall):
     assert state.next_due == T0 + timedelta(minutes=10)
 
 
-def test_an_alert_about_the_past_is_held_so_an_imported_episode_already_over_pages_nobody(oncall):
+def test_an_alert_raised_from_a_backlog_is_held_so_an_imported_episode_already_over_pages_nobody(oncall):
     """History import (issue 14, item 3): a closed high-risk episode of years ago is raised
     and resolved by the import; held, its resolution arrives before anyone is paged."""
-    past = make_alert(severity=Severity.high).model_copy(update={"occurred_at": T0 - timedelta(days=400)})
+    past = make_alert(severity=Severity.high).model_copy(
+        update={"occurred_at": T0 - timedelta(days=400), "from_backlog": True}
+    )
     chain = resolve_chain(oncall, past, T0)
     assert chain.hold_s == PAST_ALERT_HOLD_S  # the policy holds high-risk alerts 0 s
     state, actions = apply(None, AlertRaised(alert=past, chain=chain), T0)
@@ -377,5 +379,13 @@ def test_an_alert_about_the_past_is_held_so_an_imported_episode_already_over_pag
         state, AlertResolved(alert=past.model_copy(update={"status": "resolved"})), T0 + timedelta(seconds=5)
     )
     assert sends(actions) == [] and audits(actions) == [("alert_resolved", "within_hold")]
-    live = make_alert(severity=Severity.high).model_copy(update={"occurred_at": T0 - timedelta(minutes=15)})
-    assert resolve_chain(oncall, live, T0).hold_s == 0  # a live alert (within lateness + tick): no wait
+
+
+def test_a_live_alert_about_an_old_fact_pages_at_once(oncall):
+    """A case system that delivers a high-risk report hours late: the correlator raised it
+    live (not from a backlog), so nobody waits, however old its event time."""
+    late_report = make_alert(severity=Severity.high).model_copy(update={"occurred_at": T0 - timedelta(hours=6)})
+    chain = resolve_chain(oncall, late_report, T0)
+    assert chain.hold_s == 0
+    _, actions = apply(None, AlertRaised(alert=late_report, chain=chain), T0)
+    assert sends(actions) != []

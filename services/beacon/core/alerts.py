@@ -62,6 +62,13 @@ class AlertRecord(TopicRecord):
         description="On a record resolved by a found or a correction: the organisation that sent it "
         "(from the event's authenticated source).",
     )
+    from_backlog: bool | None = Field(
+        default=None,
+        description="True on an alert the correlator raised while it replayed a backlog (a history "
+        "import, or catching up after downtime) rather than from a live event or the wall clock; "
+        "absent otherwise. The notifier holds such an alert before its first page, so an episode "
+        "already over (its found right behind it in the backlog) pages nobody.",
+    )
 
     @property
     def key(self) -> bytes:
@@ -89,6 +96,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     emitted_at: datetime
     trigger_event_ids: tuple[str, ...]
     closed_by: str | None = None
+    from_backlog: bool | None = None
 
     @property
     def key(self) -> bytes:

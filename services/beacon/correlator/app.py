@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
+import msgspec
 from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
@@ -298,6 +299,8 @@ async def process_batch(batch: list[Any], history: bool = False) -> None:
                     log.warning("correction refused", event_id=event_id, reason=reason)
             if changed:  # duplicates and stale events leave the state as it was: nothing to write
                 updates.append((key, items[0][0].subject, state, items[0][1]))
+        if wall is None:  # replaying a backlog: the notifier holds these before paging (AlertRecord)
+            alerts = [msgspec.structs.replace(alert, from_backlog=True) for alert in alerts]
         await _send_alerts(alerts)  # first: a state saying "emitted" must never precede its alert
         await _save_all([(key, state, partition) for key, _, state, partition in updates])
         for key, child_ref, state, _ in updates:
@@ -323,8 +326,17 @@ async def correlate_history(batch: list[Any]) -> None:
 
 
 def _read_to_end(tp: Any) -> bool:
+    """Every record of ``tp`` the broker holds is processed: by this worker since it
+    started, or before (the group's committed offset, where Faust seeked on assignment, is
+    already at the end: a restart on a quiet stream is caught up without a new record)."""
     highwater = app.consumer.highwater(tp)
-    return highwater is not None and _processed_offsets.get(tp, -1) >= highwater - 1
+    if highwater is None:
+        return False
+    if _processed_offsets.get(tp, -1) >= highwater - 1:
+        return True
+    # Faust's Consumer keeps the group's committed offsets (the next to read); ConsumerT omits them.
+    committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
+    return committed is not None and committed >= highwater
 
 
 def caught_up() -> bool:

@@ -125,21 +125,19 @@ def resolve_chain(config: OnCallConfig, alert: AlertRecord, at: datetime) -> Cha
     )
 
 
-# An alert raised this long after the fact it is about (history being imported, a backfill)
-# waits at least PAST_ALERT_HOLD_S before its first page, whatever its severity: a past
-# episode already over is resolved by the import meanwhile and pages nobody (not every
-# closed high-risk episode of five years of history), and a past episode still open pages
-# a minute late. Live alerts are raised within the correlator's lateness (10 min) and its
-# timer period of their fact, far below the hour.
-PAST_ALERT_AGE_S = 3600.0
+# An alert the correlator raised while replaying a backlog (a history import, or catching
+# up after downtime: ``AlertRecord.from_backlog``) waits at least PAST_ALERT_HOLD_S before
+# its first page, whatever its severity: a past episode already over is resolved by the
+# replay meanwhile (its found is right behind it) and pages nobody, and one still open
+# pages two minutes late. A live alert is never held by this, however old the fact it is
+# about (a report a case system delivers hours late pages at once).
 PAST_ALERT_HOLD_S = 120.0
 
 
 def hold_for(policy_hold_s: float, alert: AlertRecord) -> float:
     """The wait before an alert's first page: the policy's for its severity, and at least
-    ``PAST_ALERT_HOLD_S`` for an alert about the past (raised over ``PAST_ALERT_AGE_S``
-    after the fact it is about)."""
-    if (alert.emitted_at - alert.occurred_at).total_seconds() > PAST_ALERT_AGE_S:
+    ``PAST_ALERT_HOLD_S`` for an alert raised from a backlog."""
+    if alert.from_backlog:
         return max(policy_hold_s, PAST_ALERT_HOLD_S)
     return policy_hold_s
 
@@ -348,8 +346,8 @@ def too_old(alert: AlertRecord, now: datetime, retention: timedelta) -> bool:
     """An alert emitted (processing time) longer than the retention ago is never acted on
     afresh: a replay or duplicate of the alerts topic. Its event time is not the test: a
     child reported today as missing for 40 days has ladder alerts whose rule fired (their
-    deadline) 39 days ago, and they must page; re-emitted history is held instead
-    (``PAST_ALERT_HOLD_S``), so an episode already over pages nobody."""
+    deadline) 39 days ago, and they must page; alerts raised from a backlog are held
+    instead (``PAST_ALERT_HOLD_S``), so an episode already over pages nobody."""
     return now - alert.emitted_at >= retention
 
 
