@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -12,12 +13,16 @@ from beacon.runtime.kafka import client_config, make_producer
 from beacon.runtime.settings import Settings
 
 
-def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+def produce(
+    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]], written_at: datetime | None = None
+) -> None:
     """Write ``records`` and wait for every acknowledgement: a record the broker refused
-    fails the test here instead of going missing."""
+    fails the test here instead of going missing. ``written_at``: the records' Kafka
+    timestamp (default now), e.g. records that waited in the topic while a worker was down."""
     producer = make_producer(settings)
+    timestamp_ms = int(written_at.timestamp() * 1000) if written_at is not None else None
     try:
-        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        futures = [producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms) for key, value in records]
         producer.flush()
         for future in futures:
             future.get(timeout=30)
@@ -25,8 +30,10 @@ def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, by
         producer.close()
 
 
-def produce_events(settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
-    produce(settings, topic, [(e["subject"].encode(), json.dumps(e).encode()) for e in events])
+def produce_events(
+    settings: Settings, topic: str, events: list[dict[str, Any]], written_at: datetime | None = None
+) -> None:
+    produce(settings, topic, [(e["subject"].encode(), json.dumps(e).encode()) for e in events], written_at)
 
 
 def read_topic(

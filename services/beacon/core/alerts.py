@@ -65,7 +65,8 @@ class AlertRecord(TopicRecord):
     from_backlog: bool | None = Field(
         default=None,
         description="True on an alert the correlator raised while it replayed a backlog (a history "
-        "import, or catching up after downtime) rather than from a live event or the wall clock; "
+        "import, or an events record read over 60 s after Kafka got it: catching up after downtime) "
+        "rather than from a live event or the wall clock; "
         "absent otherwise. The notifier holds such an alert before its first page, so an episode "
         "already over (its found right behind it in the backlog) pages nobody.",
     )

@@ -254,6 +254,19 @@ async def _dead_letter(message: Any, rejected: Rejected) -> None:
     await send_dead_letter(dlq_topic, message, rejected, "correlator")
 
 
+# A record written to the events topic this long before the correlator reads it is read from
+# a backlog (the correlator was down, or far behind): the alerts it raises are flagged, so an
+# episode whose found is right behind it in the backlog pages nobody. Under load the lag stays
+# far below this, so live alerts are never flagged however busy the stream.
+BACKLOG_AGE = timedelta(seconds=60)
+
+
+def _from_backlog(message: Any, now: datetime) -> bool:
+    """Kafka's timestamp of the record (the ingest's write) is over ``BACKLOG_AGE`` ago."""
+    written = getattr(message, "timestamp", None)
+    return written is not None and now - datetime.fromtimestamp(written, UTC) > BACKLOG_AGE
+
+
 async def process_batch(batch: list[Any], history: bool = False) -> None:
     """One batch of Faust messages: grouped by child, one load and one save per child.
     ``history``: from the history topic (see the module docstring)."""
@@ -291,7 +304,10 @@ async def process_batch(batch: list[Any], history: bool = False) -> None:
                     continue
                 outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
                 changed = changed or outcome.applied
-                alerts += outcome.alerts
+                if history or _from_backlog(message, now):  # the notifier holds these (AlertRecord.from_backlog)
+                    alerts += [msgspec.structs.replace(alert, from_backlog=True) for alert in outcome.alerts]
+                else:
+                    alerts += outcome.alerts
                 for event_id, reason in outcome.refused_earlier:
                     # A correction that came before its report, applied to nothing: its record
                     # is already behind us in the topic, so the refusal is logged (and counted).
@@ -299,8 +315,6 @@ async def process_batch(batch: list[Any], history: bool = False) -> None:
                     log.warning("correction refused", event_id=event_id, reason=reason)
             if changed:  # duplicates and stale events leave the state as it was: nothing to write
                 updates.append((key, items[0][0].subject, state, items[0][1]))
-        if wall is None:  # replaying a backlog: the notifier holds these before paging (AlertRecord)
-            alerts = [msgspec.structs.replace(alert, from_backlog=True) for alert in alerts]
         await _send_alerts(alerts)  # first: a state saying "emitted" must never precede its alert
         await _save_all([(key, state, partition) for key, _, state, partition in updates])
         for key, child_ref, state, _ in updates:
