@@ -16,7 +16,8 @@ suite that must fit CI's 90 minutes on 2 cores. ``table_store`` carries the choi
 
 A test that must run on one broker only names it:
 ``@pytest.mark.parametrize("broker", ["tansu"], indirect=True)`` (a test that stops its broker)
-or ``@pytest.mark.parametrize("broker", KAFKA_ONLY, indirect=True)`` (``harness.brokers``).
+or ``@pytest.mark.parametrize("broker", KAFKA_ONLY, indirect=True)`` (``harness.brokers``), or
+``KAFKA_3_ONLY``: the three-node cluster shaped like production (the broker failover test).
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def kafka_cluster_3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaC
 def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BrokerProfile]:
     """The broker of this test (parametrised by ``pytest_generate_tests``): ``bootstrap``,
     the Beacon ``settings`` that go with it, its ``table_store``; ``stop()`` on Tansu only."""
-    if getattr(request, "param", "tansu") == "kafka":
-        cluster: KafkaCluster = request.getfixturevalue("kafka_cluster")
+    if getattr(request, "param", "tansu") in ("kafka", "kafka3"):
+        name = "kafka_cluster_3" if request.param == "kafka3" else "kafka_cluster"
+        cluster: KafkaCluster = request.getfixturevalue(name)
         cluster.reset()
         yield BrokerProfile(
             "kafka",

@@ -340,9 +340,9 @@ def import_events(
     if not dry_run:
         from kafka import KafkaProducer
 
-        from beacon.ingest.producer import ingest_producer_config
+        from beacon.runtime.acked_producer import acked_producer_config
 
-        producer = KafkaProducer(**{**ingest_producer_config(settings), "client_id": "beacon-import"})
+        producer = KafkaProducer(**acked_producer_config(settings, settings.ingest_kafka_timeout_s, "beacon-import"))
     try:
         with tqdm(total=count_lines(file), unit="line", desc=file.name) as progress:
             summary = run_import(

@@ -82,3 +82,5 @@ TANSU_SETTINGS: dict[str, Any] = {"kafka_single_record_batches": True}
 # @pytest.mark.parametrize("broker", KAFKA_ONLY, indirect=True)
 KAFKA = pytest.param("kafka", marks=pytest.mark.kafka)
 KAFKA_ONLY = [KAFKA]
+# Three nodes, replication 3, min.insync.replicas 2 (started only by a test that asks for it).
+KAFKA_3_ONLY = [pytest.param("kafka3", marks=pytest.mark.kafka)]

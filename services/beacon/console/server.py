@@ -1,23 +1,21 @@
-"""``python -m beacon console``: wire settings, the feed, the ack producer and uvicorn."""
+"""``python -m beacon console``: wire settings, the feed, the acked producer and uvicorn."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 
 from beacon.console.app import create_app
 from beacon.console.feed import Feed
 from beacon.console.read_model import ReadModel
-from beacon.console.sessions import SessionRecord
 from beacon.console.settings import ConsoleSettings
-from beacon.core.acks import AckCommand
-from beacon.core.audit import AuditRecord
-from beacon.core.notes import NoteRecord
 from beacon.core.topics import ACKS, AUDIT, CONSOLE_NOTES, CONSOLE_SESSIONS
+from beacon.runtime.acked_producer import AckedProducer
 from beacon.runtime.http_server import uvicorn_config
-from beacon.runtime.kafka import make_producer
 from beacon.runtime.logs import configure_logging, get_logger, logging_config
 from beacon.runtime.settings import load_settings
 from beacon.runtime.topic_admin import ensure_topics
@@ -32,32 +30,18 @@ def run() -> None:
     for chatty in ("kafka", "aiokafka"):  # client connection chatter drowns the console's own JSON lines
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
     ensure_topics(settings)
-    producer = make_producer(settings)
+    # Acks, sessions, audit and notes are awaited until Kafka holds them: the person is told
+    # "sent" only then. One producer, replaced when a write went unacknowledged (a failover).
+    producer = AckedProducer(settings, ACK_SEND_TIMEOUT_S, "beacon-console")
 
-    def _send_blocking(command: AckCommand) -> None:
-        # acks=all and wait: the person is told "sent" only once Kafka has the command.
-        producer.send(ACKS, key=command.key, value=command.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
+    def sender(topic: str) -> Callable[[Any], Awaitable[None]]:
+        async def send(record: Any) -> None:
+            await producer.write(topic, [(record.key, record.to_json(), [])])
 
-    async def send_ack(command: AckCommand) -> None:
-        await asyncio.to_thread(_send_blocking, command)
+        return send
 
-    def _send_session_blocking(record: SessionRecord) -> None:
-        producer.send(CONSOLE_SESSIONS, key=record.key, value=record.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
-
-    async def send_session_record(record: SessionRecord) -> None:
-        await asyncio.to_thread(_send_session_blocking, record)
-
-    def _send_audit_blocking(record: AuditRecord) -> None:
-        producer.send(AUDIT, key=record.key, value=record.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
-
-    async def send_audit(record: AuditRecord) -> None:
-        await asyncio.to_thread(_send_audit_blocking, record)
-
-    def _send_note_blocking(note: NoteRecord) -> None:
-        producer.send(CONSOLE_NOTES, key=note.key, value=note.to_json()).get(timeout=ACK_SEND_TIMEOUT_S)
-
-    async def send_note(note: NoteRecord) -> None:
-        await asyncio.to_thread(_send_note_blocking, note)
+    send_ack, send_session_record = sender(ACKS), sender(CONSOLE_SESSIONS)
+    send_audit, send_note = sender(AUDIT), sender(CONSOLE_NOTES)
 
     feed = Feed(settings, ReadModel(settings.read_model_file, settings.console_read_model_cache_entries))
     app = create_app(settings, feed, send_ack, send_session_record, send_audit, send_note)
@@ -75,7 +59,7 @@ def run() -> None:
     try:
         ConsoleServer(config, feed).run()
     finally:
-        producer.close(timeout=5)  # every ack was awaited, so nothing is pending here
+        producer.close()  # every write was awaited, so nothing is pending here
 
 
 class ConsoleServer(uvicorn.Server):

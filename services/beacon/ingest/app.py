@@ -41,8 +41,8 @@ from beacon.ingest.decisions import (
     too_large,
     type_label,
 )
-from beacon.ingest.producer import AckedProducer, KafkaUnavailable
 from beacon.ingest.settings import IngestSettings
+from beacon.runtime.acked_producer import AckedProducer, KafkaUnavailable
 from beacon.runtime.broker import kafka_answers
 from beacon.runtime.http_headers import API_HEADERS, SecurityHeadersMiddleware
 from beacon.runtime.http_server import uvicorn_config
@@ -93,7 +93,7 @@ def _event_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
 def create_app(settings: IngestSettings) -> FastAPI:
     log = get_logger("ingest")  # after configure_logging: binding fixes the configuration
     keys = ApiKeyFeed(settings)
-    producer = AckedProducer(settings)
+    producer = AckedProducer(settings, settings.ingest_kafka_timeout_s, "beacon-ingest")
     buckets: dict[str, Bucket] = {}
     bad_credentials = BadCredentialLimiter(settings.http_bad_auth_rate_per_s, settings.http_bad_auth_burst)
     readiness = {"ready": False, "checked_at": 0.0}
