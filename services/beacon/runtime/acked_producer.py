@@ -90,7 +90,13 @@ class AckedProducer:
         """
         loop = asyncio.get_running_loop()
         try:
-            producer, kafka_futures = await asyncio.to_thread(self._send_all, topic, records)
+            # Bounded: a new producer (after a discard) bootstraps first, and with Kafka down
+            # that blocks far longer than a client waits for its answer.
+            producer, kafka_futures = await asyncio.wait_for(
+                asyncio.to_thread(self._send_all, topic, records), self.timeout_s + 5
+            )
+        except TimeoutError as exc:
+            raise KafkaUnavailable("Kafka did not answer in time") from exc
         except KafkaError as exc:
             raise KafkaUnavailable(str(exc)) from exc
         try:
