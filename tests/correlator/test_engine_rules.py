@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -330,3 +331,14 @@ def test_a_state_stored_without_its_next_deadline_still_fires_time_rules(run, ev
     state, outcome = apply_event(older, ev.sighting(24.2), at(24.2), POLICY)
     assert [(r.rule, r.step) for r in outcome.alerts] == [("duration", "24h")]
     assert state.next_fire == int(at(48).timestamp()) + 600
+
+
+def test_alerts_are_flagged_from_a_backlog_only_when_read_long_after_kafka_got_them():
+    from beacon.correlator.engine import BACKLOG_AGE, from_backlog
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert not from_backlog(now - timedelta(seconds=5), now, history=False)  # live, however busy
+    assert not from_backlog(now - BACKLOG_AGE, now, history=False)
+    assert from_backlog(now - BACKLOG_AGE - timedelta(seconds=1), now, history=False)  # waited in the topic
+    assert from_backlog(now, now, history=True)  # a history import, always
+    assert not from_backlog(None, now, history=False)  # no timestamp: read as live

@@ -40,7 +40,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
-import msgspec
 from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import Alert
@@ -254,17 +253,10 @@ async def _dead_letter(message: Any, rejected: Rejected) -> None:
     await send_dead_letter(dlq_topic, message, rejected, "correlator")
 
 
-# A record written to the events topic this long before the correlator reads it is read from
-# a backlog (the correlator was down, or far behind): the alerts it raises are flagged, so an
-# episode whose found is right behind it in the backlog pages nobody. Under load the lag stays
-# far below this, so live alerts are never flagged however busy the stream.
-BACKLOG_AGE = timedelta(seconds=60)
-
-
-def _from_backlog(message: Any, now: datetime) -> bool:
-    """Kafka's timestamp of the record (the ingest's write) is over ``BACKLOG_AGE`` ago."""
+def _written_at(message: Any) -> datetime | None:
+    """Kafka's timestamp of the record (the ingest's write)."""
     written = getattr(message, "timestamp", None)
-    return written is not None and now - datetime.fromtimestamp(written, UTC) > BACKLOG_AGE
+    return datetime.fromtimestamp(written, UTC) if written is not None else None
 
 
 async def process_batch(batch: list[Any], history: bool = False) -> None:
@@ -304,8 +296,8 @@ async def process_batch(batch: list[Any], history: bool = False) -> None:
                     continue
                 outcomes["duplicate" if outcome.duplicate else "stale" if outcome.stale else "applied"] += 1
                 changed = changed or outcome.applied
-                if history or _from_backlog(message, now):  # the notifier holds these (AlertRecord.from_backlog)
-                    alerts += [msgspec.structs.replace(alert, from_backlog=True) for alert in outcome.alerts]
+                if engine.from_backlog(_written_at(message), now, history):  # the notifier holds these
+                    alerts += engine.flagged(outcome.alerts)
                 else:
                     alerts += outcome.alerts
                 for event_id, reason in outcome.refused_earlier:

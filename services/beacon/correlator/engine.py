@@ -51,8 +51,10 @@ from __future__ import annotations
 import bisect
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from beacon.core.alerts import Alert
 from beacon.core.domain import RISK_BY_RANK, episode_of, epoch
@@ -312,6 +314,23 @@ def _prune(state: ChildState, policy: Policy) -> None:
 def _awaits_discussion(episode: Episode) -> bool:
     a = episode.alert_status
     return RAISED in a.values() and any(status == RAISED and key[0] in "RC" for key, status in a.items())
+
+
+# An events record Kafka got this long before the correlator reads it comes from a backlog
+# (the correlator was down, or far behind): the alerts it raises are flagged
+# (``Alert.from_backlog``), so an episode whose found is right behind it pages nobody. A busy
+# live stream lags far less, so its alerts are never flagged.
+BACKLOG_AGE = timedelta(seconds=60)
+
+
+def from_backlog(written_at: datetime | None, now: datetime, history: bool) -> bool:
+    """Whether alerts raised by a record are flagged: a history import's always, an events
+    record's when Kafka got it (``written_at``) more than ``BACKLOG_AGE`` before ``now``."""
+    return history or (written_at is not None and now - written_at > BACKLOG_AGE)
+
+
+def flagged(alerts: list[Alert]) -> list[Alert]:
+    return [msgspec.structs.replace(alert, from_backlog=True) for alert in alerts]
 
 
 def decide(state: ChildState, event: CloudEvent, now: datetime, policy: Policy) -> tuple[ChildState, list[Alert]]:
