@@ -34,7 +34,7 @@ from beacon.runtime.settings import Settings, load_settings
 from beacon.runtime.topic_admin import ensure_topics
 from harness.brokers import KAFKA, PRODUCTION_TABLE_STORE, TANSU_SETTINGS, BrokerProfile, production_broker_settings
 from harness.kafka_cluster import KafkaCluster
-from harness.services import service_env
+from harness.services import running_services, service_env
 
 # CI replays the same examples on every run (a red CI must be reproducible on a laptop with
 # CI=true); developers' runs draw new ones, so the search for counterexamples goes on.
@@ -76,6 +76,21 @@ def table_store(request: pytest.FixtureRequest) -> str:
         profile: BrokerProfile = request.getfixturevalue("broker")
         return profile.table_store
     return "memory://"
+
+
+@pytest.fixture(autouse=True)
+def no_service_left_running() -> Iterator[None]:
+    """A test ends with every service process it started stopped. One left running holds
+    its consumer group on the session's Kafka cluster, and a later test's reset fails on it
+    (CI once lost 13 tests that way to a replica a fixture forgot): it is stopped here and
+    this test errors, naming it."""
+    before = {id(service) for service in running_services()}
+    yield
+    left = [service for service in running_services() if id(service) not in before]
+    for service in left:
+        service.stop()
+    if left:
+        pytest.fail("left running: " + ", ".join(f"{s.name} (log {s.log_file})" for s in left))
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,21 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+def _beacon_processes() -> list[str]:
+    """``pid: command line (log file)`` of every ``python -m beacon`` process still running:
+    the log file's directory names the test that started it."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"beacon" in argv[:3] and b"-m" in argv[:3]:
+                log = os.readlink(proc / "fd" / "1")
+                found.append(f"{proc.name}: {b' '.join(argv).decode(errors='replace').strip()} ({log})")
+        except OSError:
+            continue  # exited while we looked, or not ours
+    return found
+
+
 def _delete_groups(admin: KafkaAdminClient, groups: list[str], timeout_s: float) -> None:
     """Delete every consumer group. One a killed worker still holds answers NonEmptyGroup
     until that member's session times out: retried until then, because a test whose worker
@@ -93,7 +108,10 @@ def _delete_groups(admin: KafkaAdminClient, groups: list[str], timeout_s: float)
                 group: [f"{m.get('client_id')}@{m.get('client_host')}" for m in info.get("members", [])]
                 for group, info in described.items()
             }
-            raise RuntimeError(f"consumer groups still have members after {timeout_s:.0f}s: {members}")
+            raise RuntimeError(
+                f"consumer groups still have members after {timeout_s:.0f}s: {members}; "
+                f"Beacon processes running: {_beacon_processes() or 'none'}"
+            )
         time.sleep(0.5)
 
 

@@ -37,6 +37,17 @@ def service_env(**settings: object) -> dict[str, str]:
     return env
 
 
+# Every service process a test started, so that one a test forgot is stopped and named at
+# that test's end (see ``left_running``), not found minutes later holding a consumer group.
+_started: list[ServiceProcess] = []
+
+
+def running_services() -> list[ServiceProcess]:
+    """The service processes started so far that still run."""
+    _started[:] = [s for s in _started if s.process is not None and s.process.poll() is None]
+    return list(_started)
+
+
 class ServiceProcess:
     """Start a service, wait until its HTTP port answers ``ready_path``, stop it on exit."""
 
@@ -56,6 +67,7 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         self.process = processes.start([sys.executable, "-m", "beacon", self.name, *self.args], self.env, self.log_file)
+        _started.append(self)
         if self.port is not None:
             try:
                 self.wait_ready()

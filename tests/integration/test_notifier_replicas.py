@@ -106,18 +106,15 @@ def ha(settings, env, tmp_path: Path) -> Iterator[Ha]:
         BEACON_NOTIFIER_MAX_BUNDLE="1",
         BEACON_NOTIFIER_CONTACT_MIN_INTERVAL_S="0",
     )
-    running: list[ServiceProcess] = []
+    # Twilio and the links reach Beacon through one public address (a Service in front of
+    # the replicas, BEACON_PUBLIC_BASE_URL); the test sends each request to one replica.
+    ha = Ha([], [], twilio, full_env["BEACON_PUBLIC_BASE_URL"], full_env)
     try:
-        correlators = start_replicas("correlator", full_env, settings, tmp_path, 2)
-        running += correlators
-        notifiers = start_replicas("notifier", full_env, settings, tmp_path, 1)
-        running += notifiers
-        # Twilio and the links reach Beacon through one public address (a Service in front
-        # of the replicas, BEACON_PUBLIC_BASE_URL); the test sends each request to one replica.
-        public_url = full_env["BEACON_PUBLIC_BASE_URL"]
-        yield Ha(correlators, notifiers, twilio, public_url, full_env)
+        ha.correlators += start_replicas("correlator", full_env, settings, tmp_path, 2)
+        ha.notifiers += start_replicas("notifier", full_env, settings, tmp_path, 1)
+        yield ha
     finally:
-        for process in running:
+        for process in ha.correlators + ha.notifiers:  # the replicas the test added too
             process.stop()
         smtp.stop()
         twilio.stop()
