@@ -22,7 +22,15 @@ PRODUCTION_CONFIG = REPO_ROOT / "deploy" / "k8s" / "config.yaml"
 # timeouts, retention) are taken from production; the rest (ports, hosts, channels) is the test's.
 BROKER_SETTING_PREFIXES = ("kafka_", "topic_", "broker_", "table_")
 BROKER_SETTING_SUFFIXES = ("_retention_days",)
-NOT_FROM_PRODUCTION = {"kafka_bootstrap_servers"}
+# Where and how to log in is the test cluster's: its plaintext listener, or the SASL_SSL one a
+# security test chooses (production's SCRAM user, CA path and port mean nothing here).
+NOT_FROM_PRODUCTION = {
+    "kafka_bootstrap_servers",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_ssl_ca_file",
+}
 
 # The table store travels apart (BrokerProfile.table_store, the table_store fixture), since a
 # test marked table_stores chooses it per run.

@@ -20,11 +20,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ACL, KafkaAdminClient
 from kafka.errors import KafkaError
 
 from beacon.runtime.broker import free_port, kafka_answers
-from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER, BrokerTls, make_broker_tls
+from harness.kafka_tls import (
+    SCRAM_MECHANISM,
+    SCRAM_PASSWORD,
+    SCRAM_USER,
+    SCRAM_USER_WITHOUT_ACLS,
+    BrokerTls,
+    make_broker_tls,
+)
 
 KAFKA_DIR = Path(__file__).resolve().parents[1] / "tools" / "kafka"
 KAFKA_LIB = KAFKA_DIR / "lib"
@@ -186,6 +193,11 @@ class KafkaCluster:
             )
             lines["ssl.keystore.type"] = "PEM"
             lines["ssl.keystore.location"] = self.tls.keystore_file
+            # As deploy/k8s/kafka.yaml (authorization: simple): a SCRAM user may do only what an
+            # ACL allows it (``grant``). The plaintext and controller listeners' ANONYMOUS is a
+            # super user, so the harness and every plaintext test are unaffected.
+            lines["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            lines["super.users"] = "User:ANONYMOUS"
         return "".join(f"{key}={value}\n" for key, value in lines.items())
 
     def _config_file(self, node: KafkaNode) -> Path:
@@ -197,7 +209,10 @@ class KafkaCluster:
     def format(self) -> None:
         cluster_id = new_cluster_id()
         # SCRAM credentials live in the cluster metadata: written when the storage is formatted.
-        scram = ("--add-scram", f"{SCRAM_MECHANISM}=[name={SCRAM_USER},password={SCRAM_PASSWORD}]") if self.tls else ()
+        scram: tuple[str, ...] = ()
+        if self.tls is not None:
+            for user in (SCRAM_USER, SCRAM_USER_WITHOUT_ACLS):
+                scram += ("--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={SCRAM_PASSWORD}]")
         for node in self.nodes:
             config = self._config_file(node)
             config.parent.mkdir(parents=True, exist_ok=True)
@@ -257,6 +272,19 @@ class KafkaCluster:
             return {int(b["broker_id"]) for b in brokers if not b.get("is_fenced")}
         except KafkaError:
             return set()
+        finally:
+            admin.close()
+
+    def grant(self, user: str, acls: list[ACL]) -> None:
+        """Allow SCRAM ``user`` what ``acls`` name (their principal is replaced); granting
+        again is a no-op."""
+        admin = self.admin()
+        try:
+            principal = f"User:{user}"
+            named = [ACL(principal, a.host, a.operation, a.permission_type, a.resource_pattern) for a in acls]
+            result = admin.create_acls(named)
+            if result["failed"]:
+                raise RuntimeError(f"ACLs refused: {result['failed']}")
         finally:
             admin.close()
 

@@ -18,6 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 SCRAM_MECHANISM = "SCRAM-SHA-512"
 SCRAM_USER = "beacon"
 SCRAM_PASSWORD = "beacon-test-scram-password"
+# A second user, with the same password and no ACL: the authorizer must refuse it everything.
+SCRAM_USER_WITHOUT_ACLS = "stranger"
 
 
 @dataclass(frozen=True)

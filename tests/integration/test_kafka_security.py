@@ -22,8 +22,9 @@ from beacon.runtime.broker import free_port
 from beacon.runtime.settings import Settings, load_settings
 from harness.brokers import PRODUCTION_TABLE_STORE, production_broker_settings
 from harness.kafka import read_topic
-from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER
+from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER, SCRAM_USER_WITHOUT_ACLS
 from harness.services import ServiceProcess, service_env
+from harness.strimzi import user_acls
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
@@ -45,7 +46,10 @@ SERVICE_FIELDS = (
 
 @pytest.fixture
 def secure_settings(kafka_cluster, tmp_path: Path) -> Settings:
+    """The test's SCRAM user, allowed exactly what production's KafkaUser is (its ACLs in
+    deploy/k8s/kafka.yaml) by a cluster that authorizes every SASL_SSL request."""
     kafka_cluster.reset()
+    kafka_cluster.grant(SCRAM_USER, user_acls("beacon"))
     return load_settings(
         **production_broker_settings(kafka_cluster.replication_factor),
         kafka_bootstrap_servers=kafka_cluster.secure_bootstrap,
@@ -126,6 +130,15 @@ def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, 
 
     for log in tmp_path.glob("*.log"):
         assert SCRAM_PASSWORD not in log.read_text(errors="replace"), f"{log.name} shows the SCRAM password"
+
+
+def test_a_login_without_the_kafka_users_acls_is_refused_everything(secure_settings):
+    """The authorizer is really on: the ACLs above are what lets Beacon work, not luck."""
+    env = {**_env(secure_settings), "BEACON_KAFKA_SASL_USERNAME": SCRAM_USER_WITHOUT_ACLS}
+    refused = _cli(env, "topics", "create")
+    assert refused.returncode != 0
+    assert "error: could not create the topics on" in refused.stderr, refused.stderr
+    assert "TopicAuthorizationFailed" in refused.stderr, refused.stderr
 
 
 def test_an_untrusted_broker_certificate_is_refused_with_the_reason(secure_settings):

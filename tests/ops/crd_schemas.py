@@ -162,6 +162,81 @@ KAFKA_TOPIC = _resource(
     cluster_label=True,
 )
 
+_ACL_OPERATIONS = [
+    "Read",
+    "Write",
+    "Create",
+    "Delete",
+    "Alter",
+    "Describe",
+    "ClusterAction",
+    "AlterConfigs",
+    "DescribeConfigs",
+    "IdempotentWrite",
+    "All",
+]
+
+KAFKA_USER = _resource(
+    "kafka.strimzi.io/v1beta2",
+    "KafkaUser",
+    {
+        "type": "object",
+        "required": ["authentication"],
+        "additionalProperties": False,
+        "properties": {
+            "authentication": {
+                "type": "object",
+                "required": ["type"],
+                "additionalProperties": False,
+                "properties": {
+                    "type": {"enum": ["tls", "tls-external", "scram-sha-512"]},
+                    "password": {"type": "object"},
+                },
+            },
+            "authorization": {
+                "type": "object",
+                "required": ["type", "acls"],
+                "additionalProperties": False,
+                "properties": {
+                    "type": {"const": "simple"},
+                    "acls": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["resource", "operations"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "resource": {
+                                    "type": "object",
+                                    "required": ["type"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "type": {"enum": ["topic", "group", "cluster", "transactionalId"]},
+                                        "name": {"type": "string", "minLength": 1},
+                                        "patternType": {"enum": ["literal", "prefix"]},
+                                    },
+                                },
+                                "operations": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "uniqueItems": True,
+                                    "items": {"enum": _ACL_OPERATIONS},
+                                },
+                                "type": {"enum": ["allow", "deny"]},
+                                "host": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+            "quotas": {"type": "object"},
+            "template": {"type": "object"},
+        },
+    },
+    cluster_label=True,
+)
+
 SERVICE_MONITOR = _resource(
     "monitoring.coreos.com/v1",
     "ServiceMonitor",
@@ -254,5 +329,5 @@ PROMETHEUS_RULE = _resource(
 
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     (s["properties"]["apiVersion"]["const"], s["properties"]["kind"]["const"]): s
-    for s in (KAFKA_NODE_POOL, KAFKA, KAFKA_TOPIC, SERVICE_MONITOR, PROMETHEUS_RULE)
+    for s in (KAFKA_NODE_POOL, KAFKA, KAFKA_TOPIC, KAFKA_USER, SERVICE_MONITOR, PROMETHEUS_RULE)
 }

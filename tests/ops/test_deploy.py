@@ -45,6 +45,7 @@ SECRET_SETTINGS = {
     "BEACON_TWILIO_AUTH_TOKEN",
     "BEACON_SMTP_PASSWORD",
     "BEACON_TWILIO_ACCOUNT_SID",
+    "BEACON_KAFKA_SASL_PASSWORD",
 }
 
 
@@ -319,10 +320,36 @@ def test_config_map_holds_only_beacon_settings_and_no_secret():
     config = beacon_config()
     assert_settings_names(set(config["data"]), "ConfigMap beacon-config")
     assert SECRET_SETTINGS.isdisjoint(config["data"])
-    assert (
-        config["data"]["BEACON_KAFKA_BOOTSTRAP_SERVERS"]
-        == f"{of_kind('Kafka')[0]['metadata']['name']}-kafka-bootstrap:9092"
-    )
+
+
+def test_every_pod_logs_in_to_kafka_over_tls_as_the_kafka_user():
+    """One listener, TLS with SCRAM; the ConfigMap points every pod at it as the KafkaUser
+    whose Secret (made by Strimzi's User Operator) holds the password, trusting the cluster
+    CA mounted where BEACON_KAFKA_SSL_CA_FILE says. (The ACLs themselves are proved
+    sufficient by tests/integration/test_kafka_security.py on an authorizing Kafka.)"""
+    (kafka,) = of_kind("Kafka")
+    cluster = kafka["metadata"]["name"]
+    (listener,) = kafka["spec"]["kafka"]["listeners"]  # no plaintext one beside it
+    assert listener["tls"] is True and listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
+    assert "userOperator" in kafka["spec"]["entityOperator"]
+    (user,) = of_kind("KafkaUser")
+    assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+    data = beacon_config()["data"]
+    assert data["BEACON_KAFKA_BOOTSTRAP_SERVERS"] == f"{cluster}-kafka-bootstrap:{listener['port']}"
+    assert data["BEACON_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert data["BEACON_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert data["BEACON_KAFKA_SASL_USERNAME"] == user["metadata"]["name"]
+    ca_file = Path(data["BEACON_KAFKA_SSL_CA_FILE"])
+    for workload in of_kind("Deployment") + of_kind("StatefulSet"):
+        pod = workload["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        password = {e["name"]: e.get("valueFrom") for e in container["env"]}["BEACON_KAFKA_SASL_PASSWORD"]
+        assert password == {"secretKeyRef": {"name": user["metadata"]["name"], "key": "password", "optional": False}}
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(ca_file.parent)]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == f"{cluster}-cluster-ca-cert"
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": ca_file.name}]
 
 
 def test_every_service_runs_with_probes_resources_a_service_and_a_disruption_budget():

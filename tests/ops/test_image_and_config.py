@@ -223,11 +223,31 @@ def _k8s_env(container: dict) -> dict[str, str]:
     return env
 
 
+def _with_secret_files(env: dict[str, str], container: dict, pod: dict, tmp_path: Path) -> dict[str, str]:
+    """``env`` with each setting that names a file on a Secret volume (the Kafka cluster CA,
+    which Strimzi makes) pointed at a stand-in: the manifest must mount that Secret key at
+    exactly that path, and the pod cannot be shown the real contents here."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    on_secrets = {
+        Path(m["mountPath"]) / item["path"]: volumes[m["name"]]["secret"]["secretName"]
+        for m in container.get("volumeMounts", [])
+        if "secret" in volumes.get(m["name"], {})
+        for item in volumes[m["name"]]["secret"]["items"]
+    }
+    patched = dict(env)
+    for name, value in env.items():
+        if Path(value) in on_secrets:
+            stand_in = tmp_path / f"{on_secrets[Path(value)]}-{Path(value).name}"
+            stand_in.write_text("stand-in for the Secret's key\n")
+            patched[name] = str(stand_in)
+    return patched
+
+
 @pytest.mark.parametrize("service", sorted(SERVICE_SETTINGS))
 def test_each_kubernetes_pod_starts_on_the_image_and_its_mounted_configuration(service, monkeypatch, tmp_path):
     (container,) = _workloads()[service]["spec"]["template"]["spec"]["containers"]
     pod = _workloads()[service]["spec"]["template"]["spec"]
-    env = _k8s_env(container)
+    env = _with_secret_files(_k8s_env(container), container, pod, tmp_path)
     settings = _load(service, env, monkeypatch)  # a missing or invalid setting stops the pod: it fails here
     files = image_files()
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
@@ -258,8 +278,11 @@ def test_each_kubernetes_pod_starts_on_the_image_and_its_mounted_configuration(s
 
 
 def test_ingest_keeps_no_local_state():
-    (container,) = _workloads()["ingest"]["spec"]["template"]["spec"]["containers"]
-    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
+    pod = _workloads()["ingest"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    kinds = {v["name"]: "secret" if "secret" in v else "emptyDir" if "emptyDir" in v else "?" for v in pod["volumes"]}
+    writable = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]
+    assert writable == ["/tmp"] and kinds == {"tmp": "emptyDir", "kafka-ca": "secret"}
 
 
 def test_the_oncall_config_map_is_the_on_call_file_and_its_calendars():
