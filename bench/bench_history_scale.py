@@ -61,7 +61,6 @@ sys.path[:0] = [str(ROOT / "services"), str(ROOT / "tests"), str(ROOT / "bench")
 import httpx
 
 from beacon.core.events import build_event
-from beacon.core.topics import ALERTS
 from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
 from beacon.runtime import processes
@@ -70,7 +69,7 @@ from beacon.runtime.settings import load_settings
 from beacon.runtime.topic_admin import ensure_topics
 from bench_correlator import for_the_doors, synthetic_history
 from harness import twilio_mock
-from harness.kafka import read_topic
+from harness.kafka import read_alerts
 from harness.services import ServiceProcess, service_env
 from harness.stats import percentile
 
@@ -228,7 +227,7 @@ class System:
         the live reports of ``tag``: the correlator's share of the page latency."""
         wanted = {ref: at for ref, at in self.accepted.items() if ref.startswith(f"L{tag}-")}
         emitted: dict[str, float] = {}
-        for record in read_topic(self.settings, ALERTS, expect=1, timeout_s=120, settle_s=2):
+        for record in read_alerts(self.settings, expect=1, timeout_s=120, settle_s=2):
             alert = json.loads(record.value)
             ref = alert.get("episode_ref")
             if ref in wanted and alert.get("status") == "raised":

@@ -12,10 +12,10 @@ import pytest
 from beacon.core.alerts import AlertRecord, alert_id
 from beacon.core.dead_letters import DeadLetterRecord
 from beacon.core.events import build_event
-from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ
+from beacon.core.topics import EVENTS, EVENTS_DLQ
 from beacon.correlator.state import ChildState
 from harness.contract import assert_match_published_schema
-from harness.kafka import produce, produce_events, read_topic
+from harness.kafka import produce, produce_events, read_alerts, read_topic
 from harness.services import ServiceProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
@@ -83,9 +83,9 @@ class Scenario:
 
 
 def _alerts(settings, expect: int, settle_s: float = 3.0) -> list[AlertRecord]:
+    """Live and backlog alerts (each on the topic its ``from_backlog`` names)."""
     return [
-        AlertRecord.from_json(r.value)
-        for r in read_topic(settings, ALERTS, expect=expect, timeout_s=90, settle_s=settle_s)
+        AlertRecord.from_json(r.value) for r in read_alerts(settings, expect=expect, timeout_s=90, settle_s=settle_s)
     ]
 
 

@@ -19,7 +19,7 @@ from beacon.ingest.apikey_topic import ApiKeyStore
 from beacon.ingest.settings import IngestSettings
 from beacon.runtime.settings import load_settings
 from harness.contract import assert_match_published_schema
-from harness.kafka import read_topic
+from harness.kafka import read_alerts, read_topic
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, TwilioProxy
@@ -78,7 +78,7 @@ def test_a_report_posted_twice_pages_once_the_reply_acknowledges_and_the_return_
     page = phone.expect_sms(contains=episode, timeout_s=60)
     assert report["subject"] not in page.body  # a case reference, never the child reference
 
-    raised = [AlertRecord.from_json(r.value) for r in read_topic(settings, ALERTS, expect=1, timeout_s=30)]
+    raised = [AlertRecord.from_json(r.value) for r in read_alerts(settings, expect=1, timeout_s=30)]
     triage = [a for a in raised if a.rule == "triage" and a.status == "raised"]
     assert len(triage) == 1 and triage[0].trigger_event_ids[0] == report["id"]
     assert len({a.alert_id for a in raised}) == len(raised), "an alert was raised twice"

@@ -46,7 +46,7 @@ import yaml
 from beacon.core.alerts import AlertRecord
 from beacon.core.events import event_from_json
 from beacon.core.policy import load_policy
-from beacon.core.topics import ALERTS, EVENTS, NOTIFICATIONS, NOTIFIER_CHANGELOG, NOTIFIER_INPUTS
+from beacon.core.topics import ALERTS, ALERTS_BACKLOG, EVENTS, NOTIFICATIONS, NOTIFIER_CHANGELOG, NOTIFIER_INPUTS
 from beacon.correlator.engine import decide
 from beacon.correlator.migration import load_state
 from beacon.notifier.escalation import case_reference, resolve_chain
@@ -55,7 +55,7 @@ from beacon.runtime.broker import EmbeddedBroker, free_port
 from beacon.runtime.settings import Settings, load_settings
 from beacon.runtime.topic_admin import ensure_topics
 from harness.brokers import KAFKA
-from harness.kafka import produce, read_topic
+from harness.kafka import produce, read_alerts, read_topic
 from harness.services import ServiceProcess, service_env
 from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, TwilioProxy
@@ -130,7 +130,7 @@ def clean_single_worker_run(events: list[dict[str, Any]], tmp_path: Path, expect
         with ServiceProcess(
             "correlator", service_env(**fields), tmp_path / "clean-correlator.log", port=clean.correlator_port
         ):
-            records = read_topic(clean, ALERTS, expect=expect, timeout_s=180, settle_s=2.0)
+            records = read_alerts(clean, expect=expect, timeout_s=180, settle_s=2.0)
     return {(a.alert_id, a.status) for a in (AlertRecord.from_json(r.value) for r in records)}
 
 
@@ -331,7 +331,7 @@ def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, en
     unexplained = duplicates_by_kill(page_copies(twilio, smtp), kills)
     unanswered = sum(1 for sms in twilio.delivered() if not sms.answered)
     latencies = [sms.took_s for sms in twilio.delivered()] or [0.0]
-    records = read_topic(settings, ALERTS, expect=len(expected_alerts), settle_s=1.0)
+    records = read_alerts(settings, expect=len(expected_alerts), settle_s=1.0)
     alert_records = [AlertRecord.from_json(r.value) for r in records]
     raised_twice = sum(c - 1 for c in Counter(a.alert_id for a in alert_records if a.status == "raised").values())
 
@@ -399,7 +399,7 @@ def dump_topics(settings: Settings, tmp_path: Path) -> None:
     """The alerts, the notifier's inputs, changelog and ledger as JSON lines next to the workers'
     logs (partition, offset, timestamp, key, value): the evidence when a page is missing or
     repeated (an alert lost before the notifier's inputs, in them, or after)."""
-    for topic in (ALERTS, NOTIFIER_INPUTS, NOTIFIER_CHANGELOG, NOTIFICATIONS):
+    for topic in (ALERTS, ALERTS_BACKLOG, NOTIFIER_INPUTS, NOTIFIER_CHANGELOG, NOTIFICATIONS):
         records = read_topic(settings, topic, expect=10**9, timeout_s=10.0)
         with (tmp_path / f"{topic}.jsonl").open("w") as out:
             for r in records:

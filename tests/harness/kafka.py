@@ -9,6 +9,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from beacon.core.topics import ALERTS, ALERTS_BACKLOG
 from beacon.runtime.kafka import client_config, make_producer
 from beacon.runtime.settings import Settings
 
@@ -41,9 +42,29 @@ def read_topic(
 ) -> list[Any]:
     """Every record of ``topic`` from the start, waiting until ``expect`` have arrived,
     then ``settle_s`` longer so that an unexpected extra record is seen too."""
+    return read_topics(settings, (topic,), expect=expect, timeout_s=timeout_s, settle_s=settle_s)
+
+
+def read_alerts(settings: Settings, *, expect: int, timeout_s: float = 30.0, settle_s: float = 1.0) -> list[Any]:
+    """Every alert record, live (``beacon.alerts``) and from a backlog (``beacon.alerts.backlog``),
+    as ``read_topic`` reads one topic; ``expect`` counts both. Each record is on the topic its
+    ``from_backlog`` says."""
+    records = read_topics(settings, (ALERTS, ALERTS_BACKLOG), expect=expect, timeout_s=timeout_s, settle_s=settle_s)
+    for record in records:
+        flagged = bool(json.loads(record.value).get("from_backlog"))
+        assert flagged is (record.topic == ALERTS_BACKLOG), f"{record.topic} holds an alert with from_backlog={flagged}"
+    return records
+
+
+def read_topics(
+    settings: Settings, topics: tuple[str, ...], *, expect: int, timeout_s: float = 30.0, settle_s: float = 1.0
+) -> list[Any]:
+    """``read_topic`` over several topics at once (``expect`` counts them all)."""
     consumer = KafkaConsumer(**client_config(settings), enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list[Any] = []

@@ -17,11 +17,10 @@ import pytest
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
-from beacon.core.topics import ALERTS
 from beacon.runtime.broker import free_port
 from beacon.runtime.settings import Settings, load_settings
 from harness.brokers import PRODUCTION_TABLE_STORE, production_broker_settings
-from harness.kafka import read_topic
+from harness.kafka import read_alerts
 from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER, SCRAM_USER_WITHOUT_ACLS
 from harness.services import ServiceProcess, service_env
 from harness.strimzi import user_acls
@@ -118,7 +117,7 @@ def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, 
         outbox = s.outbox_dir / "notifications.jsonl"
         _wait_for(outbox.exists, "a page in the outbox", timeout_s=90)
         pages = [json.loads(line) for line in outbox.read_text().splitlines()]
-        alerts = [AlertRecord.from_json(r.value) for r in read_topic(s, ALERTS, expect=1, timeout_s=30)]
+        alerts = [AlertRecord.from_json(r.value) for r in read_alerts(s, expect=1, timeout_s=30)]
         raised = {a.alert_id for a in alerts if a.episode_ref == report["data"]["episode_ref"]}
         assert raised and any(page["alert_id"] in raised for page in pages)
 

@@ -26,9 +26,9 @@ from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
-from beacon.core.topics import ALERTS, EVENTS
+from beacon.core.topics import EVENTS
 from beacon.notifier.escalation import reply_code
-from harness.kafka import produce_events, read_topic
+from harness.kafka import produce_events, read_alerts
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, Sms, TwilioProxy
@@ -144,7 +144,7 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
     produce_events(settings, EVENTS, [report(n, now) for n in range(ALERTS_RAISED)])
     raised = [
         a
-        for r in read_topic(settings, ALERTS, expect=ALERTS_RAISED, timeout_s=60)
+        for r in read_alerts(settings, expect=ALERTS_RAISED, timeout_s=60)
         if (a := AlertRecord.from_json(r.value)).status == "raised"
     ]
     assert len({a.alert_id for a in raised}) == ALERTS_RAISED  # two correlators, each alert once

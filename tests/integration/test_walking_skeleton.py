@@ -11,8 +11,8 @@ from kafka.admin import KafkaAdminClient
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
-from beacon.core.topics import ALERTS, EVENTS, TOPICS
-from harness.kafka import produce_events, read_topic
+from beacon.core.topics import EVENTS, TOPICS
+from harness.kafka import produce_events, read_alerts
 from harness.services import ServiceProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.table_stores]
@@ -29,7 +29,7 @@ def test_high_risk_report_reaches_the_outbox(settings, env, tmp_path):
         ServiceProcess("notifier", env, tmp_path / "notifier.log", port=settings.notifier_port),
     ):
         produce_events(settings, EVENTS, [report])
-        alerts = [AlertRecord.from_json(r.value) for r in read_topic(settings, ALERTS, expect=1, timeout_s=60)]
+        alerts = [AlertRecord.from_json(r.value) for r in read_alerts(settings, expect=1, timeout_s=60)]
         assert [a.episode_ref for a in alerts if a.status == "raised"] == [report["data"]["episode_ref"]]
         assert alerts[0].trigger_event_ids[:1] == (report["id"],)
 

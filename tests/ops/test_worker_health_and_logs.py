@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from beacon.core.schemas import example_event
-from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ, EVENTS_RAW
-from harness.kafka import produce, produce_events, read_topic
+from beacon.core.topics import EVENTS, EVENTS_DLQ, EVENTS_RAW
+from harness.kafka import produce, produce_events, read_alerts, read_topic
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
 from harness.twilio_mock import ACCOUNT_SID, AUTH_TOKEN, Prism, TwilioProxy
@@ -64,7 +64,7 @@ def test_every_worker_log_line_is_json_without_payloads(env, settings, tmp_path)
         for worker in workers:
             worker.start()
         produce_events(settings, EVENTS, [report])
-        assert read_topic(settings, ALERTS, expect=1, timeout_s=60)
+        assert read_alerts(settings, expect=1, timeout_s=60)
         outbox = settings.outbox_dir / "notifications.jsonl"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not outbox.exists():

@@ -30,6 +30,7 @@ from beacon.core.notes import NoteRecord
 from beacon.core.topics import (
     ACKS,
     ALERTS,
+    ALERTS_BACKLOG,
     AUDIT,
     CONSOLE_NOTES,
     CONSOLE_SESSIONS,
@@ -45,7 +46,17 @@ from beacon.runtime.settings import Settings
 
 log = get_logger("console")
 
-FEED_TOPICS = (EVENTS, EVENTS_HISTORY, ALERTS, AUDIT, ACKS, CONSOLE_NOTES, CONSOLE_SESSIONS, CONSOLE_USERS)
+FEED_TOPICS = (
+    EVENTS,
+    EVENTS_HISTORY,
+    ALERTS,
+    ALERTS_BACKLOG,
+    AUDIT,
+    ACKS,
+    CONSOLE_NOTES,
+    CONSOLE_SESSIONS,
+    CONSOLE_USERS,
+)
 ACCOUNT_TOPICS = (CONSOLE_SESSIONS, CONSOLE_USERS)  # read before anyone may log in
 METRICS_GROUP = "console"  # label for the shared consumer metrics; the console commits nothing
 # Reason class of a record that decoded but the projection could not fold in (a bug): skipped too.
@@ -68,7 +79,7 @@ def decode(topic: str, payload: bytes) -> Record:
     """Raises ValueError (EventValidationError, ValidationError) for a record that fails its contract."""
     if topic in (EVENTS, EVENTS_HISTORY):
         return event_from_json(payload)
-    if topic == ALERTS:
+    if topic in (ALERTS, ALERTS_BACKLOG):
         return AlertRecord.from_json(payload)
     if topic == AUDIT:
         return AuditRecord.from_json(payload)

@@ -28,6 +28,7 @@ from beacon.core.sessions import SessionRecord
 from beacon.core.topics import (
     ACKS,
     ALERTS,
+    ALERTS_BACKLOG,
     API_KEYS,
     AUDIT,
     CONSOLE_NOTES,
@@ -49,6 +50,7 @@ _ALERT_ID = alert_id("CH-7F3A9C21", "MET-2026-000123", "triage", "high")
 # The record model of each topic Beacon writes JSON records to (key: what a record is keyed by).
 RECORD_MODELS: dict[str, type[TopicRecord]] = {
     ALERTS: AlertRecord,
+    ALERTS_BACKLOG: AlertRecord,
     ACKS: AckCommand,
     AUDIT: AuditRecord,
     NOTIFICATIONS: NotificationRecord,
@@ -63,6 +65,21 @@ EVENT_TOPICS = (EVENTS_RAW, EVENTS, EVENTS_HISTORY)
 
 def example_records() -> dict[str, TopicRecord]:
     """One valid record per topic, built (and so validated) through its model."""
+    examples = _examples()
+    live = examples[ALERTS]
+    assert isinstance(live, AlertRecord)
+    # As an import raises it: a year-old episode, read from the history topic.
+    examples[ALERTS_BACKLOG] = live.model_copy(
+        update={
+            "episode_ref": "MET-2025-000456",
+            "occurred_at": datetime.fromisoformat("2025-11-20T22:05:00Z"),
+            "from_backlog": True,
+        }
+    )
+    return examples
+
+
+def _examples() -> dict[str, TopicRecord]:
     return {
         ALERTS: AlertRecord(
             alert_id=_ALERT_ID,

@@ -16,6 +16,10 @@ EVENTS = "beacon.events"  # validated events: the system of record
 EVENTS_HISTORY = "beacon.events.history"
 EVENTS_DLQ = "beacon.events.dlq"  # invalid records with the original bytes and the reason
 ALERTS = "beacon.alerts"  # alert records raised and resolved by the correlator
+# The alerts the correlator raised and resolved while replaying a backlog (a history import,
+# or catching up after downtime: ``from_backlog``), apart from the live ones: the notifier
+# reads them only while no live alert waits, so an import's alerts never queue ahead of one.
+ALERTS_BACKLOG = "beacon.alerts.backlog"
 ACKS = "beacon.acks"  # acknowledgements from SMS replies, links and the API
 NOTIFICATIONS = "beacon.notifications"  # notification ledger: intents and delivery outcomes
 AUDIT = "beacon.audit"  # who was told what, when, and who acknowledged
@@ -81,6 +85,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(EVENTS_DLQ, Retention.DEAD_LETTERS, "refused records: a bounded copy, its hash and the reason"),
     TopicSpec(ALERTS, Retention.RECORD, "alerts raised and resolved by the correlator"),
+    TopicSpec(
+        ALERTS_BACKLOG,
+        Retention.RECORD,
+        "alerts raised and resolved while replaying a backlog (read only while no live one waits)",
+    ),
     TopicSpec(ACKS, Retention.RECORD, "acknowledgements (SMS reply, link, API, console)"),
     TopicSpec(NOTIFICATIONS, Retention.COMPACTED, "notification ledger: the latest status of each notification"),
     TopicSpec(AUDIT, Retention.AUDIT, "who was told what, when, and who acknowledged"),

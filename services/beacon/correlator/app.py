@@ -46,7 +46,7 @@ from beacon.core.alerts import Alert
 from beacon.core.domain import RISK_RANK
 from beacon.core.events import CloudEvent, event_from_json
 from beacon.core.policy import Policy, load_policy
-from beacon.core.topics import ALERTS, EVENTS, EVENTS_DLQ, EVENTS_HISTORY
+from beacon.core.topics import ALERTS, ALERTS_BACKLOG, EVENTS, EVENTS_DLQ, EVENTS_HISTORY
 from beacon.correlator import engine, migration
 from beacon.correlator.settings import CorrelatorSettings
 from beacon.correlator.state import ChildState
@@ -193,7 +193,13 @@ async def _send_alerts(alerts: list[Alert]) -> None:
     """Send and wait until Kafka acknowledged every record (before state is saved)."""
     if not alerts:
         return
-    sent = await _produce(ALERTS, [(alert.key, alert.to_json(), None) for alert in alerts])
+    sent: list[tuple[Any, list[Record]]] = []
+    # A backlog's alerts go to their own topic: the notifier reads them only while no live
+    # alert waits, so an import never queues ahead of a live page.
+    for topic, from_backlog in ((ALERTS, False), (ALERTS_BACKLOG, True)):
+        records: list[Record] = [(a.key, a.to_json(), None) for a in alerts if bool(a.from_backlog) is from_backlog]
+        if records:
+            sent += await _produce(topic, records)
     await asyncio.gather(*(future for future, _ in sent))
     # One metric update per label set, not per alert: a replay emits thousands per batch.
     counts = Counter((alert.status, alert.rule, alert.severity.value) for alert in alerts)

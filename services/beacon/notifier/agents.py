@@ -4,6 +4,8 @@ Data flow, all keyed by alert id on one internal topic so one agent owns each al
 state (the ``escalations`` table, changelogged):
 
     ALERTS  --route_alerts--> inputs (raised + its fixed chain, or resolved)
+    ALERTS_BACKLOG --route_backlog_alerts--> inputs (the same, only while no live work
+                              waits: live_first.py)
     ACKS    --route_acks----> inputs (acknowledge / escalate / close)
     timer   ----------------> inputs (tick when an alert's step is due; expire when a
                               resolved alert's retention is over)
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 from beacon.core.acks import AckCommand
 from beacon.core.alerts import AlertRecord
 from beacon.core.notifications import NotificationRecord
+from beacon.core.topics import ALERTS
 from beacon.notifier.delivery import dispatch_once
 from beacon.notifier.escalation import (
     AckReceived,
@@ -45,11 +48,13 @@ from beacon.notifier.escalation import (
     apply,
     resolve_chain,
 )
+from beacon.notifier.live_first import INPUTS_AHEAD, LiveFirst
 from beacon.notifier.runtime import (
     ESCALATIONS_CHANGELOG,
     INPUTS,
     STALE_SEND_S,
     acks_topic,
+    alerts_backlog_topic,
     alerts_topic,
     app,
     audit_topic,
@@ -77,24 +82,41 @@ RETENTION = index.retention
 
 
 # ------------------------------------------------------------------ agents
+# A backlog's alerts wait while a live alert is unread or the inputs queue holds more than a
+# few records: see live_first.py.
+live_first = LiveFirst(app, {ALERTS: 0, INPUTS: INPUTS_AHEAD})
+
+
 @app.agent(alerts_topic)
 async def route_alerts(stream: Any) -> None:
     async for event in stream.events():
-        alert = safe_decode(event.message.value, AlertRecord.from_json)
-        if isinstance(alert, Rejected):
-            await send_dead_letter(dlq_topic, event.message, alert, "notifier")
-            continue
-        if alert.status == "raised":
-            # The chain is fixed here, once: who is on call now is who gets paged.
-            chain = resolve_chain(oncall, alert, clock.now())
-            if alert.notify and chain.first_role is None:
-                log.warning("notify_role_unknown", role=alert.notify, team=chain.team, alert_id=alert.alert_id)
-            inp: Any = AlertRaised(alert=alert, chain=chain)
-        else:
-            inp = AlertResolved(alert=alert)
-        # Routed only once Kafka holds the input: Faust flushes before it commits, but a write
-        # the broker refused would be committed past all the same, and that page never sent.
-        await held_by_kafka([await send_input(alert.alert_id, inp)], alert.alert_id)
+        await route_alert(event.message)
+        live_first.done(event.message)
+
+
+@app.agent(alerts_backlog_topic)
+async def route_backlog_alerts(stream: Any) -> None:
+    async for event in stream.events():
+        await live_first.wait()
+        await route_alert(event.message)
+
+
+async def route_alert(message: Any) -> None:
+    alert = safe_decode(message.value, AlertRecord.from_json)
+    if isinstance(alert, Rejected):
+        await send_dead_letter(dlq_topic, message, alert, "notifier")
+        return
+    if alert.status == "raised":
+        # The chain is fixed here, once: who is on call now is who gets paged.
+        chain = resolve_chain(oncall, alert, clock.now())
+        if alert.notify and chain.first_role is None:
+            log.warning("notify_role_unknown", role=alert.notify, team=chain.team, alert_id=alert.alert_id)
+        inp: Any = AlertRaised(alert=alert, chain=chain)
+    else:
+        inp = AlertResolved(alert=alert)
+    # Routed only once Kafka holds the input: Faust flushes before it commits, but a write
+    # the broker refused would be committed past all the same, and that page never sent.
+    await held_by_kafka([await send_input(alert.alert_id, inp)], alert.alert_id)
 
 
 @app.agent(acks_topic)
@@ -110,37 +132,42 @@ async def route_acks(stream: Any) -> None:
 @app.agent(inputs_topic)
 async def escalate(stream: Any) -> None:
     async for event in stream.events():
-        envelope = safe_decode(event.message.value, Envelope.from_json)
-        if isinstance(envelope, Rejected):
-            await send_dead_letter(dlq_topic, event.message, envelope, "notifier")
-            continue
-        alert_id = envelope.alert_id
-        before = load_state(alert_id)
-        now = clock.now()
-        after, actions = apply(before, envelope.input, now, RETENTION)
-        if after is None:
-            if before is not None:  # expired: the tombstone goes to the changelog
-                del escalations[alert_id]
-                index.forget(before)
-                log.info("expired", alert_id=alert_id)
-            continue
+        await escalate_one(event.message)
+        live_first.done(event.message)
+
+
+async def escalate_one(message: Any) -> None:
+    envelope = safe_decode(message.value, Envelope.from_json)
+    if isinstance(envelope, Rejected):
+        await send_dead_letter(dlq_topic, message, envelope, "notifier")
+        return
+    alert_id = envelope.alert_id
+    before = load_state(alert_id)
+    now = clock.now()
+    after, actions = apply(before, envelope.input, now, RETENTION)
+    if after is None:
+        if before is not None:  # expired: the tombstone goes to the changelog
+            del escalations[alert_id]
+            index.forget(before)
+            log.info("expired", alert_id=alert_id)
+        return
         # Effects first, the state last (as the correlator: alerts before state). A worker
         # killed in between left the state as it was, so the input, read again, gives the same
         # effects again (idempotent: audit ids and ledger keys are deterministic). The other
         # order lost them: the state said the input was applied, so its replay emitted nothing
         # (a ledger "pending" record and its audit, or an acknowledgement forwarded to the
         # alerts of a bundle; issue 13, the kill test).
-        await record(before, after, actions, now)
-        # Written even when unchanged: a replayed input then puts into the changelog a state
-        # the local store holds but the changelog may lack (RocksDB: Faust writes the local
-        # store before Kafka acknowledges the changelog record, so a SIGKILL in between left
-        # it there only, and a new owner of the partition would never read it).
-        escalations[alert_id] = after.model_dump(mode="json")
-        # The intent must be in Kafka before anything is sent (see delivery.py).
-        await app.producer.flush()
-        index.update(after)
-        if any(isinstance(a, SendNotification) for a in actions):
-            poke()
+    await record(before, after, actions, now)
+    # Written even when unchanged: a replayed input then puts into the changelog a state
+    # the local store holds but the changelog may lack (RocksDB: Faust writes the local
+    # store before Kafka acknowledges the changelog record, so a SIGKILL in between left
+    # it there only, and a new owner of the partition would never read it).
+    escalations[alert_id] = after.model_dump(mode="json")
+    # The intent must be in Kafka before anything is sent (see delivery.py).
+    await app.producer.flush()
+    index.update(after)
+    if any(isinstance(a, SendNotification) for a in actions):
+        poke()
 
 
 async def record(before: EscalationState | None, after: EscalationState, actions: list[Any], now: datetime) -> None:
@@ -317,4 +344,13 @@ async def feed_directory() -> None:
         await consumer.stop()
 
 
-__all__ = ["INPUTS", "dispatcher", "escalate", "escalation_timer", "feed_directory", "route_acks", "route_alerts"]
+__all__ = [
+    "INPUTS",
+    "dispatcher",
+    "escalate",
+    "escalation_timer",
+    "feed_directory",
+    "route_acks",
+    "route_alerts",
+    "route_backlog_alerts",
+]

@@ -12,7 +12,7 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-from beacon.core.topics import ACKS, ALERTS, AUDIT, EVENTS_DLQ, NOTIFIER_CHANGELOG
+from beacon.core.topics import ACKS, ALERTS, ALERTS_BACKLOG, AUDIT, EVENTS_DLQ, NOTIFIER_CHANGELOG
 from beacon.core.topics import NOTIFICATIONS as NOTIFICATIONS_TOPIC
 from beacon.core.topics import NOTIFIER_INPUTS as INPUTS
 from beacon.notifier.channels import Channel, Outbox, SmtpEmail, TwilioSms
@@ -43,6 +43,7 @@ directory = AlertDirectory()
 app.beacon_views_loaded = lambda: directory.loaded  # type: ignore[attr-defined]  # /readyz waits for it
 # Topic declarations (one place, so other branches' topic work merges here).
 alerts_topic = app.topic(ALERTS, key_serializer="raw", value_serializer="raw")
+alerts_backlog_topic = app.topic(ALERTS_BACKLOG, key_serializer="raw", value_serializer="raw")
 acks_topic = app.topic(ACKS, key_serializer="raw", value_serializer="raw")
 audit_topic = app.topic(AUDIT, key_serializer="raw", value_serializer="raw")
 ledger_topic = app.topic(NOTIFICATIONS_TOPIC, key_serializer="raw", value_serializer="raw")
