@@ -221,9 +221,11 @@ KILL_TEST_BROKERS = [
 @pytest.mark.parametrize("broker", KILL_TEST_BROKERS, indirect=True)
 @pytest.mark.xfail(
     strict=False,
-    reason="known defect (README, 'Replica model'): in one run of three on the current notifier, two alerts "
-    "(raised by the replay) never reached beacon.notifier.inputs, so their first pages were never sent; "
-    "where they were lost (correlator or the notifier's route_alerts) is not established yet",
+    reason="known defect (README, 'Replica model'): in some runs an alert the replay raised is on beacon.alerts "
+    "but never reached beacon.notifier.inputs, so its first page is never sent. Established (fresh-clone run of "
+    "2026-12-02, topic dumps): the notifier's route_alerts lost it across a rebalance (alerts partition 2, offset "
+    "84 written 0.7 s after the rebalance began; its owner resumed at offset 85), not the correlator; Faust's "
+    "mechanism (faust-streaming#221, a prefetched record after the seek?) is not established yet",
 )
 def test_killed_workers_lose_no_page_and_duplicate_within_the_bound(settings, env, peers, tmp_path):
     twilio, smtp = peers
