@@ -116,6 +116,7 @@ def topics_doc(
 ) -> None:
     """The table of every topic (what it holds, kind, cleanup policy, retention, schema), from core/topics.py."""
     from beacon.runtime import topics_doc as doc
+    from beacon.runtime.readme_tables import MarkersMissing
 
     try:
         if write:
@@ -124,7 +125,7 @@ def topics_doc(
             typer.echo(f"{target}: {'topics table regenerated' if changed else 'topics table up to date'}")
         else:
             typer.echo(doc.topics_table(), nl=False)
-    except doc.MarkersMissing as exc:
+    except MarkersMissing as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -152,6 +153,7 @@ def settings_doc(
 ) -> None:
     """The table of every setting (variable, type, default, who accepts it, meaning), from the models."""
     from beacon import settings_doc as doc
+    from beacon.runtime.readme_tables import MarkersMissing
 
     try:
         if write:
@@ -160,7 +162,7 @@ def settings_doc(
             typer.echo(f"{target}: {'settings table regenerated' if changed else 'settings table up to date'}")
         else:
             typer.echo(doc.settings_table(), nl=False)
-    except (doc.DescriptionMissing, doc.MarkersMissing) as exc:
+    except (doc.DescriptionMissing, MarkersMissing) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

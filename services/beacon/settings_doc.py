@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from beacon.registry import SERVICE_SETTINGS
+from beacon.runtime.readme_tables import GeneratedTable
 from beacon.runtime.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 
 README = PROJECT_ROOT / "README.md"
@@ -45,10 +46,6 @@ _TYPE_NAMES: dict[Any, str] = {
 
 class DescriptionMissing(ValueError):
     """A setting has no description: the README could not say what it means."""
-
-
-class MarkersMissing(ValueError):
-    """The README has no place marked for the table."""
 
 
 def settings_classes() -> list[type[Settings]]:
@@ -151,18 +148,14 @@ def settings_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLE = GeneratedTable("settings", BEGIN, END, lambda: settings_table())
+
+
 def with_table(readme: str, table: str) -> str:
     """``readme`` with the text between the markers replaced by ``table``."""
-    start, end = readme.find(BEGIN), readme.find(END)
-    if start == -1 or end < start:
-        raise MarkersMissing(f"the README lacks the settings markers {BEGIN!r} ... {END!r}")
-    return readme[: start + len(BEGIN)] + "\n" + table + readme[end:]
+    return TABLE.spliced(readme, table)
 
 
 def write_readme(path: Path = README) -> bool:
     """Regenerate the table in ``path``; True if the file changed."""
-    before = path.read_text()
-    after = with_table(before, settings_table())
-    if after != before:
-        path.write_text(after)
-    return after != before
+    return TABLE.write(path)

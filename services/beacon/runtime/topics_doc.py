@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from beacon.core.topics import TOPICS, Retention, TopicSpec
+from beacon.runtime.readme_tables import GeneratedTable
 from beacon.runtime.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 
 README = PROJECT_ROOT / "README.md"
@@ -24,10 +25,6 @@ _KINDS = {
     Retention.INPUT: "input",
     Retention.COMPACTED: "compacted",
 }
-
-
-class MarkersMissing(ValueError):
-    """The README has no place marked for the table."""
 
 
 def _days_setting(name: str) -> str:
@@ -61,18 +58,14 @@ def topics_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+TABLE = GeneratedTable("topics", BEGIN, END, lambda: topics_table())
+
+
 def with_table(readme: str, table: str) -> str:
     """``readme`` with the text between the markers replaced by ``table``."""
-    start, end = readme.find(BEGIN), readme.find(END)
-    if start == -1 or end < start:
-        raise MarkersMissing(f"the README lacks the topics markers {BEGIN!r} ... {END!r}")
-    return readme[: start + len(BEGIN)] + "\n" + table + readme[end:]
+    return TABLE.spliced(readme, table)
 
 
 def write_readme(path: Path = README) -> bool:
     """Regenerate the table in ``path``; True if the file changed."""
-    before = path.read_text()
-    after = with_table(before, topics_table())
-    if after != before:
-        path.write_text(after)
-    return after != before
+    return TABLE.write(path)
