@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +182,24 @@ class Stack:
 
     def audit(self, expect: int = 1) -> list[AuditRecord]:
         return [AuditRecord.from_json(r.value) for r in read_topic(self.settings, AUDIT, expect=expect, timeout_s=10)]
+
+
+@contextmanager
+def notifier_stack(settings: Settings, env: dict[str, str], tmp_path: Path, **extra: str) -> Iterator[Stack]:
+    """A Stack with its own Prism, Twilio proxy and SMTP server, the notifier not started yet
+    (``Stack.start``); everything stopped on exit. ``extra``: BEACON_* settings of the notifier."""
+    prism = twilio_mock.Prism(tmp_path / "prism.log").start()
+    twilio = twilio_mock.TwilioProxy(prism, port=spare_port(settings)).start()
+    smtp = smtp_harness.SmtpServer(tmp_path / "tls", port=spare_port(settings)).start()
+    s = Stack(settings, notifier_env(env, settings, twilio, smtp, **extra), twilio, smtp, tmp_path / "notifier.log")
+    try:
+        yield s
+    finally:
+        if s.notifier:
+            s.notifier.stop()
+        smtp.stop()
+        twilio.stop()
+        prism.stop()
 
 
 def replica_env(env: dict[str, str], service: str, port: int, data_dir: Path) -> dict[str, str]:

@@ -22,9 +22,7 @@ from beacon.core.audit import AuditRecord
 from beacon.core.topics import ALERTS_BACKLOG, AUDIT
 from beacon.notifier.live_first import INPUTS_AHEAD, unprocessed
 from harness.kafka import produce, read_topic
-from harness.smtp import SmtpServer
-from harness.twilio_mock import Prism, TwilioProxy
-from notifier.stack import Stack, notifier_env, spare_port
+from notifier.stack import Stack, notifier_stack
 
 BACKLOG = 3000
 
@@ -40,18 +38,8 @@ def test_unprocessed_counts_from_the_later_of_what_was_processed_and_what_was_co
 
 @pytest.fixture
 def stack(settings, env, tmp_path: Path) -> Iterator[Stack]:
-    prism = Prism(tmp_path / "prism.log").start()
-    twilio = TwilioProxy(prism, port=spare_port(settings)).start()
-    smtp = SmtpServer(tmp_path / "tls", port=spare_port(settings)).start()
-    s = Stack(settings, notifier_env(env, settings, twilio, smtp), twilio, smtp, tmp_path / "notifier.log")
-    try:
+    with notifier_stack(settings, env, tmp_path) as s:
         yield s
-    finally:
-        if s.notifier:
-            s.notifier.stop()
-        smtp.stop()
-        twilio.stop()
-        prism.stop()
 
 
 def _backlog_alert(number: int, now: datetime) -> AlertRecord:

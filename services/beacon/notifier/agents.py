@@ -13,6 +13,8 @@ state (the ``escalations`` table, changelogged):
     Twilio status callback -> inputs (delivered / failed / undelivered)
     inputs  --escalate------> table (state + notification ledger), AUDIT, NOTIFICATIONS
     table changelog --feed_directory--> every replica's AlertDirectory (the web handlers)
+    ALERTS (own reader) --sweep_alerts--> inputs (an alert no escalation shows after the
+                              grace period, again: the safety net, sweep.py)
 
 The timer and the dispatcher read only the owner's ``OpenIndex`` (what is open in this
 replica's partitions), rebuilt from the table only when the partitions change.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Awaitable, Iterator
 from datetime import datetime
 from typing import Any
@@ -71,10 +74,11 @@ from beacon.notifier.runtime import (
     send_input,
     settings,
 )
+from beacon.notifier.sweep import Sweep
 from beacon.runtime.decoding import Rejected, safe_decode, send_dead_letter
 from beacon.runtime.faust_app import guarded_timer
 from beacon.runtime.kafka import aiokafka_config
-from beacon.runtime.metrics import ACK_LATENCY, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
+from beacon.runtime.metrics import ACK_LATENCY, ALERTS_ROUTED_AGAIN, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
 
 TICK_RESEND_AFTER_S = 5.0
 EFFECT_WRITE_FAILED = 70  # exit status (EX_SOFTWARE) when Kafka refused an effect's record
@@ -85,6 +89,8 @@ RETENTION = index.retention
 # A backlog's alerts wait while a live alert is unread or the inputs queue holds more than a
 # few records: see live_first.py.
 live_first = LiveFirst(app, {ALERTS: 0, INPUTS: INPUTS_AHEAD})
+# What route_alerts may have missed: see sweep.py.
+sweep = Sweep(settings.notifier_sweep_grace_s)
 
 
 @app.agent(alerts_topic)
@@ -106,6 +112,10 @@ async def route_alert(message: Any) -> None:
     if isinstance(alert, Rejected):
         await send_dead_letter(dlq_topic, message, alert, "notifier")
         return
+    await route_record(alert)
+
+
+async def route_record(alert: AlertRecord) -> None:
     if alert.status == "raised":
         # The chain is fixed here, once: who is on call now is who gets paged.
         chain = resolve_chain(oncall, alert, clock.now())
@@ -303,6 +313,47 @@ def _changelog_key(raw: bytes | None) -> str | None:
         return None
     text = raw.decode("utf-8", errors="replace")
     return text[1:-1] if text.startswith('"') and text.endswith('"') else text
+
+
+@app.task
+async def sweep_alerts() -> None:
+    """Read beacon.alerts on its own (every partition, no consumer group, from the lookback
+    on) and route again what no escalation shows after the grace period: see sweep.py."""
+    consumer = AIOKafkaConsumer(
+        **aiokafka_config(settings),
+        client_id="beacon-notifier-sweep",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(ALERTS, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        since_ms = int((time.time() - settings.notifier_sweep_lookback_s) * 1000)
+        starts = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            start = starts.get(tp)
+            consumer.seek(tp, start.offset if start is not None else ends[tp])
+        interval_s = max(1.0, min(10.0, settings.notifier_sweep_grace_s / 4))
+        next_sweep = time.time() + interval_s
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    alert = safe_decode(record.value, AlertRecord.from_json)
+                    if not isinstance(alert, Rejected):  # (route_alerts dead-letters it)
+                        sweep.saw(alert, record.timestamp / 1000)
+            if time.time() < next_sweep or not directory.loaded:
+                continue
+            next_sweep = time.time() + interval_s
+            for alert in sweep.due(time.time(), directory.state):
+                log.warning("alert_routed_again", alert_id=alert.alert_id, status=alert.status)
+                ALERTS_ROUTED_AGAIN.inc()
+                await route_record(alert)
+            for alert in sweep.given_up:
+                log.error("alert_never_taken_in", alert_id=alert.alert_id, status=alert.status)
+    finally:
+        await consumer.stop()
 
 
 @app.task

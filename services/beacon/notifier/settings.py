@@ -52,6 +52,19 @@ class NotifierSettings(OnCallFileSettings):
     ack_link_ttl_minutes: float = Field(
         default=24 * 60, gt=0, le=7 * 24 * 60, description="How long an acknowledgement link in a message works."
     )
+    notifier_sweep_grace_s: float = Field(
+        default=120,
+        gt=0,
+        le=3600,
+        description="An alert on beacon.alerts that no escalation shows this long after Kafka got it is routed "
+        "again (then after twice as long, and so on): the safety net under the notifier's consumer group.",
+    )
+    notifier_sweep_lookback_s: float = Field(
+        default=3600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="How far back each notifier replica starts reading beacon.alerts for that check when it starts.",
+    )
     notifier_resolved_retention_days: float = Field(
         default=30,
         gt=0,

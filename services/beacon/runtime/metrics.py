@@ -45,6 +45,10 @@ NOTIFICATIONS = Counter(
 NOTIFICATIONS_FAILED = Counter(
     "beacon_notifications_failed_total", "Notification failures, by channel and reason class.", ["channel", "reason"]
 )
+ALERTS_ROUTED_AGAIN = Counter(
+    "beacon_notifier_alerts_routed_again_total",
+    "Alerts on beacon.alerts that no escalation showed after the grace period, routed again (notifier/sweep.py).",
+)
 ESCALATION_STEPS = Counter("beacon_escalation_steps_total", "Escalation steps reached, by step number.", ["step"])
 ACK_LATENCY = Histogram(
     "beacon_acknowledgement_latency_seconds",
