@@ -187,7 +187,7 @@ def test_a_second_report_for_an_open_episode_is_one_row_in_missing_now(settings,
     assert "(as KNT-2026-0077: the same episode)" in timeline
 
 
-def test_a_removed_user_is_logged_out_at_once(settings, console_env, start_console):
+def test_a_removed_user_is_logged_out_as_soon_as_the_console_reads_the_removal(settings, console_env, start_console):
     start_console()
     client = logged_in_client(settings)
     assert client.get("/").status_code == 200
@@ -200,7 +200,13 @@ def test_a_removed_user_is_logged_out_at_once(settings, console_env, start_conso
         check=False,
     )
     assert removed.returncode == 0, removed.stderr
-    assert client.get("/").status_code == 303
+    # The CLI returns once Kafka holds the removal; the console's feed fetches it a moment later
+    # (milliseconds; more on a loaded 2-core machine, where CI once saw one more page served).
+    returned = time.monotonic()
+    while (status := client.get("/").status_code) == 200 and time.monotonic() - returned < 10:
+        time.sleep(0.02)
+    assert status == 303
+    print(f"removed user's session refused {1000 * (time.monotonic() - returned):.0f} ms after the CLI returned")
 
 
 def _log(tmp_path: Path) -> str:
