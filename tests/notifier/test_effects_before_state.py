@@ -20,13 +20,10 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from beacon.core.topics import NOTIFICATIONS
-from beacon.notifier.oncall import load_oncall
 from beacon.runtime.topic_admin import described_topic_configs
 from harness.brokers import KAFKA_ONLY
 from harness.kafka import read_topic
-from harness.smtp import SmtpServer
-from harness.twilio_mock import Prism, TwilioProxy
-from notifier.stack import ONCALL_FILE, Stack, notifier_env, spare_port
+from notifier.stack import Stack, notifier_stack
 
 pytestmark = [pytest.mark.slow]
 
@@ -49,19 +46,8 @@ def _set_max_message_bytes(cluster, value: str) -> None:
 
 @pytest.fixture
 def stack(settings, env, tmp_path: Path) -> Iterator[Stack]:
-    prism = Prism(tmp_path / "prism.log").start()
-    twilio = TwilioProxy(prism, port=spare_port(settings)).start()
-    smtp = SmtpServer(tmp_path / "tls", port=spare_port(settings)).start()
-    s = Stack(settings, notifier_env(env, settings, twilio, smtp), twilio, smtp, tmp_path / "notifier.log")
-    s.oncall = load_oncall(ONCALL_FILE)
-    try:
+    with notifier_stack(settings, env, tmp_path) as s:
         yield s
-    finally:
-        if s.notifier:
-            s.notifier.stop()
-        smtp.stop()
-        twilio.stop()
-        prism.stop()
 
 
 @pytest.mark.parametrize("broker", KAFKA_ONLY, indirect=True)

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from beacon.core.alerts import AlertRecord, Severity, alert_id
+from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
 from beacon.core.topics import ALERTS_BACKLOG, AUDIT
 from beacon.notifier.live_first import INPUTS_AHEAD, unprocessed
 from harness.kafka import produce, read_topic
+from notifier.conftest import make_alert
 from notifier.stack import Stack, notifier_stack
 
 BACKLOG = 3000
@@ -43,23 +44,9 @@ def stack(settings, env, tmp_path: Path) -> Iterator[Stack]:
 
 
 def _backlog_alert(number: int, now: datetime) -> AlertRecord:
-    episode = f"MET-2021-{number:06d}"
-    child = f"CH-HIST{number:05d}"
-    occurred = now - timedelta(days=900)
-    return AlertRecord(
-        alert_id=alert_id(child, episode, "triage", "high"),
-        status="raised",
-        child_ref=child,
-        episode_ref=episode,
-        rule="triage",
-        step="high",
-        severity=Severity.high,
-        reason="Child reported missing, police risk high",
-        council="southwark",
-        occurred_at=occurred,
-        emitted_at=now,
-        from_backlog=True,
-    )
+    """A high-risk report's alert as an import raises it: a 900-day-old episode, emitted now."""
+    alert = make_alert(episode=f"MET-2021-{number:06d}", child=f"CH-HIST{number:05d}")
+    return alert.model_copy(update={"occurred_at": now - timedelta(days=900), "emitted_at": now, "from_backlog": True})
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from beacon.core.topics import ALERTS
 from beacon.notifier.escalation import EscalationState
 from beacon.notifier.sweep import GIVE_UP_AFTER, Sweep
 from beacon.runtime.kafka import client_config
+from notifier.conftest import make_alert
 from notifier.stack import Stack, notifier_stack
 
 NOTIFIER_GROUP = "beacon-notifier"  # the Faust app id of the notifier
@@ -24,28 +25,16 @@ GRACE_S = 3.0
 
 
 def _alert(status: str = "raised") -> AlertRecord:
-    now = datetime.now(UTC)
-    return AlertRecord(
-        alert_id="A0123456789abcdef",
-        status=status,  # type: ignore[arg-type]
-        child_ref="CH-TEST-0001",
-        episode_ref="MET-2026-000001",
-        rule="triage",
-        step="high",
-        severity=Severity.high,
-        reason="Child reported missing, police risk high",
-        council="southwark",
-        occurred_at=now,
-        emitted_at=now,
-    )
+    return make_alert(status=status)
 
 
 def _state(status: str) -> EscalationState:
     now = datetime.now(UTC)
+    alert = _alert()
     return EscalationState(
-        alert_id="A0123456789abcdef",
-        child_ref="CH-TEST-0001",
-        case_ref="MET-2026-000001",
+        alert_id=alert.alert_id,
+        child_ref=alert.child_ref,
+        case_ref=alert.episode_ref or "",
         severity=Severity.high,
         rule="triage",
         occurred_at=now,
@@ -60,7 +49,7 @@ def test_an_unconfirmed_alert_is_routed_again_after_the_grace_then_after_twice_a
     sweep.saw(_alert(), written_at=105)  # read again (a restart's lookback): the first sighting counts
     nothing = {}.get
     assert sweep.due(109, nothing) == []
-    assert [a.alert_id for a in sweep.due(110, nothing)] == ["A0123456789abcdef"]
+    assert [a.alert_id for a in sweep.due(110, nothing)] == [_alert().alert_id]
     assert sweep.due(129, nothing) == []  # next after 20 s
     assert len(sweep.due(130, nothing)) == 1
     assert sweep.due(131, lambda _: _state("active")) == [] and len(sweep) == 0  # confirmed: forgotten
@@ -80,7 +69,7 @@ def test_an_alert_never_taken_in_is_given_up_after_a_bounded_number_of_routings(
     while len(sweep):
         now += 1
         routed += len(sweep.due(now, {}.get))
-    assert routed == GIVE_UP_AFTER and [a.alert_id for a in sweep.given_up] == ["A0123456789abcdef"]
+    assert routed == GIVE_UP_AFTER and [a.alert_id for a in sweep.given_up] == [_alert().alert_id]
 
 
 @pytest.fixture
