@@ -20,7 +20,8 @@ import pytest
 from beacon.core.alerts import AlertRecord
 from beacon.core.audit import AuditRecord
 from beacon.core.topics import ALERTS_BACKLOG, AUDIT
-from beacon.notifier.live_first import INPUTS_AHEAD, unprocessed
+from beacon.notifier.live_first import INPUTS_AHEAD
+from beacon.runtime.offsets import unprocessed
 from harness.kafka import produce, read_topic
 from notifier.conftest import make_alert
 from notifier.stack import Stack, notifier_stack

@@ -61,6 +61,7 @@ from beacon.runtime.metrics import (
     EVENTS_PROCESSED,
     OPEN_EPISODES,
 )
+from beacon.runtime.offsets import unprocessed
 from beacon.runtime.settings import load_settings
 from beacon.runtime.table_store import PartitionedStore
 
@@ -342,13 +343,9 @@ def _read_to_end(tp: Any) -> bool:
     started, or before (the group's committed offset, where Faust seeked on assignment, is
     already at the end: a restart on a quiet stream is caught up without a new record)."""
     highwater = app.consumer.highwater(tp)
-    if highwater is None:
-        return False
-    if _processed_offsets.get(tp, -1) >= highwater - 1:
-        return True
     # Faust's Consumer keeps the group's committed offsets (the next to read); ConsumerT omits them.
     committed = app.consumer._committed_offset.get(tp)  # type: ignore[attr-defined]
-    return committed is not None and committed >= highwater
+    return highwater is not None and unprocessed(highwater, _processed_offsets.get(tp), committed) == 0
 
 
 def caught_up() -> bool:
