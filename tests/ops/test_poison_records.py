@@ -25,7 +25,7 @@ from hypothesis import settings as hypothesis_settings
 
 from beacon.core.alerts import AlertRecord, Severity, alert_id
 from beacon.core.events import build_event
-from beacon.core.topics import ACKS, ALERTS, EVENTS, EVENTS_DLQ, EVENTS_RAW
+from beacon.core.topics import ACKS, ALERTS, ALERTS_BACKLOG, EVENTS, EVENTS_DLQ, EVENTS_RAW
 from beacon.runtime.decoding import REASON_CLASSES
 from harness.kafka import produce, read_topic
 from harness.poison import arbitrary_records, named_poison
@@ -120,7 +120,7 @@ def notifier(settings, env, tmp_path) -> Iterator[Poisoner]:
     # Every example's alert pages the same on-call person: no one-a-minute bundling here.
     unthrottled = {**env, "BEACON_NOTIFIER_CONTACT_MIN_INTERVAL_S": "0"}
     with ServiceProcess("notifier", unthrottled, tmp_path / "notifier.log", port=settings.notifier_port) as worker:
-        yield Poisoner(settings, worker, settings.notifier_port, [ALERTS, ACKS, INPUTS])
+        yield Poisoner(settings, worker, settings.notifier_port, [ALERTS, ALERTS_BACKLOG, ACKS, INPUTS])
 
 
 @fuzz
