@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import pytest
 
 from beacon.runtime.broker import free_port
 from console.support import PASSWORD, USER, USER_ACCESS, USER_ORGANISATIONS, csrf_of
+from harness.cli import beacon_cli
 from harness.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -79,18 +78,6 @@ def refused_within(client: httpx.Client, timeout_s: float = 10.0) -> float:
         assert response.status_code == 200
         time.sleep(0.05)
     raise AssertionError("the session still works")
-
-
-def beacon_cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "beacon", *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def metric(console: ServiceProcess, reason: str) -> float:
@@ -178,7 +165,7 @@ def test_a_password_change_and_a_removal_end_the_sessions_on_every_replica(repli
 
 def test_a_password_change_with_kafka_down_changes_nothing(console_env, settings):
     env = {**console_env, "BEACON_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
-    refused = beacon_cli(env, "console-user", "add", USER, *USER_ACCESS, stdin="another new passphrase\n")
+    refused = beacon_cli(env, "console-user", "add", USER, *USER_ACCESS, stdin="another new passphrase\n", check=False)
     assert refused.returncode == 1 and "did not take the record" in refused.stderr
     listed = beacon_cli(console_env, "console-user", "list")
     assert listed.stdout.split() == [USER, "responder", ",".join(sorted(USER_ORGANISATIONS))]
@@ -214,5 +201,5 @@ def test_a_user_added_after_the_consoles_started_reaches_every_replica_and_so_do
     for console in (first, second):
         client = httpx.Client(base_url=url(console), timeout=10)
         eventually(lambda client=client: attempt(client, newcomer, password).status_code == 401)
-    unknown = beacon_cli(console_env, "console-user", "remove", newcomer)
+    unknown = beacon_cli(console_env, "console-user", "remove", newcomer, check=False)
     assert unknown.returncode == 1 and "no user" in unknown.stderr

@@ -3,30 +3,14 @@ the ingest service as a real process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from harness.services import REPO_ROOT, ServiceProcess
-
-
-def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "beacon", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"beacon {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-    return result
+from harness.cli import beacon_cli
+from harness.services import ServiceProcess
 
 
 @pytest.fixture
@@ -41,7 +25,7 @@ def ingest_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def create_key(ingest_env: dict[str, str]) -> Callable[[str, str], str]:
     def create(source: str, scope: str) -> str:
-        return run_cli(ingest_env, "apikeys", "create", "--source", source, "--scope", scope).stdout.strip()
+        return beacon_cli(ingest_env, "apikeys", "create", "--source", source, "--scope", scope).stdout.strip()
 
     return create
 

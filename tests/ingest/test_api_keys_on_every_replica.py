@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from beacon.runtime.broker import free_port
+from harness.cli import beacon_cli
 from harness.services import ServiceProcess
 
-from .conftest import run_cli
 from .test_http_ingest import auth, police_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.ha]
@@ -40,13 +40,13 @@ def two_ingests(ingest_env: dict[str, str], tmp_path: Path) -> Iterator[list[htt
 
 
 def test_a_key_issued_by_the_cli_works_on_every_replica_and_its_revocation_reaches_every_one(ingest_env, two_ingests):
-    token = run_cli(ingest_env, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
+    token = beacon_cli(ingest_env, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
     key_id = token.split("_")[1]
     for n, client in enumerate(two_ingests):  # at once: no wait, no retry
         response = client.post("/v1/events", json=police_event(n, "CH-AAA-001"), headers=auth(token))
         assert response.status_code == 202, (n, response.text)
 
-    revoked = run_cli(ingest_env, "apikeys", "revoke", key_id)
+    revoked = beacon_cli(ingest_env, "apikeys", "revoke", key_id)
     revoked_at = time.monotonic()  # the CLI returned: Kafka holds the revocation (acks=all)
     assert f"revoked {key_id}" in revoked.stdout
     refused_after: list[float] = []
@@ -63,14 +63,14 @@ def test_a_key_issued_by_the_cli_works_on_every_replica_and_its_revocation_reach
     # Refused for good, on both, and the listing says so.
     for client in two_ingests:
         assert client.post("/v1/events", json=police_event(10, "CH-AAA-001"), headers=auth(token)).status_code == 401
-    assert f"{key_id}" in (listing := run_cli(ingest_env, "apikeys", "list").stdout) and "revoked" in listing
+    assert f"{key_id}" in (listing := beacon_cli(ingest_env, "apikeys", "list").stdout) and "revoked" in listing
 
 
 def test_a_replica_started_later_reads_every_key_and_revocation_from_the_topic(ingest_env, settings, tmp_path):
     """A restart (or a new pod) loses nothing: the keys are on Kafka, not in the pod."""
-    kept = run_cli(ingest_env, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
-    gone = run_cli(ingest_env, "apikeys", "create", "--source", "southwark", "--scope", "council").stdout.strip()
-    run_cli(ingest_env, "apikeys", "revoke", gone.split("_")[1])
+    kept = beacon_cli(ingest_env, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
+    gone = beacon_cli(ingest_env, "apikeys", "create", "--source", "southwark", "--scope", "council").stdout.strip()
+    beacon_cli(ingest_env, "apikeys", "revoke", gone.split("_")[1])
     with (
         ServiceProcess("ingest", ingest_env, tmp_path / "late.log", port=settings.ingest_port),
         httpx.Client(base_url=f"http://127.0.0.1:{settings.ingest_port}", timeout=30) as client,

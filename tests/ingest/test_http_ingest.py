@@ -16,10 +16,10 @@ from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
 from beacon.core.topics import API_KEYS, EVENTS
 from beacon.ingest.apikeys import hash_token
+from harness.cli import beacon_cli
 from harness.kafka import produce, read_topic
 from harness.services import REPO_ROOT, ServiceProcess
 
-from .conftest import run_cli
 from .forbidden import forbidden_events
 
 pytestmark = pytest.mark.slow
@@ -209,7 +209,7 @@ def test_kafka_down_gives_503_and_nothing_is_acknowledged_that_kafka_does_not_ho
 def test_api_key_cli_create_list_revoke(settings, client, ingest_env, create_key):
     token = create_key("met-police", "police")
     key_id = token.split("_")[1]
-    listing = run_cli(ingest_env, "apikeys", "list").stdout
+    listing = beacon_cli(ingest_env, "apikeys", "list").stdout
     assert key_id in listing and "met-police" in listing and "active" in listing
     assert token not in listing
     stored = b"".join(r.value for r in read_topic(settings, API_KEYS, expect=1, settle_s=0))
@@ -217,11 +217,11 @@ def test_api_key_cli_create_list_revoke(settings, client, ingest_env, create_key
 
     event = police_event(1, "CH-AAA-001")
     assert client.post("/v1/events", json=event, headers=auth(token)).status_code == 202
-    run_cli(ingest_env, "apikeys", "revoke", key_id)
-    assert "revoked" in run_cli(ingest_env, "apikeys", "list").stdout
+    beacon_cli(ingest_env, "apikeys", "revoke", key_id)
+    assert "revoked" in beacon_cli(ingest_env, "apikeys", "list").stdout
     _problem(client.post("/v1/events", json=event, headers=auth(token)), 401)
 
-    bad_scope = run_cli(ingest_env, "apikeys", "create", "--source", "met-police", "--scope", "admin", check=False)
+    bad_scope = beacon_cli(ingest_env, "apikeys", "create", "--source", "met-police", "--scope", "admin", check=False)
     assert bad_scope.returncode == 2 and "unknown scope" in bad_scope.stderr
 
 

@@ -10,10 +10,10 @@ import pytest
 from beacon.core.events import event_from_json
 from beacon.core.schemas import example_event
 from beacon.core.topics import EVENTS_HISTORY
+from harness.cli import beacon_cli
 from harness.kafka import read_topic
 from harness.services import REPO_ROOT
 
-from .conftest import run_cli
 from .forbidden import forbidden_events
 
 pytestmark = pytest.mark.slow
@@ -43,16 +43,16 @@ def test_import_counts_rejects_dry_run_and_resume(settings, ingest_env, tmp_path
     _write_jsonl(source, events, [(5, "{broken json"), (20, json.dumps(bad_risk))])
     rejects = tmp_path / "rejects.jsonl"
 
-    dry = run_cli(ingest_env, "import", str(source), "--dry-run", "--rejects", str(rejects))
+    dry = beacon_cli(ingest_env, "import", str(source), "--dry-run", "--rejects", str(rejects))
     assert "dry run" in dry.stdout and "accepted: 40" in dry.stdout and "rejected: 2" in dry.stdout
     assert read_topic(settings, EVENTS_HISTORY, expect=0, settle_s=1.0) == []
     assert not (tmp_path / "history.jsonl.checkpoint").exists()
 
     # An interrupted run (stopped after 15 lines), then a resume to the end.
-    first = run_cli(ingest_env, "import", str(source), "--rejects", str(rejects), "--limit", "15", "--chunk", "4")
+    first = beacon_cli(ingest_env, "import", str(source), "--rejects", str(rejects), "--limit", "15", "--chunk", "4")
     assert "accepted: 14" in first.stdout and "rejected: 1" in first.stdout
     assert json.loads((tmp_path / "history.jsonl.checkpoint").read_text())["last_line"] == 15
-    second = run_cli(ingest_env, "import", str(source), "--rejects", str(rejects), "--resume", "--chunk", "4")
+    second = beacon_cli(ingest_env, "import", str(source), "--rejects", str(rejects), "--resume", "--chunk", "4")
     assert (
         "accepted: 26" in second.stdout and "rejected: 1" in second.stdout and "skipped (resume): 15" in second.stdout
     )
@@ -108,7 +108,7 @@ def test_import_csv(settings, ingest_env, tmp_path):
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    result = run_cli(ingest_env, "import", str(source))
+    result = beacon_cli(ingest_env, "import", str(source))
     assert "accepted: 1" in result.stdout and "rejected: 1" in result.stdout
     [record] = read_topic(settings, EVENTS_HISTORY, expect=1)
     event = event_from_json(record.value)
@@ -116,7 +116,7 @@ def test_import_csv(settings, ingest_env, tmp_path):
 
 
 def test_the_csv_example_imports(settings, ingest_env):
-    result = run_cli(ingest_env, "import", str(REPO_ROOT / "examples" / "history.csv"), "--dry-run")
+    result = beacon_cli(ingest_env, "import", str(REPO_ROOT / "examples" / "history.csv"), "--dry-run")
     assert "accepted: 2" in result.stdout and "rejected: 0" in result.stdout
 
 
@@ -125,7 +125,7 @@ def test_import_refuses_what_the_schema_or_the_date_window_forbids(settings, ing
     source = tmp_path / "forbidden.jsonl"
     _write_jsonl(source, [event for _, event in probes], [])
     rejects = tmp_path / "rejects.jsonl"
-    result = run_cli(ingest_env, "import", str(source), "--rejects", str(rejects))
+    result = beacon_cli(ingest_env, "import", str(source), "--rejects", str(rejects))
     assert f"accepted: 0  rejected: {len(probes)}" in result.stdout
     refused = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [[e["field"] for e in r["errors"]] for r in refused] == [[field] for field, _ in probes]

@@ -21,10 +21,9 @@ from beacon.demo import demo_events
 from beacon.ingest.decisions import ContractRules, contract_errors
 from beacon.ingest.importer import csv_row_to_event
 from beacon.ingest.references import DEFAULT_ID_PATTERN, DEFAULT_REFERENCE_PATTERN, pseudonym
+from harness.cli import beacon_cli
 from harness.kafka import produce, read_topic
 from harness.services import REPO_ROOT, ServiceProcess
-
-from .conftest import run_cli
 
 NAMES = ["Jessica.Marlowe.14.Acacia.Avenue", "Jessica-Marlowe/14-Acacia-Ave", "JESSICA-MARLOWE-14", "14-ACACIA-AVENUE"]
 KEY = "pseudonym-key-of-this-test-only-0123456789abcdef"
@@ -93,7 +92,7 @@ def test_with_a_key_the_references_are_replaced_and_the_id_kept():
 
 
 def test_a_short_pseudonym_key_is_refused_at_start(ingest_env):
-    result = run_cli({**ingest_env, "BEACON_INGEST_PSEUDONYM_KEY": "too-short"}, "apikeys", "list", check=False)
+    result = beacon_cli({**ingest_env, "BEACON_INGEST_PSEUDONYM_KEY": "too-short"}, "apikeys", "list", check=False)
     assert result.returncode != 0 and "BEACON_INGEST_PSEUDONYM_KEY" in result.stderr and "32 bytes" in result.stderr
 
 
@@ -125,7 +124,7 @@ def test_http_ingest_refuses_names_and_pseudonymises_with_a_key(settings, ingest
             pseudonym(KEY.encode(), "episode", "MET-2026-000123"),
         )
         assert b"CH-7F3A9C21" not in record.value and b"MET-2026-000123" not in record.value
-    lookup = run_cli(env, "pseudonym", "CH-7F3A9C21")
+    lookup = beacon_cli(env, "pseudonym", "CH-7F3A9C21")
     assert lookup.stdout.split() == ["CH-7F3A9C21", subject]
     found = subprocess_find(env, subject, ["CH-0000-0001", "CH-7F3A9C21", "CH-0000-0002"])
     assert found == ["CH-7F3A9C21"]
@@ -169,7 +168,7 @@ def test_the_import_refuses_names_and_pseudonymises_with_a_key(settings, ingest_
     source = tmp_path / "history.jsonl"
     source.write_text("\n".join(json.dumps(e) for e in [*(e for _, e in probes), with_refs()]) + "\n")
     rejects = tmp_path / "rejects.jsonl"
-    result = run_cli(
+    result = beacon_cli(
         {**ingest_env, "BEACON_INGEST_PSEUDONYM_KEY": KEY}, "import", str(source), "--rejects", str(rejects)
     )
     assert f"accepted: 1  rejected: {len(probes)}" in result.stdout

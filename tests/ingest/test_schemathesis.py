@@ -21,9 +21,8 @@ import pytest
 
 from beacon.core.events import EVENT_TYPES
 from beacon.ingest.openapi import OPENAPI_FILE
+from harness.cli import beacon_cli
 from harness.services import REPO_ROOT, ServiceProcess
-
-from .conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +45,9 @@ def open_ingest(settings, ingest_env, tmp_path):
 
 
 def test_ingest_is_exactly_as_strict_as_its_published_schema(settings, open_ingest, tmp_path):
-    token = run_cli(open_ingest, "apikeys", "create", "--source", "met-police", "--scope", "everything").stdout.strip()
+    token = beacon_cli(
+        open_ingest, "apikeys", "create", "--source", "met-police", "--scope", "everything"
+    ).stdout.strip()
     result = subprocess.run(
         [
             sys.executable,

@@ -6,8 +6,6 @@ plaintext client are refused with an error that says so, and nothing reaches Kaf
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +18,7 @@ from beacon.core.schemas import example_event
 from beacon.runtime.broker import free_port
 from beacon.runtime.settings import Settings, load_settings
 from harness.brokers import PRODUCTION_TABLE_STORE, production_broker_settings
+from harness.cli import beacon_cli
 from harness.kafka import read_alerts
 from harness.kafka_tls import SCRAM_MECHANISM, SCRAM_PASSWORD, SCRAM_USER, SCRAM_USER_WITHOUT_ACLS
 from harness.services import ServiceProcess, service_env
@@ -79,19 +78,13 @@ def _env(settings: Settings, **extra: object) -> dict[str, str]:
     return env
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "beacon", *args], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-
-
 def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, tmp_path: Path):
     env = _env(secure_settings)
-    created = _cli(env, "topics", "create")
+    created = beacon_cli(env, "topics", "create", check=False)
     assert created.returncode == 0 and "created: " in created.stdout, created.stderr
 
     # The CLI writes the key to its compacted topic over SASL_SSL too; ingest reads it there.
-    issued = _cli(env, "apikeys", "create", "--source", "met-police", "--scope", "police")
+    issued = beacon_cli(env, "apikeys", "create", "--source", "met-police", "--scope", "police", check=False)
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()
 
@@ -134,7 +127,7 @@ def test_every_client_works_over_sasl_ssl_with_scram(secure_settings: Settings, 
 def test_a_login_without_the_kafka_users_acls_is_refused_everything(secure_settings):
     """The authorizer is really on: the ACLs above are what lets Beacon work, not luck."""
     env = {**_env(secure_settings), "BEACON_KAFKA_SASL_USERNAME": SCRAM_USER_WITHOUT_ACLS}
-    refused = _cli(env, "topics", "create")
+    refused = beacon_cli(env, "topics", "create", check=False)
     assert refused.returncode != 0
     assert "error: could not create the topics on" in refused.stderr, refused.stderr
     assert "TopicAuthorizationFailed" in refused.stderr, refused.stderr
@@ -143,7 +136,7 @@ def test_a_login_without_the_kafka_users_acls_is_refused_everything(secure_setti
 def test_an_untrusted_broker_certificate_is_refused_with_the_reason(secure_settings):
     env = _env(secure_settings)
     del env["BEACON_KAFKA_SSL_CA_FILE"]  # the system's trust store: it does not hold the test's CA
-    refused = _cli(env, "topics", "create")
+    refused = beacon_cli(env, "topics", "create", check=False)
     assert refused.returncode != 0
     assert "error: could not create the topics on" in refused.stderr and "(SASL_SSL)" in refused.stderr
     assert "CERTIFICATE_VERIFY_FAILED" in refused.stdout  # the client's log line gives the reason
@@ -155,7 +148,7 @@ def test_a_wrong_password_is_refused_and_the_broker_records_the_failed_login(sec
     env["BEACON_KAFKA_SASL_PASSWORD"] = "not-the-password"
     broker_log = kafka_cluster.workdir / "node-1" / "kafka.log"
     failures_before = broker_log.read_text(errors="replace").count("Failed authentication")
-    refused = _cli(env, "topics", "create")
+    refused = beacon_cli(env, "topics", "create", check=False)
     assert refused.returncode != 0
     assert "error: could not create the topics on" in refused.stderr and "(SASL_SSL)" in refused.stderr
     assert "not-the-password" not in refused.stdout + refused.stderr
@@ -173,7 +166,7 @@ def test_a_wrong_password_is_refused_and_the_broker_records_the_failed_login(sec
 def test_sasl_without_a_login_is_refused_at_start_naming_the_variable(secure_settings):
     env = _env(secure_settings)
     del env["BEACON_KAFKA_SASL_USERNAME"], env["BEACON_KAFKA_SASL_PASSWORD"]
-    refused = _cli(env, "topics", "create")
+    refused = beacon_cli(env, "topics", "create", check=False)
     assert refused.returncode != 0
     assert "BEACON_KAFKA_SASL_USERNAME: Value error, required with BEACON_KAFKA_SECURITY_PROTOCOL=SASL_SSL" in (
         refused.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import httpx
 import pytest
 
 from beacon.core.schemas import example_event
+from harness.cli import beacon_cli
 from harness.services import ServiceProcess
 
 pytestmark = pytest.mark.slow
@@ -28,20 +27,6 @@ GUARDS = {
 }
 SECURITY_HEADERS = ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Cache-Control")
 NOTIFIER_TOKEN = "notifier-api-token-for-this-test-0123456789"
-
-
-def beacon_cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "beacon", *args],
-        input=stdin,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture
@@ -194,7 +179,7 @@ def test_hundreds_of_half_sent_requests_do_not_pin_file_descriptors(name, guarde
 
 
 def test_bad_keys_get_429_after_the_limit_while_a_good_key_still_works(ingest, guarded_env, settings):
-    good = beacon_cli(guarded_env, "apikeys", "create", "--source", "met-police", "--scope", "police").strip()
+    good = beacon_cli(guarded_env, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
     url = f"http://127.0.0.1:{settings.ingest_port}/v1/events"
     event = {**example_event("beacon.episode.sighting.v1"), "source": "urn:beacon:source:met-police"}
     statuses = [

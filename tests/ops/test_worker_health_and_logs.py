@@ -103,7 +103,7 @@ def test_every_line_of_every_service_is_json_through_traffic_bad_requests_and_an
     every line it writes (stdout and stderr) must be one JSON object carrying no secret, no
     account SID and no message body, and each SMS gets one Beacon line."""
     from console.support import PASSWORD, USER, USER_ACCESS, logged_in_client
-    from ingest.conftest import run_cli
+    from harness.cli import beacon_cli
     from notifier.stack import Stack, notifier_env
 
     link_secret = "ack-link-secret-of-this-test-0123456789"
@@ -112,7 +112,7 @@ def test_every_line_of_every_service_is_json_through_traffic_bad_requests_and_an
         "BEACON_CONSOLE_SESSION_SECRET": "console-session-secret-of-this-test-0123",
         "BEACON_ACK_LINK_SECRET": link_secret,
     }
-    token = run_cli(common, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
+    token = beacon_cli(common, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
     subprocess.run(
         [sys.executable, "-m", "beacon", "console-user", "add", USER, *USER_ACCESS],
         input=PASSWORD + "\n",
