@@ -40,8 +40,10 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def logged_in_client(settings, user: str = USER, password: str = PASSWORD) -> httpx.Client:
-    client = httpx.Client(base_url=console_url(settings), timeout=10)
+def logged_in_client(settings, user: str = USER, password: str = PASSWORD, port: int | None = None) -> httpx.Client:
+    """A session on the console at ``settings.console_port`` (or on the replica at ``port``)."""
+    base_url = f"http://127.0.0.1:{port}" if port else console_url(settings)
+    client = httpx.Client(base_url=base_url, timeout=10)
     token = csrf_of(client.get("/login").text)
     response = client.post("/login", data={"username": user, "password": password, "csrf": token, "next": "/"})
     assert response.status_code == 303, response.text

@@ -1,11 +1,14 @@
-"""Issue 13, item 3: whichever notifier replica a request reaches answers it correctly.
+"""Issue 13, item 3: two of every service on one broker, and whichever replica a request
+reaches answers it correctly.
 
-Two correlators and two notifiers on one broker. The first notifier starts alone and pages
-every alert; the second joins and takes over half the partitions, so the first is a former
-owner of those. Then every acknowledgement path (the SMS-reply webhook, the link's page and
-its confirmation POST, the API) is driven through EACH replica, for alerts owned by that
-replica and for alerts owned by the other one, and both replicas must then answer every
-alert's current state (a former owner never answers what it held before the takeover).
+Two ingests, two correlators, two notifiers and two consoles. The reports go in over HTTP,
+alternately through each ingest. The first notifier starts alone and pages every alert; the
+second joins and takes over half the partitions, so the first is a former owner of those.
+Then every acknowledgement path (the SMS-reply webhook, the link's page and its confirmation
+POST, the API, and the console's Acknowledge button) is driven through EACH replica that
+serves it, for alerts owned by either notifier; both notifiers must then answer every alert's
+current state (a former owner never answers what it held before the takeover), and both
+consoles must show who acknowledged it and by which path.
 
 Ownership is read from each replica's /metrics (the consumer-progress exporter's series of
 the partitions it is assigned), and an alert's partition from the producer's murmur2."""
@@ -26,16 +29,17 @@ from kafka.partitioner.default import murmur2
 
 from beacon.core.alerts import AlertRecord
 from beacon.core.schemas import example_event
-from beacon.core.topics import EVENTS
 from beacon.notifier.escalation import reply_code
-from harness.kafka import produce_events, read_alerts
+from console.support import PASSWORD, USER, USER_ACCESS, csrf_of, logged_in_client
+from harness.cli import beacon_cli
+from harness.kafka import read_alerts
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, Sms, TwilioProxy
 from notifier.stack import API_TOKEN, notifier_env, reply_through, spare_port, start_replicas
 
 pytestmark = [pytest.mark.slow, pytest.mark.ha]
-ALERTS_RAISED = 24
+ALERTS_RAISED = 32  # enough that each notifier owns two alerts per path, whatever the split
 INPUTS = "beacon.notifier.inputs"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 LAG_SERIES = re.compile(r'beacon_consumer_lag_records\{[^}]*partition="(\d+)"[^}]*topic="beacon\.notifier\.inputs"')
@@ -47,6 +51,7 @@ def _iso(ts: datetime) -> str:
 
 def report(number: int, now: datetime) -> dict:
     event = copy.deepcopy(example_event("beacon.episode.reported.v1"))  # high risk: pages the team manager
+    event["source"] = "urn:beacon:source:met-police"  # the ingest key's source
     event["subject"] = f"CH-HA{number:06d}"
     event["id"] = f"met-evt-ha-{number:06d}"
     event["time"] = _iso(now - timedelta(minutes=1))
@@ -85,11 +90,17 @@ def wait_split(replicas: list[ServiceProcess], partitions: int, timeout_s: float
 
 @dataclass
 class Ha:
+    ingests: list[ServiceProcess]
     correlators: list[ServiceProcess]
     notifiers: list[ServiceProcess]
+    consoles: list[ServiceProcess]
     twilio: TwilioProxy
     public_url: str
     env: dict[str, str]
+    ingest_token: str
+
+    def started(self) -> list[ServiceProcess]:
+        return self.ingests + self.correlators + self.notifiers + self.consoles
 
 
 @pytest.fixture
@@ -108,13 +119,18 @@ def ha(settings, env, tmp_path: Path) -> Iterator[Ha]:
     )
     # Twilio and the links reach Beacon through one public address (a Service in front of
     # the replicas, BEACON_PUBLIC_BASE_URL); the test sends each request to one replica.
-    ha = Ha([], [], twilio, full_env["BEACON_PUBLIC_BASE_URL"], full_env)
+    # The CLI writes the key and the console user to their topics, which every replica reads.
+    token = beacon_cli(full_env, "apikeys", "create", "--source", "met-police", "--scope", "police").stdout.strip()
+    beacon_cli(full_env, "console-user", "add", USER, *USER_ACCESS, stdin=PASSWORD + "\n")
+    ha = Ha([], [], [], [], twilio, full_env["BEACON_PUBLIC_BASE_URL"], full_env, token)
     try:
+        ha.ingests += start_replicas("ingest", full_env, settings, tmp_path, 2)
         ha.correlators += start_replicas("correlator", full_env, settings, tmp_path, 2)
+        ha.consoles += start_replicas("console", full_env, settings, tmp_path, 2)
         ha.notifiers += start_replicas("notifier", full_env, settings, tmp_path, 1)
         yield ha
     finally:
-        for process in ha.correlators + ha.notifiers:  # the replicas the test added too
+        for process in ha.started():  # the replicas the test added too
             process.stop()
         smtp.stop()
         twilio.stop()
@@ -138,10 +154,27 @@ def wait_everywhere(replicas: list[ServiceProcess], alert_id: str, status: str, 
     raise AssertionError(f"{alert_id}: replicas answer {seen}, expected {status} on each")
 
 
+def wait_page(client: httpx.Client, path: str, text: str, timeout_s: float = 20) -> str:
+    """The console page at ``path`` once it shows ``text`` (the console reads the topics a moment later)."""
+    deadline = time.monotonic() + timeout_s
+    while (page := client.get(path)).status_code != 200 or text not in page.text:
+        assert time.monotonic() < deadline, f"{client.base_url}{path} never showed {text!r}: {page.status_code}"
+        time.sleep(0.2)
+    return page.text
+
+
 @pytest.mark.parametrize("table_store", ["rocksdb://"], indirect=True)
 def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings, tmp_path: Path):
     now = datetime.now(UTC)
-    produce_events(settings, EVENTS, [report(n, now) for n in range(ALERTS_RAISED)])
+    for number in range(ALERTS_RAISED):  # alternately through each ingest
+        ingest = ha.ingests[number % 2]
+        response = httpx.post(
+            f"http://127.0.0.1:{ingest.port}/v1/events",
+            json=report(number, now),
+            headers={"Authorization": f"Bearer {ha.ingest_token}"},
+            timeout=30,
+        )
+        assert response.status_code == 202, (ingest.port, response.text)
     raised = [
         a
         for r in read_alerts(settings, expect=ALERTS_RAISED, timeout_s=60)
@@ -187,8 +220,9 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
     codes = [reply_code(a) for a in owner]
     unique_code = {a for a in owner if codes.count(reply_code(a)) == 1}  # SMS needs an unambiguous code
     free = {i: [a for a in owner if owner[a] == i] for i in (0, 1)}
+    paths = ("sms", "link", "api", "console")  # the first three reach a notifier, the last a console
     plan: list[tuple[str, int, str]] = []  # (path, receiving replica, alert id)
-    for path in ("sms", "link", "api"):
+    for path in paths:
         for receiver in (0, 1):
             for alert_owner in (receiver, 1 - receiver):
                 candidates = [a for a in free[alert_owner] if path != "sms" or a in unique_code]
@@ -196,11 +230,12 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
                 free[alert_owner].remove(candidates[0])
                 plan.append((path, receiver, candidates[0]))
     assert {(p, r, owner[a] != r) for p, r, a in plan} == {
-        (p, r, other) for p in ("sms", "link", "api") for r in (0, 1) for other in (False, True)
+        (p, r, other) for p in paths for r in (0, 1) for other in (False, True)
     }
+    consoles = [logged_in_client(settings, port=c.port) for c in ha.consoles]  # one session on each
 
     for number, (path, receiver, alert_id) in enumerate(plan):
-        url = f"http://127.0.0.1:{replicas[receiver].port}"
+        url = f"http://127.0.0.1:{(ha.consoles if path == 'console' else replicas)[receiver].port}"
         sms = pages[alert_id]
         case = next(a.episode_ref for a in raised if a.alert_id == alert_id)
         if path == "sms":
@@ -213,13 +248,20 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
             assert f'action="{token_path}"' in page.text  # posts back to where it came from
             confirmed = httpx.post(url + token_path, timeout=10)
             assert confirmed.status_code == 200 and "Acknowledged" in confirmed.text, confirmed.text
-        else:
+        elif path == "api":
             response = httpx.post(
                 f"{url}/v1/alerts/{alert_id}/ack", json={"by": "sw-tm-dana"}, headers=AUTH, timeout=10
             )
             assert response.status_code == 202, response.text
+        else:
+            page = wait_page(consoles[receiver], f"/alerts/{alert_id}", 'name="csrf"')
+            form = {"csrf": csrf_of(page), "next": "/"}
+            response = consoles[receiver].post(f"/alerts/{alert_id}/acknowledge", data=form)
+            assert response.status_code == 303, (receiver, owner[alert_id], response.text)
         wait_everywhere(replicas, alert_id, "acknowledged")
         assert state_on(replicas[0], alert_id)["acked_via"] == path
+        for console in consoles:  # each console reads the notifier's record of it
+            wait_page(console, f"/alerts/{alert_id}", f"via {path}")
 
     # Every alert not acknowledged is still active on both: nobody's view went stale.
     acked = {a for _, _, a in plan}
@@ -231,3 +273,5 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
     token_path = pages[first_link].ack_url.removeprefix(ha.public_url)
     for replica in replicas:
         assert httpx.get(f"http://127.0.0.1:{replica.port}{token_path}", timeout=10).status_code == 409
+    for console in consoles:
+        console.close()

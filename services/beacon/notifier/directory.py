@@ -13,7 +13,7 @@ new owner's writes like everyone else: it never answers from what it held before
 Guarantees (docs/ARCHITECTURE.md, "Notifier replicas"):
 - every replica answers every read from the state the owner last wrote to the changelog,
   behind it only by the changelog's propagation (the owner's flush, then one fetch:
-  ``BEACON_KAFKA_FETCH_MAX_WAIT_MS``); ``tests/integration/test_notifier_replicas.py`` checks
+  ``BEACON_KAFKA_FETCH_MAX_WAIT_MS``); ``tests/integration/test_two_of_every_service.py`` checks
   that both replicas answer each acknowledged alert's new state, owner or not. A request it
   cannot yet answer (its view still loading after a start) gets 503, never "unknown";
 - reads never decide anything on their own: acknowledgements are commands on
