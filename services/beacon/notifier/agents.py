@@ -78,7 +78,13 @@ from beacon.notifier.sweep import Sweep
 from beacon.runtime.decoding import Rejected, safe_decode, send_dead_letter
 from beacon.runtime.faust_app import guarded_timer
 from beacon.runtime.kafka import aiokafka_config
-from beacon.runtime.metrics import ACK_LATENCY, ALERTS_ROUTED_AGAIN, ESCALATION_STEPS, UNACKNOWLEDGED_CRITICAL
+from beacon.runtime.metrics import (
+    ACK_LATENCY,
+    ALERTS_NEVER_TAKEN_IN,
+    ALERTS_ROUTED_AGAIN,
+    ESCALATION_STEPS,
+    UNACKNOWLEDGED_CRITICAL,
+)
 
 TICK_RESEND_AFTER_S = 5.0
 EFFECT_WRITE_FAILED = 70  # exit status (EX_SOFTWARE) when Kafka refused an effect's record
@@ -352,6 +358,7 @@ async def sweep_alerts() -> None:
                 await route_record(alert)
             for alert in sweep.given_up:
                 log.error("alert_never_taken_in", alert_id=alert.alert_id, status=alert.status)
+                ALERTS_NEVER_TAKEN_IN.inc()
     finally:
         await consumer.stop()
 

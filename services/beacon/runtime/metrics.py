@@ -49,6 +49,10 @@ ALERTS_ROUTED_AGAIN = Counter(
     "beacon_notifier_alerts_routed_again_total",
     "Alerts on beacon.alerts that no escalation showed after the grace period, routed again (notifier/sweep.py).",
 )
+ALERTS_NEVER_TAKEN_IN = Counter(
+    "beacon_notifier_alerts_never_taken_in_total",
+    "Alerts the safety net routed again five times that still showed no escalation: nobody was paged (notifier/sweep.py).",
+)
 ESCALATION_STEPS = Counter("beacon_escalation_steps_total", "Escalation steps reached, by step number.", ["step"])
 ACK_LATENCY = Histogram(
     "beacon_acknowledgement_latency_seconds",
