@@ -171,7 +171,18 @@ class System:
             log_level="WARNING",
         )
         subprocess.run(
-            [sys.executable, "-m", "beacon", "console-user", "add", CONSOLE_USER],
+            [
+                sys.executable,
+                "-m",
+                "beacon",
+                "console-user",
+                "add",
+                CONSOLE_USER,
+                "--org",
+                "met-police",
+                "--role",
+                "responder",
+            ],
             input=CONSOLE_PASSWORD + "\n",
             env=self.env,
             capture_output=True,
