@@ -36,11 +36,10 @@ from harness.kafka import read_alerts
 from harness.services import ServiceProcess
 from harness.smtp import SmtpServer
 from harness.twilio_mock import Prism, Sms, TwilioProxy
-from notifier.stack import API_TOKEN, notifier_env, reply_through, spare_port, start_replicas
+from notifier.stack import API_TOKEN, notifier_env, replica_env, reply_through, spare_port, start_replicas
 
 pytestmark = [pytest.mark.slow, pytest.mark.ha]
 ALERTS_RAISED = 32  # enough that each notifier owns two alerts per path, whatever the split
-INPUTS = "beacon.notifier.inputs"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 LAG_SERIES = re.compile(r'beacon_consumer_lag_records\{[^}]*partition="(\d+)"[^}]*topic="beacon\.notifier\.inputs"')
 
@@ -196,12 +195,7 @@ def test_every_acknowledgement_path_works_through_every_replica(ha: Ha, settings
 
     # The second notifier joins: it takes partitions over from the first (a former owner).
     second_port = spare_port(settings)
-    second_env = {
-        **ha.env,
-        "BEACON_NOTIFIER_PORT": str(second_port),
-        "BEACON_DATA_DIR": str(tmp_path / "notifier-1-data"),
-        "BEACON_PUBLIC_BASE_URL": ha.public_url,
-    }
+    second_env = replica_env(ha.env, "notifier", second_port, tmp_path / "notifier-1-data")
     second = ServiceProcess("notifier", second_env, tmp_path / "notifier-1.log", port=second_port).start()
     ha.notifiers.append(second)
     replicas = ha.notifiers
